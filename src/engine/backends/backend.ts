@@ -1,0 +1,108 @@
+/**
+ * The kernel interface every backend implements. Kernels work on raw typed arrays
+ * with explicit sizes and offsets; they know nothing of tensors or autograd. The `js`
+ * backend (js.ts) is the definition of each kernel; `native` and `wasm` override the
+ * kernels where they are faster and must agree with `js` in the tests.
+ */
+
+export type UnaryOp =
+  | 'neg' | 'abs' | 'exp' | 'log' | 'log1p' | 'sqrt' | 'rsqrt' | 'sin' | 'cos' | 'tanh'
+  | 'sigmoid' | 'relu' | 'leakyRelu' | 'elu' | 'gelu' | 'silu' | 'softplus' | 'clamp'
+  | 'erf' | 'sign' | 'square' | 'reciprocal' | 'step';
+
+/** Binary ops; comparisons write 1 or 0. */
+export type BinaryOp =
+  | 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum'
+  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+
+export type ReduceOp = 'sum' | 'max' | 'min';
+
+export type TypedArray = Float32Array | Int32Array;
+
+export interface Backend {
+  readonly name: 'js' | 'native' | 'wasm';
+
+  /**
+   * out[i] = f(x[xOff + i]) for i < n. `p0`, `p1`: op parameters (leakyRelu slope,
+   * elu alpha, clamp bounds as [lo, hi]).
+   */
+  unary(op: UnaryOp, x: Float32Array, xOff: number, out: Float32Array, n: number, p0: number, p1: number): void;
+
+  /**
+   * Strided, broadcasting binary op: out (contiguous, shape `shape`) at multi-index i is
+   * f(a[aOff + i . aStrides], b[bOff + i . bStrides]). Broadcast dimensions have stride 0.
+   */
+  binary(
+    op: BinaryOp,
+    a: Float32Array, aOff: number, aStrides: readonly number[],
+    b: Float32Array, bOff: number, bStrides: readonly number[],
+    out: Float32Array, shape: readonly number[],
+  ): void;
+
+  /** Copy a strided view into a contiguous array (works for both dtypes). */
+  copy(x: TypedArray, xOff: number, xStrides: readonly number[], out: TypedArray, shape: readonly number[]): void;
+
+  /**
+   * Reduce the middle axis of a contiguous [outer, len, inner] array into [outer, inner].
+   */
+  reduce(op: ReduceOp, x: Float32Array, outer: number, len: number, inner: number, out: Float32Array): void;
+
+  /** Index of the max (or min) along the middle axis of [outer, len, inner]; first wins ties. */
+  argReduce(op: 'max' | 'min', x: Float32Array, outer: number, len: number, inner: number, out: Int32Array): void;
+
+  /** Cumulative sum along the middle axis of [outer, len, inner]; `reverse` sums from the end. */
+  cumsum(x: Float32Array, outer: number, len: number, inner: number, reverse: boolean, out: Float32Array): void;
+
+  /** Softmax (or log-softmax) along the middle axis of [outer, len, inner]. */
+  softmax(x: Float32Array, outer: number, len: number, inner: number, log: boolean, out: Float32Array): void;
+
+  /**
+   * C[cOff..] = op(A) . op(B) + beta * C, row-major. op(A) is M x K (A is K x M when
+   * transA), op(B) is K x N (B is N x K when transB). lda/ldb/ldc are row strides.
+   * beta is 0 (overwrite) or 1 (accumulate).
+   */
+  gemm(
+    transA: boolean, transB: boolean, M: number, N: number, K: number,
+    A: Float32Array, aOff: number, lda: number,
+    B: Float32Array, bOff: number, ldb: number,
+    beta: number, C: Float32Array, cOff: number, ldc: number,
+  ): void;
+
+  /**
+   * Unfold one image x[xOff..] of shape [C, H, W] into columns [C*kh*kw, oh*ow]
+   * (zero padding), as PyTorch's im2col.
+   */
+  im2col(
+    x: Float32Array, xOff: number, C: number, H: number, W: number,
+    kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, dh: number, dw: number,
+    oh: number, ow: number, cols: Float32Array,
+  ): void;
+
+  /** Adjoint of im2col: add columns [C*kh*kw, oh*ow] back into x[xOff..] ([C, H, W]). */
+  col2im(
+    cols: Float32Array, C: number, H: number, W: number,
+    kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, dh: number, dw: number,
+    oh: number, ow: number, x: Float32Array, xOff: number,
+  ): void;
+
+  /** out[o, j, i] = x[o, idx[o, j, i], i] for x [outer, xLen, inner], idx/out [outer, idxLen, inner]. */
+  gather(x: Float32Array, outer: number, xLen: number, inner: number, idx: Int32Array, idxLen: number, out: Float32Array): void;
+
+  /** out[o, idx[o, j, i], i] += src[o, j, i]: the adjoint of gather. */
+  scatterAdd(out: Float32Array, outer: number, outLen: number, inner: number, idx: Int32Array, idxLen: number, src: Float32Array): void;
+
+  /** out[o, j, i] = x[o, idx[j], i] for x [outer, xLen, inner] and idx of length idxLen. */
+  indexSelect(x: Float32Array, outer: number, xLen: number, inner: number, idx: Int32Array, out: Float32Array): void;
+
+  /** out[o, idx[j], i] += src[o, j, i]: the adjoint of indexSelect. */
+  indexAdd(out: Float32Array, outer: number, outLen: number, inner: number, idx: Int32Array, src: Float32Array): void;
+
+  /**
+   * One Adam/AdamW update in place over n elements. `weightDecay` is L2 added to the
+   * gradient (Adam) or decoupled (AdamW, `decoupled`). `step` counts from 1.
+   */
+  adam(
+    param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, n: number,
+    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, decoupled: boolean, step: number,
+  ): void;
+}

@@ -1,0 +1,378 @@
+/**
+ * The pure TypeScript backend: the reference definition of every kernel. The native
+ * and wasm backends must agree with these loops (see engine tests). Written for
+ * clarity first; the GEMM is blocked so that tests and small models stay usable.
+ */
+import type { Backend, BinaryOp, ReduceOp, TypedArray, UnaryOp } from './backend.js';
+
+const SQRT1_2 = Math.SQRT1_2;
+
+/**
+ * erf(x) to float32 precision: the Maclaurin series near 0, and elsewhere the erfc
+ * Chebyshev fit of Numerical Recipes (erfcc, relative error below 1.2e-7).
+ */
+export function erf(x: number): number {
+  const z = Math.abs(x);
+  if (z < 0.5) {
+    const z2 = x * x;
+    // Maclaurin series, accurate to < 1e-9 for |x| < 0.5.
+    let term = x;
+    let sum = x;
+    for (let n = 1; n < 12; n++) {
+      term *= -z2 / n;
+      sum += term / (2 * n + 1);
+    }
+    return sum * 1.1283791670955126;
+  }
+  const t = 1 / (1 + 0.5 * z);
+  const r =
+    t *
+    Math.exp(
+      -z * z - 1.26551223 +
+        t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 +
+        t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+    );
+  return x >= 0 ? 1 - r : r - 1;
+}
+
+function unaryFn(op: UnaryOp, p0: number, p1: number): (v: number) => number {
+  switch (op) {
+    case 'neg': return (v) => -v;
+    case 'abs': return Math.abs;
+    case 'exp': return Math.exp;
+    case 'log': return Math.log;
+    case 'log1p': return Math.log1p;
+    case 'sqrt': return Math.sqrt;
+    case 'rsqrt': return (v) => 1 / Math.sqrt(v);
+    case 'sin': return Math.sin;
+    case 'cos': return Math.cos;
+    case 'tanh': return Math.tanh;
+    case 'sigmoid': return (v) => (v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.exp(v) / (1 + Math.exp(v)));
+    case 'relu': return (v) => (v > 0 ? v : v === v ? 0 : v);
+    case 'leakyRelu': return (v) => (v > 0 ? v : v * p0);
+    case 'elu': return (v) => (v > 0 ? v : p0 * Math.expm1(v));
+    case 'gelu': return (v) => 0.5 * v * (1 + erf(v * SQRT1_2));
+    case 'silu': return (v) => (v >= 0 ? v / (1 + Math.exp(-v)) : (v * Math.exp(v)) / (1 + Math.exp(v)));
+    // PyTorch's softplus (beta 1, threshold 20): linear above the threshold.
+    case 'softplus': return (v) => (v > 20 ? v : Math.log1p(Math.exp(v)));
+    case 'clamp': return (v) => (v < p0 ? p0 : v > p1 ? p1 : v);
+    case 'erf': return erf;
+    case 'sign': return (v) => (v > 0 ? 1 : v < 0 ? -1 : v === 0 ? 0 : v);
+    case 'square': return (v) => v * v;
+    case 'reciprocal': return (v) => 1 / v;
+    case 'step': return (v) => (v > 0 ? 1 : v === v ? 0 : v);
+  }
+}
+
+function binaryFn(op: BinaryOp): (a: number, b: number) => number {
+  switch (op) {
+    case 'add': return (a, b) => a + b;
+    case 'sub': return (a, b) => a - b;
+    case 'mul': return (a, b) => a * b;
+    case 'div': return (a, b) => a / b;
+    case 'pow': return Math.pow;
+    // NaN propagates, as torch.maximum/minimum.
+    case 'maximum': return (a, b) => (a !== a || b !== b ? NaN : a > b ? a : b);
+    case 'minimum': return (a, b) => (a !== a || b !== b ? NaN : a < b ? a : b);
+    case 'eq': return (a, b) => (a === b ? 1 : 0);
+    case 'ne': return (a, b) => (a !== b ? 1 : 0);
+    case 'lt': return (a, b) => (a < b ? 1 : 0);
+    case 'le': return (a, b) => (a <= b ? 1 : 0);
+    case 'gt': return (a, b) => (a > b ? 1 : 0);
+    case 'ge': return (a, b) => (a >= b ? 1 : 0);
+  }
+}
+
+/** Iterate a strided N-d index space; calls body(aIdx, bIdx, outIdx, n, aStep, bStep) per row. */
+function forEachRow(
+  shape: readonly number[], aStrides: readonly number[], bStrides: readonly number[], aOff: number, bOff: number,
+  body: (ai: number, bi: number, oi: number, n: number, as: number, bs: number) => void,
+): void {
+  const rank = shape.length;
+  if (rank === 0) {
+    body(aOff, bOff, 0, 1, 0, 0);
+    return;
+  }
+  const n = shape[rank - 1];
+  const as = aStrides[rank - 1];
+  const bs = bStrides[rank - 1];
+  let rows = 1;
+  for (let d = 0; d < rank - 1; d++) rows *= shape[d];
+  if (rows === 0 || n === 0) return;
+  const idx = new Array<number>(rank).fill(0);
+  let ai = aOff;
+  let bi = bOff;
+  for (let r = 0; r < rows; r++) {
+    body(ai, bi, r * n, n, as, bs);
+    // Advance the odometer over the outer dimensions.
+    for (let d = rank - 2; d >= 0; d--) {
+      idx[d]++;
+      ai += aStrides[d];
+      bi += bStrides[d];
+      if (idx[d] < shape[d]) break;
+      ai -= aStrides[d] * shape[d];
+      bi -= bStrides[d] * shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+export const jsBackend: Backend = {
+  name: 'js',
+
+  unary(op, x, xOff, out, n, p0, p1) {
+    switch (op) {
+      case 'neg': for (let i = 0; i < n; i++) out[i] = -x[xOff + i]; return;
+      case 'exp': for (let i = 0; i < n; i++) out[i] = Math.exp(x[xOff + i]); return;
+      case 'relu': for (let i = 0; i < n; i++) { const v = x[xOff + i]; out[i] = v > 0 ? v : v === v ? 0 : v; } return;
+      case 'tanh': for (let i = 0; i < n; i++) out[i] = Math.tanh(x[xOff + i]); return;
+      default: {
+        const f = unaryFn(op, p0, p1);
+        for (let i = 0; i < n; i++) out[i] = f(x[xOff + i]);
+      }
+    }
+  },
+
+  binary(op, a, aOff, aStrides, b, bOff, bStrides, out, shape) {
+    const f = binaryFn(op);
+    const fast = op === 'add' || op === 'mul' || op === 'sub';
+    forEachRow(shape, aStrides, bStrides, aOff, bOff, (ai, bi, oi, n, as, bs) => {
+      if (fast && as === 1 && bs === 1) {
+        if (op === 'add') for (let j = 0; j < n; j++) out[oi + j] = a[ai + j] + b[bi + j];
+        else if (op === 'mul') for (let j = 0; j < n; j++) out[oi + j] = a[ai + j] * b[bi + j];
+        else for (let j = 0; j < n; j++) out[oi + j] = a[ai + j] - b[bi + j];
+        return;
+      }
+      if (fast && as === 1 && bs === 0) {
+        const bv = b[bi];
+        if (op === 'add') for (let j = 0; j < n; j++) out[oi + j] = a[ai + j] + bv;
+        else if (op === 'mul') for (let j = 0; j < n; j++) out[oi + j] = a[ai + j] * bv;
+        else for (let j = 0; j < n; j++) out[oi + j] = a[ai + j] - bv;
+        return;
+      }
+      for (let j = 0; j < n; j++) out[oi + j] = f(a[ai + j * as], b[bi + j * bs]);
+    });
+  },
+
+  copy(x, xOff, xStrides, out, shape) {
+    forEachRow(shape, xStrides, xStrides, xOff, xOff, (xi, _bi, oi, n, xs) => {
+      if (xs === 1) for (let j = 0; j < n; j++) out[oi + j] = x[xi + j];
+      else for (let j = 0; j < n; j++) out[oi + j] = x[xi + j * xs];
+    });
+  },
+
+  reduce(op: ReduceOp, x, outer, len, inner, out) {
+    for (let o = 0; o < outer; o++) {
+      const base = o * len * inner;
+      const ob = o * inner;
+      if (op === 'sum') {
+        for (let i = 0; i < inner; i++) out[ob + i] = 0;
+        for (let k = 0; k < len; k++) {
+          const row = base + k * inner;
+          for (let i = 0; i < inner; i++) out[ob + i] += x[row + i];
+        }
+      } else {
+        const isMax = op === 'max';
+        for (let i = 0; i < inner; i++) out[ob + i] = len > 0 ? x[base + i] : isMax ? -Infinity : Infinity;
+        for (let k = 1; k < len; k++) {
+          const row = base + k * inner;
+          for (let i = 0; i < inner; i++) {
+            const v = x[row + i];
+            const cur = out[ob + i];
+            if (v !== v || (isMax ? v > cur : v < cur)) {
+              if (cur === cur) out[ob + i] = v;
+            }
+          }
+        }
+      }
+    }
+  },
+
+  argReduce(op, x, outer, len, inner, out) {
+    const isMax = op === 'max';
+    for (let o = 0; o < outer; o++) {
+      for (let i = 0; i < inner; i++) {
+        let best = 0;
+        let bv = x[o * len * inner + i];
+        for (let k = 1; k < len; k++) {
+          const v = x[(o * len + k) * inner + i];
+          if (bv !== bv) break;
+          if (v !== v || (isMax ? v > bv : v < bv)) {
+            bv = v;
+            best = k;
+          }
+        }
+        out[o * inner + i] = best;
+      }
+    }
+  },
+
+  cumsum(x, outer, len, inner, reverse, out) {
+    for (let o = 0; o < outer; o++) {
+      for (let i = 0; i < inner; i++) {
+        let acc = 0;
+        for (let kk = 0; kk < len; kk++) {
+          const k = reverse ? len - 1 - kk : kk;
+          const j = (o * len + k) * inner + i;
+          acc += x[j];
+          out[j] = acc;
+        }
+      }
+    }
+  },
+
+  softmax(x, outer, len, inner, log, out) {
+    for (let o = 0; o < outer; o++) {
+      for (let i = 0; i < inner; i++) {
+        const base = o * len * inner + i;
+        let m = -Infinity;
+        for (let k = 0; k < len; k++) {
+          const v = x[base + k * inner];
+          if (v > m || v !== v) m = v;
+        }
+        if (m === -Infinity) m = 0;
+        let s = 0;
+        for (let k = 0; k < len; k++) s += Math.exp(x[base + k * inner] - m);
+        if (log) {
+          const ls = Math.log(s) + m;
+          for (let k = 0; k < len; k++) out[base + k * inner] = x[base + k * inner] - ls;
+        } else {
+          const inv = 1 / s;
+          for (let k = 0; k < len; k++) out[base + k * inner] = Math.exp(x[base + k * inner] - m) * inv;
+        }
+      }
+    }
+  },
+
+  gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc) {
+    if (beta === 0) for (let i = 0; i < M; i++) C.fill(0, cOff + i * ldc, cOff + i * ldc + N);
+    // i-k-j loop order: the inner loop runs over contiguous rows of B and C.
+    const bt = transB ? transposeBlock(B, bOff, ldb, N, K) : null;
+    const Bm = bt ?? B;
+    const bo = bt ? 0 : bOff;
+    const ldbm = bt ? N : ldb;
+    for (let i = 0; i < M; i++) {
+      const ci = cOff + i * ldc;
+      for (let k = 0; k < K; k++) {
+        const a = transA ? A[aOff + k * lda + i] : A[aOff + i * lda + k];
+        const bk = bo + k * ldbm;
+        for (let j = 0; j < N; j++) C[ci + j] += a * Bm[bk + j];
+      }
+    }
+  },
+
+  im2col(x, xOff, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols) {
+    const L = oh * ow;
+    for (let c = 0; c < C; c++) {
+      for (let ki = 0; ki < kh; ki++) {
+        for (let kj = 0; kj < kw; kj++) {
+          const row = ((c * kh + ki) * kw + kj) * L;
+          for (let y = 0; y < oh; y++) {
+            const iy = y * sh - ph + ki * dh;
+            const ro = row + y * ow;
+            if (iy < 0 || iy >= H) {
+              cols.fill(0, ro, ro + ow);
+              continue;
+            }
+            const xb = xOff + (c * H + iy) * W;
+            for (let xq = 0; xq < ow; xq++) {
+              const ix = xq * sw - pw + kj * dw;
+              cols[ro + xq] = ix >= 0 && ix < W ? x[xb + ix] : 0;
+            }
+          }
+        }
+      }
+    }
+  },
+
+  col2im(cols, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, x, xOff) {
+    const L = oh * ow;
+    for (let c = 0; c < C; c++) {
+      for (let ki = 0; ki < kh; ki++) {
+        for (let kj = 0; kj < kw; kj++) {
+          const row = ((c * kh + ki) * kw + kj) * L;
+          for (let y = 0; y < oh; y++) {
+            const iy = y * sh - ph + ki * dh;
+            if (iy < 0 || iy >= H) continue;
+            const xb = xOff + (c * H + iy) * W;
+            const ro = row + y * ow;
+            for (let xq = 0; xq < ow; xq++) {
+              const ix = xq * sw - pw + kj * dw;
+              if (ix >= 0 && ix < W) x[xb + ix] += cols[ro + xq];
+            }
+          }
+        }
+      }
+    }
+  },
+
+  gather(x, outer, xLen, inner, idx, idxLen, out) {
+    for (let o = 0; o < outer; o++) {
+      for (let j = 0; j < idxLen; j++) {
+        const ib = (o * idxLen + j) * inner;
+        for (let i = 0; i < inner; i++) out[ib + i] = x[(o * xLen + idx[ib + i]) * inner + i];
+      }
+    }
+  },
+
+  scatterAdd(out, outer, outLen, inner, idx, idxLen, src) {
+    for (let o = 0; o < outer; o++) {
+      for (let j = 0; j < idxLen; j++) {
+        const ib = (o * idxLen + j) * inner;
+        for (let i = 0; i < inner; i++) out[(o * outLen + idx[ib + i]) * inner + i] += src[ib + i];
+      }
+    }
+  },
+
+  indexSelect(x, outer, xLen, inner, idx, out) {
+    const n = idx.length;
+    for (let o = 0; o < outer; o++) {
+      for (let j = 0; j < n; j++) {
+        const src = (o * xLen + idx[j]) * inner;
+        const dst = (o * n + j) * inner;
+        for (let i = 0; i < inner; i++) out[dst + i] = x[src + i];
+      }
+    }
+  },
+
+  indexAdd(out, outer, outLen, inner, idx, src) {
+    const n = idx.length;
+    for (let o = 0; o < outer; o++) {
+      for (let j = 0; j < n; j++) {
+        const dst = (o * outLen + idx[j]) * inner;
+        const s = (o * n + j) * inner;
+        for (let i = 0; i < inner; i++) out[dst + i] += src[s + i];
+      }
+    }
+  },
+
+  adam(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, decoupled, step) {
+    const bc1 = 1 - Math.pow(beta1, step);
+    const bc2 = 1 - Math.pow(beta2, step);
+    const stepSize = lr / bc1;
+    const bc2Sqrt = Math.sqrt(bc2);
+    for (let i = 0; i < n; i++) {
+      let g = grad[i];
+      if (weightDecay !== 0) {
+        if (decoupled) param[i] *= 1 - lr * weightDecay;
+        else g += weightDecay * param[i];
+      }
+      m[i] = beta1 * m[i] + (1 - beta1) * g;
+      v[i] = beta2 * v[i] + (1 - beta2) * g * g;
+      // PyTorch: denom = sqrt(v) / sqrt(bc2) + eps.
+      param[i] -= (stepSize * m[i]) / (Math.sqrt(v[i]) / bc2Sqrt + eps);
+    }
+  },
+};
+
+function transposeBlock(B: Float32Array, bOff: number, ldb: number, N: number, K: number): Float32Array {
+  // B is N x K (row stride ldb); return its transpose K x N, contiguous.
+  const t = new Float32Array(K * N);
+  for (let j = 0; j < N; j++) {
+    const bj = bOff + j * ldb;
+    for (let k = 0; k < K; k++) t[k * N + j] = B[bj + k];
+  }
+  return t;
+}
+
+export type { TypedArray };

@@ -1,0 +1,2 @@
+/** Convolutions, pooling and upsampling (in progress). */
+export {};

@@ -1,0 +1,109 @@
+/**
+ * Batched, broadcasting matrix multiply (torch.matmul semantics). Transposed views
+ * are passed to the GEMM kernel as transpose flags instead of being copied, so
+ * `x.matmul(w.T)` and the backward products cost no copies.
+ */
+import { backend } from '../backends/index.js';
+import { Tensor, fromOp } from '../tensor.js';
+import { ShapeError, broadcastShapes, fmtShape, sizeOf } from '../shape.js';
+import { sumTo } from './reduce.js';
+import { clone, squeeze, transpose, unsqueeze } from './shape_ops.js';
+
+interface Operand {
+  t: Tensor;
+  trans: boolean;
+  ld: number;
+}
+
+/** How the last two axes of `t` can be read by GEMM without a copy (or after one). */
+function operand(t: Tensor): Operand {
+  const r = t.rank;
+  const rows = t.shape[r - 2];
+  const cols = t.shape[r - 1];
+  const s0 = t.strides[r - 2];
+  const s1 = t.strides[r - 1];
+  if ((s1 === 1 || cols === 1) && (rows === 1 || s0 >= cols)) return { t, trans: false, ld: rows === 1 ? Math.max(cols, 1) : s0 };
+  if ((s0 === 1 || rows === 1) && (cols === 1 || s1 >= rows)) return { t, trans: true, ld: cols === 1 ? Math.max(rows, 1) : s1 };
+  const c = clone(t);
+  return { t: c, trans: false, ld: Math.max(cols, 1) };
+}
+
+/**
+ * Matrix product. 1-D operands are promoted as in torch.matmul; batch axes broadcast.
+ * @example
+ * const y = x.matmul(w.T); // (B, in) x (in, out) -> (B, out)
+ */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  if (a.rank === 0 || b.rank === 0) throw new ShapeError(`matmul: 0-D operand (shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)})`);
+  const A = a.rank === 1 ? unsqueeze(a, 0) : a;
+  const B = b.rank === 1 ? unsqueeze(b, 1) : b;
+  let y = matmulNd(A, B);
+  if (a.rank === 1) y = squeeze(y, -2);
+  if (b.rank === 1) y = squeeze(y, -1);
+  return y;
+}
+
+function matmulNd(a: Tensor, b: Tensor): Tensor {
+  if (a.dtype !== 'float32' || b.dtype !== 'float32') throw new ShapeError(`matmul: expected float32 operands, got ${a.dtype} and ${b.dtype}`);
+  const M = a.shape[a.rank - 2];
+  const K = a.shape[a.rank - 1];
+  const N = b.shape[b.rank - 1];
+  if (b.shape[b.rank - 2] !== K) {
+    throw new ShapeError(`matmul: shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)} do not match (${K} != ${b.shape[b.rank - 2]})`);
+  }
+  const batch = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const nb = sizeOf(batch);
+  const out = new Float32Array(nb * M * N);
+  const bk = backend();
+  const A = operand(a);
+  const B = operand(b);
+  const aData = A.t.data as Float32Array;
+  const bData = B.t.data as Float32Array;
+  const aBatchStr = batchStrides(A.t, batch);
+  const bBatchStr = batchStrides(B.t, batch);
+
+  if (nb > 0 && M > 0 && N > 0) {
+    if (!A.trans && bBatchStr.every((s) => s === 0) && collapsible(A.t, batch, A.ld)) {
+      // One GEMM for all batches: (nb*M, K) x (K, N).
+      bk.gemm(false, B.trans, nb * M, N, K, aData, A.t.offset, A.ld, bData, B.t.offset, B.ld, 0, out, 0, N);
+    } else {
+      const idx = new Array<number>(batch.length).fill(0);
+      for (let i = 0; i < nb; i++) {
+        let ao = A.t.offset;
+        let bo = B.t.offset;
+        for (let d = 0; d < batch.length; d++) {
+          ao += idx[d] * aBatchStr[d];
+          bo += idx[d] * bBatchStr[d];
+        }
+        bk.gemm(A.trans, B.trans, M, N, K, aData, ao, A.ld, bData, bo, B.ld, 0, out, i * M * N, N);
+        for (let d = batch.length - 1; d >= 0; d--) {
+          if (++idx[d] < batch[d]) break;
+          idx[d] = 0;
+        }
+      }
+    }
+  }
+  return fromOp('matmul', out, [...batch, M, N], [a, b], (g) => [
+    a.requiresGrad ? sumTo(matmul(g, transpose(b)), a.shape) : null,
+    b.requiresGrad ? sumTo(matmul(transpose(a), g), b.shape) : null,
+  ]);
+}
+
+/** Strides of t's batch axes read as the broadcast batch shape (0 where broadcast). */
+function batchStrides(t: Tensor, batch: readonly number[]): number[] {
+  const tb = t.rank - 2;
+  const lead = batch.length - tb;
+  return batch.map((_, d) => (d < lead ? 0 : t.shape[d - lead] === 1 ? 0 : t.strides[d - lead]));
+}
+
+/** Whether t's batch axes and rows form one row-major run of rows with stride ld. */
+function collapsible(t: Tensor, batch: readonly number[], ld: number): boolean {
+  const tb = t.rank - 2;
+  if (tb !== batch.length) return batch.length === 0;
+  let expect = t.shape[t.rank - 2] * ld;
+  for (let d = tb - 1; d >= 0; d--) {
+    if (t.shape[d] !== 1 && t.strides[d] !== expect) return false;
+    expect *= t.shape[d];
+  }
+  return true;
+}

@@ -1,0 +1,301 @@
+/**
+ * Shape ops. reshape (of a contiguous tensor), permute/transpose, expand, slice, flip
+ * and squeeze are views: they share storage and only change shape, strides and
+ * offset. concat, pad and copies of non-contiguous tensors allocate.
+ */
+import { backend } from '../backends/index.js';
+import type { TypedArray } from '../backends/backend.js';
+import { Tensor, fromOp } from '../tensor.js';
+import { ShapeError, fmtShape, normAxis, sizeOf, stridesOf } from '../shape.js';
+import type { Shape } from '../shape.js';
+import { sumTo } from './reduce.js';
+
+function view(x: Tensor, op: string, shape: Shape, strides: readonly number[], offset: number, backward: (g: Tensor) => Tensor): Tensor {
+  return fromOp(op, x.data, shape, [x], (g) => [backward(g)], { strides, offset, dtype: x.dtype });
+}
+
+function newArray(x: Tensor, n: number): TypedArray {
+  return x.dtype === 'int32' ? new Int32Array(n) : new Float32Array(n);
+}
+
+/** A contiguous copy with its own storage. */
+export function clone(x: Tensor): Tensor {
+  const out = newArray(x, x.size);
+  backend().copy(x.data, x.offset, x.strides, out, x.shape);
+  return fromOp('clone', out, x.shape, [x], (g) => [g], { dtype: x.dtype });
+}
+
+/** Resolve a shape that may hold one -1. */
+function inferShape(op: string, x: Tensor, shape: readonly number[]): number[] {
+  const out = [...shape];
+  const neg = out.indexOf(-1);
+  if (out.filter((d) => d === -1).length > 1) throw new ShapeError(`${op}: only one dimension can be -1, got ${fmtShape(shape)}`);
+  if (out.some((d) => d < -1 || !Number.isInteger(d))) throw new ShapeError(`${op}: invalid shape ${fmtShape(shape)}`);
+  if (neg >= 0) {
+    const rest = sizeOf(out.filter((_, i) => i !== neg));
+    if (rest === 0 || x.size % rest !== 0) {
+      throw new ShapeError(`${op}: cannot reshape ${fmtShape(x.shape)} (${x.size} elements) into ${fmtShape(shape)}`);
+    }
+    out[neg] = x.size / rest;
+  }
+  if (sizeOf(out) !== x.size) {
+    throw new ShapeError(`${op}: cannot reshape ${fmtShape(x.shape)} (${x.size} elements) into ${fmtShape(shape)}`);
+  }
+  return out;
+}
+
+/** Reshape (a view when contiguous); one dimension may be -1. */
+export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  const s = inferShape('reshape', x, shape);
+  const src = x.isContiguous() ? x : clone(x);
+  return view(src, 'reshape', s, stridesOf(s), src.offset, (g) => reshape(g, x.shape));
+}
+
+/** Flatten axes start..end (inclusive) into one. */
+export function flatten(x: Tensor, startAxis = 0, endAxis = -1): Tensor {
+  if (x.rank === 0) return reshape(x, [1]);
+  const s = normAxis('flatten', startAxis, x.rank);
+  const e = normAxis('flatten', endAxis, x.rank);
+  if (e < s) throw new ShapeError(`flatten: end axis ${endAxis} before start axis ${startAxis}`);
+  const shape = [...x.shape.slice(0, s), sizeOf(x.shape.slice(s, e + 1)), ...x.shape.slice(e + 1)];
+  return reshape(x, shape);
+}
+
+/** Remove unit axes (all of them, or just `axis` if it is 1). */
+export function squeeze(x: Tensor, axis?: number): Tensor {
+  if (axis === undefined) {
+    const keep = x.shape.map((d, i) => i).filter((i) => x.shape[i] !== 1);
+    return view(x, 'squeeze', keep.map((i) => x.shape[i]), keep.map((i) => x.strides[i]), x.offset, (g) => reshape(g, x.shape));
+  }
+  const a = normAxis('squeeze', axis, x.rank);
+  if (x.shape[a] !== 1) return x;
+  const idx = x.shape.map((_, i) => i).filter((i) => i !== a);
+  return view(x, 'squeeze', idx.map((i) => x.shape[i]), idx.map((i) => x.strides[i]), x.offset, (g) => reshape(g, x.shape));
+}
+
+/** Insert a unit axis at `axis` (-1 appends). */
+export function unsqueeze(x: Tensor, axis: number): Tensor {
+  const a = normAxis('unsqueeze', axis, x.rank + 1);
+  const shape = [...x.shape];
+  const strides = [...x.strides];
+  shape.splice(a, 0, 1);
+  strides.splice(a, 0, a < x.rank ? x.strides[a] * x.shape[a] : 1);
+  return view(x, 'unsqueeze', shape, strides, x.offset, (g) => reshape(g, x.shape));
+}
+
+/** Reorder axes (a view). */
+export function permute(x: Tensor, axes: readonly number[]): Tensor {
+  if (axes.length !== x.rank) throw new ShapeError(`permute: ${axes.length} axes given for a tensor of shape ${fmtShape(x.shape)}`);
+  const ax = axes.map((a) => normAxis('permute', a, x.rank));
+  if (new Set(ax).size !== ax.length) throw new ShapeError(`permute: repeated axis in ${fmtShape(axes)}`);
+  const inv = new Array<number>(ax.length);
+  ax.forEach((a, i) => (inv[a] = i));
+  return view(x, 'permute', ax.map((a) => x.shape[a]), ax.map((a) => x.strides[a]), x.offset, (g) => permute(g, inv));
+}
+
+/** Swap two axes (a view). */
+export function transpose(x: Tensor, a = -2, b = -1): Tensor {
+  if (x.rank < 2 && a === -2 && b === -1) return x;
+  const i = normAxis('transpose', a, x.rank);
+  const j = normAxis('transpose', b, x.rank);
+  const axes = x.shape.map((_, k) => k);
+  axes[i] = j;
+  axes[j] = i;
+  return permute(x, axes);
+}
+
+/** Broadcast to `shape` without copying (stride 0 on stretched axes); -1 keeps a size. */
+export function expand(x: Tensor, shape: readonly number[]): Tensor {
+  const lead = shape.length - x.rank;
+  if (lead < 0) throw new ShapeError(`expand: cannot expand ${fmtShape(x.shape)} to fewer dimensions ${fmtShape(shape)}`);
+  const outShape: number[] = [];
+  const strides: number[] = [];
+  for (let i = 0; i < shape.length; i++) {
+    const src = i - lead;
+    const want = shape[i];
+    if (src < 0) {
+      if (want < 0) throw new ShapeError(`expand: -1 not allowed in new leading dimension of ${fmtShape(shape)}`);
+      outShape.push(want);
+      strides.push(0);
+    } else {
+      const have = x.shape[src];
+      const d = want === -1 ? have : want;
+      if (have !== d && have !== 1) throw new ShapeError(`expand: cannot expand ${fmtShape(x.shape)} to ${fmtShape(shape)}`);
+      outShape.push(d);
+      strides.push(have === d ? x.strides[src] : 0);
+    }
+  }
+  return view(x, 'expand', outShape, strides, x.offset, (g) => sumTo(g, x.shape));
+}
+
+/**
+ * Python-style slice `start:end:step` of one axis (a view). Negative indices count
+ * from the end; out-of-range bounds clamp.
+ */
+export function slice(x: Tensor, axis: number, start: number, end?: number, step = 1): Tensor {
+  const a = normAxis('slice', axis, x.rank);
+  if (!Number.isInteger(step) || step <= 0) throw new RangeError(`slice: step must be a positive integer, got ${step}`);
+  const n = x.shape[a];
+  const clampIdx = (i: number): number => Math.min(Math.max(i < 0 ? i + n : i, 0), n);
+  const s = clampIdx(start);
+  const e = clampIdx(end ?? n);
+  const len = Math.max(0, Math.ceil((e - s) / step));
+  const shape = [...x.shape];
+  const strides = [...x.strides];
+  shape[a] = len;
+  strides[a] = x.strides[a] * step;
+  return view(x, 'slice', shape, strides, x.offset + s * x.strides[a], (g) => embed(g, x.shape, a, s, step, 0));
+}
+
+/**
+ * The adjoint of slice: a tensor of `shape` filled with `fill`, with `g` written at
+ * positions start, start+step, ... of `axis`.
+ */
+function embed(g: Tensor, shape: Shape, axis: number, start: number, step: number, fill: number): Tensor {
+  const out = new Float32Array(sizeOf(shape));
+  if (fill !== 0) out.fill(fill);
+  const strides = stridesOf(shape);
+  const dstStrides = [...strides];
+  dstStrides[axis] *= step;
+  writeStrided(out, start * strides[axis], dstStrides, g);
+  return fromOp('embed', out, shape, [g], (gg) => [slice(gg, axis, start, start + g.shape[axis] * step, step)]);
+}
+
+/** Write tensor `src` into `dst` at offset `off` with strides `dstStrides` (src's shape). */
+function writeStrided(dst: TypedArray, off: number, dstStrides: readonly number[], src: Tensor): void {
+  const v = src.values();
+  const shape = src.shape;
+  const rank = shape.length;
+  if (v.length === 0) return;
+  if (rank === 0) {
+    dst[off] = v[0];
+    return;
+  }
+  const n = shape[rank - 1];
+  const ls = dstStrides[rank - 1];
+  const rows = v.length / n;
+  const idx = new Array<number>(rank).fill(0);
+  let d = off;
+  for (let r = 0; r < rows; r++) {
+    const vb = r * n;
+    for (let j = 0; j < n; j++) dst[d + j * ls] = v[vb + j];
+    for (let k = rank - 2; k >= 0; k--) {
+      idx[k]++;
+      d += dstStrides[k];
+      if (idx[k] < shape[k]) break;
+      d -= dstStrides[k] * shape[k];
+      idx[k] = 0;
+    }
+  }
+}
+
+/** Pick index `i` of `axis`, removing the axis (a view). */
+export function select(x: Tensor, axis: number, i: number): Tensor {
+  const a = normAxis('index', axis, x.rank);
+  const n = x.shape[a];
+  const k = i < 0 ? i + n : i;
+  if (!Number.isInteger(k) || k < 0 || k >= n) throw new RangeError(`index: ${i} is out of range for axis ${a} of shape ${fmtShape(x.shape)}`);
+  return squeeze(slice(x, a, k, k + 1), a);
+}
+
+/** Split into pieces of `sizes` (a number: equal pieces of that size, the last may be smaller). */
+export function split(x: Tensor, sizes: number | readonly number[], axis = 0): Tensor[] {
+  const a = normAxis('split', axis, x.rank);
+  const n = x.shape[a];
+  let list: number[];
+  if (typeof sizes === 'number') {
+    if (!(sizes > 0)) throw new RangeError(`split: size must be positive, got ${sizes}`);
+    list = [];
+    for (let s = 0; s < n; s += sizes) list.push(Math.min(sizes, n - s));
+  } else {
+    list = [...sizes];
+    const total = list.reduce((p, q) => p + q, 0);
+    if (total !== n) throw new ShapeError(`split: sizes ${fmtShape(list)} sum to ${total}, axis ${a} of ${fmtShape(x.shape)} has ${n}`);
+  }
+  const out: Tensor[] = [];
+  let s = 0;
+  for (const len of list) {
+    out.push(slice(x, a, s, s + len));
+    s += len;
+  }
+  return out;
+}
+
+/** Split into `n` nearly equal chunks (as torch.chunk). */
+export function chunk(x: Tensor, n: number, axis = 0): Tensor[] {
+  const a = normAxis('chunk', axis, x.rank);
+  return split(x, Math.ceil(x.shape[a] / n), a);
+}
+
+/** Join tensors along an existing axis. */
+export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
+  if (tensors.length === 0) throw new ShapeError('concat: no tensors given');
+  const first = tensors[0];
+  const a = normAxis('concat', axis, first.rank);
+  for (const t of tensors) {
+    const ok = t.rank === first.rank && t.shape.every((d, i) => i === a || d === first.shape[i]) && t.dtype === first.dtype;
+    if (!ok) {
+      throw new ShapeError(`concat: shapes ${tensors.map((u) => fmtShape(u.shape) + (u.dtype === 'int32' ? 'i32' : '')).join(', ')} differ outside axis ${a}`);
+    }
+  }
+  const shape = [...first.shape];
+  shape[a] = tensors.reduce((s, t) => s + t.shape[a], 0);
+  const out = newArray(first, sizeOf(shape));
+  const strides = stridesOf(shape);
+  let pos = 0;
+  for (const t of tensors) {
+    writeStrided(out, pos * strides[a], strides, t);
+    pos += t.shape[a];
+  }
+  const sizes = tensors.map((t) => t.shape[a]);
+  return fromOp('concat', out, shape, [...tensors], (g) => split(g, sizes, a), { dtype: first.dtype });
+}
+
+/** Join tensors of equal shape along a new axis. */
+export function stack(tensors: readonly Tensor[], axis = 0): Tensor {
+  if (tensors.length === 0) throw new ShapeError('stack: no tensors given');
+  const a = normAxis('stack', axis, tensors[0].rank + 1);
+  for (const t of tensors) {
+    if (t.shape.length !== tensors[0].shape.length || t.shape.some((d, i) => d !== tensors[0].shape[i])) {
+      throw new ShapeError(`stack: shapes ${tensors.map((u) => fmtShape(u.shape)).join(', ')} differ`);
+    }
+  }
+  return concat(tensors.map((t) => unsqueeze(t, a)), a);
+}
+
+/**
+ * Constant padding as torch.nn.functional.pad: `pads` pairs (before, after) starting
+ * from the last axis, e.g. [left, right, top, bottom] for an image.
+ */
+export function pad(x: Tensor, pads: readonly number[], value = 0): Tensor {
+  if (pads.length % 2 !== 0 || pads.length / 2 > x.rank) {
+    throw new ShapeError(`pad: ${pads.length} pad values for a tensor of shape ${fmtShape(x.shape)} (need pairs, at most 2 per axis)`);
+  }
+  if (pads.some((p) => !Number.isInteger(p) || p < 0)) throw new RangeError(`pad: pads must be non-negative integers, got ${fmtShape(pads)}`);
+  const shape = [...x.shape];
+  const starts = new Array<number>(x.rank).fill(0);
+  for (let k = 0; k < pads.length / 2; k++) {
+    const ax = x.rank - 1 - k;
+    starts[ax] = pads[2 * k];
+    shape[ax] += pads[2 * k] + pads[2 * k + 1];
+  }
+  const out = new Float32Array(sizeOf(shape));
+  if (value !== 0) out.fill(value);
+  const strides = stridesOf(shape);
+  const off = starts.reduce((s, st, i) => s + st * strides[i], 0);
+  writeStrided(out, off, strides, x);
+  return fromOp('pad', out, shape, [x], (g) => {
+    let r = g;
+    for (let ax = 0; ax < x.rank; ax++) if (shape[ax] !== x.shape[ax]) r = slice(r, ax, starts[ax], starts[ax] + x.shape[ax]);
+    return [r];
+  });
+}
+
+/** Reverse one axis (a view with a negative stride). */
+export function flip(x: Tensor, axis: number): Tensor {
+  const a = normAxis('flip', axis, x.rank);
+  const strides = [...x.strides];
+  strides[a] = -x.strides[a];
+  const off = x.shape[a] > 0 ? x.offset + (x.shape[a] - 1) * x.strides[a] : x.offset;
+  return view(x, 'flip', x.shape, strides, off, (g) => flip(g, a));
+}

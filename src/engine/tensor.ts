@@ -1,0 +1,472 @@
+/**
+ * The `Tensor` and reverse-mode autograd.
+ *
+ * A tensor is a typed array (float32, or int32 for indices and labels) seen through a
+ * shape, strides and an offset, so reshape/transpose/slice/expand are views. Each op
+ * result remembers its inputs and one backward closure (as micrograd's `_backward`);
+ * the closures are written with differentiable tensor ops, so `grad(..., {createGraph:
+ * true})` builds a graph of the gradient itself and double backward works (WGAN-GP).
+ * Memory is owned by the garbage collector: there is no dispose.
+ */
+import { backend } from './backends/index.js';
+import type { TypedArray } from './backends/backend.js';
+import { DTypeError, fmtShape, shapesEqual, sizeOf, stridesOf } from './shape.js';
+import type { Shape } from './shape.js';
+import * as E from './ops/elementwise.js';
+import * as R from './ops/reduce.js';
+import * as S from './ops/shape_ops.js';
+import * as M from './ops/matmul.js';
+import * as I from './ops/indexing.js';
+
+export type DType = 'float32' | 'int32';
+export type { TypedArray };
+
+/** Returns one gradient per input (null where an input gets none). */
+export type BackwardFn = (g: Tensor) => (Tensor | null)[];
+
+interface GradNode {
+  op: string;
+  inputs: Tensor[];
+  backward: BackwardFn;
+}
+
+let gradEnabled = true;
+let checkNumerics = process.env.GENLAB_CHECK_NUMERICS === '1';
+
+/** Whether ops record the graph for autograd now. */
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/**
+ * Run `fn` without recording the autograd graph (inference, optimizer updates).
+ * @example
+ * const y = noGrad(() => model.forward(x));
+ */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Run `fn` with graph recording on (inside a `noGrad`). */
+export function enableGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Turn the NaN/Inf check on every op result on or off (`GENLAB_CHECK_NUMERICS=1`). */
+export function setCheckNumerics(on: boolean): void {
+  checkNumerics = on;
+}
+
+/** Error thrown by the numerics check: names the first op that produced NaN or Inf. */
+export class NumericsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NumericsError';
+  }
+}
+
+export interface TensorInit {
+  strides?: readonly number[];
+  offset?: number;
+  dtype?: DType;
+  requiresGrad?: boolean;
+}
+
+export class Tensor {
+  /** Storage; a view shares it with its base. */
+  readonly data: TypedArray;
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+  readonly offset: number;
+  readonly dtype: DType;
+  /** Whether gradients flow to (or through) this tensor. */
+  requiresGrad: boolean;
+  /** Accumulated gradient of a leaf after `backward()`. */
+  grad: Tensor | null = null;
+  /** The op that made this tensor (null for leaves and for results made without grad). */
+  node: GradNode | null = null;
+
+  constructor(data: TypedArray, shape: Shape, init: TensorInit = {}) {
+    this.data = data;
+    this.shape = [...shape];
+    this.strides = init.strides ? [...init.strides] : stridesOf(shape);
+    this.offset = init.offset ?? 0;
+    this.dtype = init.dtype ?? (data instanceof Int32Array ? 'int32' : 'float32');
+    this.requiresGrad = init.requiresGrad ?? false;
+    if (this.dtype === 'float32' && !(data instanceof Float32Array)) throw new DTypeError('Tensor: float32 tensor needs a Float32Array');
+    if (this.dtype === 'int32' && !(data instanceof Int32Array)) throw new DTypeError('Tensor: int32 tensor needs an Int32Array');
+    if (!init.strides && sizeOf(shape) + this.offset > data.length) {
+      throw new RangeError(`Tensor: shape ${fmtShape(shape)} needs ${sizeOf(shape)} elements, storage has ${data.length - this.offset}`);
+    }
+  }
+
+  /** Number of elements. */
+  get size(): number {
+    return sizeOf(this.shape);
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  /** True when the elements are in row-major order (offset may be non-zero). */
+  isContiguous(): boolean {
+    let s = 1;
+    for (let i = this.shape.length - 1; i >= 0; i--) {
+      if (this.shape[i] !== 1 && this.strides[i] !== s) return false;
+      s *= this.shape[i];
+    }
+    return true;
+  }
+
+  /**
+   * The elements in row-major order as a typed array: a zero-copy subarray when the
+   * tensor is contiguous, a fresh copy otherwise. Do not write to it.
+   */
+  values(): TypedArray {
+    const n = this.size;
+    if (this.isContiguous()) {
+      return this.offset === 0 && this.data.length === n ? this.data : this.data.subarray(this.offset, this.offset + n);
+    }
+    const out = this.dtype === 'int32' ? new Int32Array(n) : new Float32Array(n);
+    backend().copy(this.data, this.offset, this.strides, out, this.shape);
+    return out;
+  }
+
+  /** Float values in row-major order (throws for int32). */
+  f32(op = 'op'): Float32Array {
+    if (this.dtype !== 'float32') throw new DTypeError(`${op}: expected a float32 tensor, got int32 of shape ${fmtShape(this.shape)}`);
+    return this.values() as Float32Array;
+  }
+
+  /** Int values in row-major order (throws for float32). */
+  i32(op = 'op'): Int32Array {
+    if (this.dtype !== 'int32') throw new DTypeError(`${op}: expected an int32 tensor, got float32 of shape ${fmtShape(this.shape)}`);
+    return this.values() as Int32Array;
+  }
+
+  /** A plain array of the values in row-major order. */
+  toArray(): number[] {
+    return Array.from(this.values());
+  }
+
+  /** Nested arrays shaped like the tensor (a number for 0-D). */
+  toList(): unknown {
+    const flat = this.values();
+    const build = (dim: number, off: number): unknown => {
+      if (dim === this.shape.length) return flat[off];
+      const stride = sizeOf(this.shape.slice(dim + 1));
+      return Array.from({ length: this.shape[dim] }, (_, i) => build(dim + 1, off + i * stride));
+    };
+    return build(0, 0);
+  }
+
+  /** The value of a one-element tensor. */
+  item(): number {
+    if (this.size !== 1) throw new RangeError(`item: tensor of shape ${fmtShape(this.shape)} has ${this.size} elements, not 1`);
+    return this.data[this.offset];
+  }
+
+  /** A tensor sharing storage but cut from the graph. */
+  detach(): Tensor {
+    return new Tensor(this.data, this.shape, { strides: this.strides, offset: this.offset, dtype: this.dtype });
+  }
+
+  /** A contiguous copy with its own storage (differentiable). */
+  clone(): Tensor {
+    return S.clone(this);
+  }
+
+  /** This tensor if contiguous, else a contiguous copy (differentiable). */
+  contiguous(): Tensor {
+    return this.isContiguous() ? this : S.clone(this);
+  }
+
+  /** Mark a leaf as requiring gradients; returns this. */
+  requiresGrad_(flag = true): this {
+    if (this.node && !flag) throw new Error('requiresGrad_: cannot clear requiresGrad on a non-leaf; use detach()');
+    if (flag && this.dtype !== 'float32') throw new DTypeError('requiresGrad_: only float32 tensors can require gradients');
+    this.requiresGrad = flag;
+    return this;
+  }
+
+  /**
+   * Backpropagate from this tensor into the `.grad` of every leaf that requires grad.
+   * A non-scalar tensor needs `gradOutput` of its shape.
+   */
+  backward(gradOutput?: Tensor, opts: { createGraph?: boolean } = {}): void {
+    backwardImpl([this], gradOutput ? [gradOutput] : undefined, opts.createGraph ?? false);
+  }
+
+  /** Set `.grad` to null. */
+  zeroGrad(): void {
+    this.grad = null;
+  }
+
+  toString(): string {
+    const vals = this.values();
+    const shown = Array.from(vals.subarray(0, 8)).map((v) => +v.toPrecision(5));
+    return `Tensor(${this.dtype}, ${fmtShape(this.shape)}, [${shown.join(', ')}${vals.length > 8 ? ', ...' : ''}])`;
+  }
+
+  // ---- Elementwise -------------------------------------------------------------------
+  add(o: Tensor | number): Tensor { return E.add(this, o); }
+  sub(o: Tensor | number): Tensor { return E.sub(this, o); }
+  mul(o: Tensor | number): Tensor { return E.mul(this, o); }
+  div(o: Tensor | number): Tensor { return E.div(this, o); }
+  pow(o: Tensor | number): Tensor { return E.pow(this, o); }
+  maximum(o: Tensor | number): Tensor { return E.maximum(this, o); }
+  minimum(o: Tensor | number): Tensor { return E.minimum(this, o); }
+  eq(o: Tensor | number): Tensor { return E.eq(this, o); }
+  ne(o: Tensor | number): Tensor { return E.ne(this, o); }
+  lt(o: Tensor | number): Tensor { return E.lt(this, o); }
+  le(o: Tensor | number): Tensor { return E.le(this, o); }
+  gt(o: Tensor | number): Tensor { return E.gt(this, o); }
+  ge(o: Tensor | number): Tensor { return E.ge(this, o); }
+  neg(): Tensor { return E.neg(this); }
+  abs(): Tensor { return E.abs(this); }
+  exp(): Tensor { return E.exp(this); }
+  log(): Tensor { return E.log(this); }
+  log1p(): Tensor { return E.log1p(this); }
+  sqrt(): Tensor { return E.sqrt(this); }
+  rsqrt(): Tensor { return E.rsqrt(this); }
+  sin(): Tensor { return E.sin(this); }
+  cos(): Tensor { return E.cos(this); }
+  tanh(): Tensor { return E.tanh(this); }
+  sigmoid(): Tensor { return E.sigmoid(this); }
+  relu(): Tensor { return E.relu(this); }
+  leakyRelu(slope = 0.01): Tensor { return E.leakyRelu(this, slope); }
+  elu(alpha = 1): Tensor { return E.elu(this, alpha); }
+  gelu(): Tensor { return E.gelu(this); }
+  silu(): Tensor { return E.silu(this); }
+  softplus(): Tensor { return E.softplus(this); }
+  square(): Tensor { return E.square(this); }
+  clamp(min: number, max: number): Tensor { return E.clamp(this, min, max); }
+
+  // ---- Reductions --------------------------------------------------------------------
+  sum(axes?: number | number[], keepDim = false): Tensor { return R.sum(this, axes, keepDim); }
+  mean(axes?: number | number[], keepDim = false): Tensor { return R.mean(this, axes, keepDim); }
+  var(axes?: number | number[], keepDim = false, correction = 1): Tensor { return R.variance(this, axes, keepDim, correction); }
+  max(axes?: number | number[], keepDim = false): Tensor { return R.max(this, axes, keepDim); }
+  min(axes?: number | number[], keepDim = false): Tensor { return R.min(this, axes, keepDim); }
+  argmax(axis?: number, keepDim = false): Tensor { return R.argmax(this, axis, keepDim); }
+  argmin(axis?: number, keepDim = false): Tensor { return R.argmin(this, axis, keepDim); }
+  logSumExp(axes?: number | number[], keepDim = false): Tensor { return R.logSumExp(this, axes, keepDim); }
+  cumsum(axis: number): Tensor { return R.cumsum(this, axis); }
+  softmax(axis = -1): Tensor { return R.softmax(this, axis); }
+  logSoftmax(axis = -1): Tensor { return R.logSoftmax(this, axis); }
+
+  // ---- Shape -------------------------------------------------------------------------
+  reshape(...shape: number[] | [readonly number[]]): Tensor { return S.reshape(this, flatArgs(shape)); }
+  view(...shape: number[] | [readonly number[]]): Tensor { return S.reshape(this, flatArgs(shape)); }
+  flatten(startAxis = 0, endAxis = -1): Tensor { return S.flatten(this, startAxis, endAxis); }
+  squeeze(axis?: number): Tensor { return S.squeeze(this, axis); }
+  unsqueeze(axis: number): Tensor { return S.unsqueeze(this, axis); }
+  permute(...axes: number[] | [readonly number[]]): Tensor { return S.permute(this, flatArgs(axes)); }
+  transpose(a = -2, b = -1): Tensor { return S.transpose(this, a, b); }
+  get T(): Tensor { return S.transpose(this, -2, -1); }
+  expand(...shape: number[] | [readonly number[]]): Tensor { return S.expand(this, flatArgs(shape)); }
+  slice(axis: number, start: number, end?: number, step = 1): Tensor { return S.slice(this, axis, start, end, step); }
+  index(axis: number, i: number): Tensor { return S.select(this, axis, i); }
+  split(sizes: number | number[], axis = 0): Tensor[] { return S.split(this, sizes, axis); }
+  chunk(n: number, axis = 0): Tensor[] { return S.chunk(this, n, axis); }
+  pad(pads: number[], value = 0): Tensor { return S.pad(this, pads, value); }
+  flip(axis: number): Tensor { return S.flip(this, axis); }
+
+  // ---- Indexing, matmul, casts -------------------------------------------------------
+  gather(axis: number, index: Tensor): Tensor { return I.gather(this, axis, index); }
+  indexSelect(axis: number, index: Tensor): Tensor { return I.indexSelect(this, axis, index); }
+  matmul(o: Tensor): Tensor { return M.matmul(this, o); }
+  toFloat(): Tensor { return I.toFloat(this); }
+  toInt(): Tensor { return I.toInt(this); }
+}
+
+function flatArgs(a: number[] | [readonly number[]]): number[] {
+  return a.length === 1 && Array.isArray(a[0]) ? [...(a[0] as readonly number[])] : (a as number[]);
+}
+
+/**
+ * Make an op's result and, when grad is on and an input requires grad, record its node.
+ * Every primitive op ends here; composites are built from primitives.
+ */
+export function fromOp(
+  op: string, data: TypedArray, shape: Shape, inputs: Tensor[], backward: BackwardFn | null, init: TensorInit = {},
+): Tensor {
+  const out = new Tensor(data, shape, init);
+  if (checkNumerics && data instanceof Float32Array) numericsCheck(op, out, inputs);
+  if (backward && gradEnabled) {
+    for (const t of inputs) {
+      if (t.requiresGrad) {
+        out.requiresGrad = true;
+        out.node = { op, inputs, backward };
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+function hasNonFinite(t: Tensor): boolean {
+  if (t.dtype !== 'float32') return false;
+  const v = t.values();
+  for (let i = 0; i < v.length; i++) if (v[i] - v[i] !== 0) return true;
+  return false;
+}
+
+function numericsCheck(op: string, out: Tensor, inputs: Tensor[]): void {
+  if (!hasNonFinite(out)) return;
+  if (inputs.some(hasNonFinite)) return; // Not the first op to see it.
+  const v = out.values();
+  let bad = 0;
+  for (let i = 0; i < v.length; i++) if (v[i] - v[i] !== 0) bad = i;
+  throw new NumericsError(
+    `${op} produced ${Number.isNaN(v[bad]) ? 'NaN' : 'Inf'} (output shape ${fmtShape(out.shape)}, flat index ${bad}) from finite inputs ` +
+      `of shapes ${inputs.map((t) => fmtShape(t.shape)).join(', ')}`,
+  );
+}
+
+export interface GradOptions {
+  /** Gradients of the outputs (needed for non-scalar outputs). */
+  gradOutputs?: (Tensor | null)[];
+  /** Record the gradient computation so it can itself be differentiated. */
+  createGraph?: boolean;
+  /** Return null instead of throwing for an input the outputs do not depend on. */
+  allowUnused?: boolean;
+}
+
+/**
+ * Gradients of `outputs` with respect to `inputs`, without touching `.grad`.
+ * @example
+ * const x = randn([4, 2], rng).requiresGrad_();
+ * const [gx] = grad(f(x).sum(), [x], { createGraph: true }); // gx is differentiable
+ */
+export function grad(outputs: Tensor | Tensor[], inputs: Tensor[], opts: GradOptions = {}): (Tensor | null)[] {
+  const outs = Array.isArray(outputs) ? outputs : [outputs];
+  const targets = new Set(inputs);
+  for (const t of inputs) {
+    if (!t.requiresGrad) throw new Error(`grad: an input of shape ${fmtShape(t.shape)} does not require grad`);
+  }
+  const grads = propagate(outs, opts.gradOutputs, opts.createGraph ?? false, targets);
+  return inputs.map((t, i) => {
+    const g = grads.get(t) ?? null;
+    if (g === null && !opts.allowUnused) {
+      throw new Error(`grad: input ${i} (shape ${fmtShape(t.shape)}) was not used to compute the outputs; pass allowUnused`);
+    }
+    return g;
+  });
+}
+
+function backwardImpl(outs: Tensor[], gradOutputs: (Tensor | null)[] | undefined, createGraph: boolean): void {
+  const grads = propagate(outs, gradOutputs, createGraph, null);
+  for (const [t, g] of grads) {
+    if (t.node !== null || !t.requiresGrad) continue;
+    if (createGraph) {
+      t.grad = t.grad ? t.grad.add(g) : g;
+    } else if (t.grad === null || t.grad.requiresGrad || !t.grad.isContiguous() || t.grad.offset !== 0) {
+      // Own the buffer: g may be shared with other gradients or be a view.
+      const own = t.grad ? noGrad(() => t.grad!.add(g)) : noGrad(() => S.clone(g.detach()));
+      t.grad = own.detach();
+    } else {
+      // Accumulate in place into a buffer this leaf owns.
+      const acc = t.grad.data as Float32Array;
+      const gv = noGrad(() => (shapesEqual(g.shape, t.shape) ? g : S.expand(g, t.shape))).f32('backward');
+      for (let i = 0; i < acc.length; i++) acc[i] += gv[i];
+    }
+  }
+}
+
+/** Reverse-mode sweep; returns the gradient of every tensor reached (or of `targets`). */
+function propagate(
+  outs: Tensor[], gradOutputs: (Tensor | null)[] | undefined, createGraph: boolean, targets: Set<Tensor> | null,
+): Map<Tensor, Tensor> {
+  // 1. Topological order by iterative DFS (graphs of long RNN unrolls are deep).
+  const order: Tensor[] = [];
+  const state = new Map<Tensor, number>(); // 1: visiting, 2: done
+  const needed = new Map<Tensor, boolean>();
+  for (const root of outs) {
+    if (state.has(root)) continue;
+    const stack: [Tensor, number][] = [[root, 0]];
+    state.set(root, 1);
+    while (stack.length) {
+      const top = stack[stack.length - 1];
+      const [t, i] = top;
+      const ins = t.node ? t.node.inputs : [];
+      if (i < ins.length) {
+        top[1]++;
+        const c = ins[i];
+        if (c.requiresGrad && !state.has(c)) {
+          state.set(c, 1);
+          stack.push([c, 0]);
+        }
+      } else {
+        stack.pop();
+        state.set(t, 2);
+        let need = targets === null ? true : targets.has(t);
+        if (!need && t.node) for (const c of t.node.inputs) if (needed.get(c)) need = true;
+        needed.set(t, need);
+        order.push(t);
+      }
+    }
+  }
+
+  // 2. Seed the outputs.
+  const grads = new Map<Tensor, Tensor>();
+  outs.forEach((o, i) => {
+    let g = gradOutputs?.[i] ?? null;
+    if (g === null) {
+      if (o.size !== 1) {
+        throw new Error(`backward: output of shape ${fmtShape(o.shape)} is not a scalar; pass a gradient of that shape`);
+      }
+      g = new Tensor(new Float32Array(1).fill(1), o.shape);
+    } else if (!shapesEqual(g.shape, o.shape)) {
+      throw new Error(`backward: gradient shape ${fmtShape(g.shape)} does not match output shape ${fmtShape(o.shape)}`);
+    }
+    if (!o.requiresGrad) throw new Error('backward: output does not require grad (was it computed inside noGrad, or from tensors without requiresGrad?)');
+    accumulate(grads, o, g);
+  });
+
+  // 3. Sweep in reverse topological order.
+  const prev = gradEnabled;
+  gradEnabled = createGraph;
+  try {
+    for (let k = order.length - 1; k >= 0; k--) {
+      const t = order[k];
+      const node = t.node;
+      const g = grads.get(t);
+      if (!node || !g || !needed.get(t)) continue;
+      const gs = node.backward(g);
+      for (let i = 0; i < node.inputs.length; i++) {
+        const inp = node.inputs[i];
+        const gi = gs[i];
+        if (!gi || !inp.requiresGrad || !needed.get(inp)) continue;
+        if (!shapesEqual(gi.shape, inp.shape)) {
+          throw new Error(`${node.op} backward: gradient shape ${fmtShape(gi.shape)} != input shape ${fmtShape(inp.shape)}`);
+        }
+        accumulate(grads, inp, gi);
+      }
+      // Free intermediate gradients early unless the caller asked for them.
+      if (targets !== null && !targets.has(t)) grads.delete(t);
+      else if (targets === null && t.node) grads.delete(t);
+    }
+  } finally {
+    gradEnabled = prev;
+  }
+  return grads;
+}
+
+function accumulate(grads: Map<Tensor, Tensor>, t: Tensor, g: Tensor): void {
+  const cur = grads.get(t);
+  grads.set(t, cur ? E.add(cur, g) : g);
+}

@@ -1,0 +1,6 @@
+/**
+ * genlab: generative models in TypeScript. This is the one public entry point.
+ * @example
+ * import { tensor, Rng, randn } from 'genlab';
+ */
+export * from './engine/index.js';
