@@ -1,0 +1,2 @@
+/** Public surface of src/nn (filled in by its modules). */
+export {};
