@@ -76,6 +76,8 @@ export function normAxes(op: string, axes: number | readonly number[] | undefine
   if (axes === undefined) return Array.from({ length: rank }, (_, i) => i);
   const list = typeof axes === 'number' ? [axes] : axes;
   const out = [...new Set(list.map((a) => normAxis(op, a, rank)))];
+  // A 0-D tensor accepts axis 0 or -1 (as PyTorch) but has no axis to reduce.
+  if (rank === 0) return [];
   return out.sort((x, y) => x - y);
 }
 

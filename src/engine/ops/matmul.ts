@@ -5,7 +5,7 @@
  */
 import { backend } from '../backends/index.js';
 import { Tensor, fromOp } from '../tensor.js';
-import { ShapeError, broadcastShapes, fmtShape, sizeOf } from '../shape.js';
+import { DTypeError, ShapeError, broadcastShapes, fmtShape, sizeOf } from '../shape.js';
 import { sumTo } from './reduce.js';
 import { clone, squeeze, transpose, unsqueeze } from './shape_ops.js';
 
@@ -44,7 +44,9 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 }
 
 function matmulNd(a: Tensor, b: Tensor): Tensor {
-  if (a.dtype !== 'float32' || b.dtype !== 'float32') throw new ShapeError(`matmul: expected float32 operands, got ${a.dtype} and ${b.dtype}`);
+  if (a.dtype !== 'float32' || b.dtype !== 'float32') {
+    throw new DTypeError(`matmul: expected float32 operands, got ${a.dtype} ${fmtShape(a.shape)} and ${b.dtype} ${fmtShape(b.shape)}`);
+  }
   const M = a.shape[a.rank - 2];
   const K = a.shape[a.rank - 1];
   const N = b.shape[b.rank - 1];

@@ -7,7 +7,7 @@ import type { ReduceOp } from '../backends/backend.js';
 import { Tensor, fromOp } from '../tensor.js';
 import { fmtShape, normAxes, normAxis, shapesEqual, sizeOf } from '../shape.js';
 import type { Shape } from '../shape.js';
-import { add, div, eq, exp, log, mul, sub, where, scalar } from './elementwise.js';
+import { abs, add, div, eq, exp, log, mul, sub, where, scalar } from './elementwise.js';
 import { expand, reshape } from './shape_ops.js';
 
 /** The shape after reducing `axes`, with or without kept unit dimensions. */
@@ -130,11 +130,12 @@ export function argmin(x: Tensor, axis?: number, keepDim = false): Tensor {
   return argExtremum('min', x, axis, keepDim);
 }
 
-/** log(sum(exp(x))) computed stably; -Inf where every entry is -Inf. */
+/** log(sum(exp(x))) computed stably; -Inf where every entry is -Inf, Inf where one is Inf. */
 export function logSumExp(x: Tensor, axes?: number | readonly number[], keepDim = false): Tensor {
   const ax = normAxes('logSumExp', axes, x.rank);
   const m = max(x.detach(), ax, true);
-  const mSafe = where(eq(m, -Infinity), scalar(0), m);
+  // Shift by 0 where the max is infinite: Inf - Inf would give NaN (torch.logsumexp: Inf).
+  const mSafe = where(eq(abs(m), Infinity), scalar(0), m);
   const s = add(log(sum(exp(sub(x, mSafe)), ax, true)), mSafe);
   return keepDim ? s : reshape(s, reducedShape(x.shape, ax, false));
 }
