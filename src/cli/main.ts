@@ -1,0 +1,273 @@
+#!/usr/bin/env node
+/**
+ * The `genlab` command: list, train, sample, eval, info. Uses the public API only.
+ * Exit codes: 0 done, 1 error, 2 usage (bad command, flag, key or value).
+ */
+import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import {
+  Rng, Tensor, modelEntry, modelTypes, resolveConfig, ConfigError, Trainer, TRAIN_DEFAULTS, TRAIN_CHOICES, TrainingError,
+  loadDataSource, builtinData, readMetrics, fmtMetrics, loadCheckpoint, writePng, imageGrid, scatterPlot, linePlot,
+} from '../index.js';
+import type { GenerativeModel, RunConfig, Samples, DataSource, DataInfo, Config } from '../index.js';
+import { parseArgs, UsageError } from './args.js';
+import type { ParsedArgs } from './args.js';
+
+const HELP: Record<string, string> = {
+  main: `genlab: train, sample and evaluate generative models
+
+Usage: genlab <command> [options]
+
+Commands:
+  list [--json]              models, presets and data sets
+  train <type> [options]     train a model (genlab train --help)
+  sample <dir> [options]     draw samples from a trained run
+  eval <dir> [--json]        metrics on held-out data
+  info <dir> [--json]        config, parameters, steps and metrics of a run
+
+Example:
+  genlab train vae --data mnist --preset tiny --out runs/vae
+  genlab sample runs/vae --n 64 --out samples.png`,
+  train: `Usage: genlab train <type> [--data NAME|PATH] [--preset NAME] [--steps N] [--out DIR]
+                    [--seed S] [--resume DIR] [--quiet] [--model.KEY=VALUE ...] [--train.KEY=VALUE ...]
+
+  --data NAME|PATH   built-in data set (genlab list) or a folder of PNGs / a CSV of points
+  --preset NAME      a named preset of the model (tiny, small, ...)
+  --steps N          number of training steps (same as --train.steps)
+  --out DIR          run folder (default runs/<type>)
+  --seed S           random seed (default 0)
+  --resume DIR       continue the run in DIR from its checkpoint (same config)
+  --quiet            no progress display
+Keys: genlab list shows each model's keys; unknown keys are errors.`,
+  sample: `Usage: genlab sample <dir> [--n N] [--out FILE] [--seed S] [--cols C]
+
+  Writes a PNG: an image grid for image models, a scatter plot (data vs samples)
+  for 2-D models; prints text for sequence models.`,
+  eval: `Usage: genlab eval <dir> [--json] [--quick] [--seed S]
+
+  Evaluates the model on the held-out split of its data (e.g. VAE: negative ELBO and
+  importance-sampled NLL in nats). --quick uses a subset and fewer samples.`,
+  info: `Usage: genlab info <dir> [--json]
+
+  Prints the run's config, parameter count, steps done and the latest metrics.`,
+  list: `Usage: genlab list [--json]`,
+};
+
+function out(s: string): void {
+  process.stdout.write(s + '\n');
+}
+
+function readRunConfig(dir: string): RunConfig & { dataInfo: DataInfo } {
+  const p = join(dir, 'run.json');
+  if (!existsSync(dir)) throw new UsageError(`${dir}: no such run folder`);
+  if (!existsSync(p)) throw new Error(`${dir}: not a genlab run folder (no run.json)`);
+  try {
+    return JSON.parse(readFileSync(p, 'utf8')) as RunConfig & { dataInfo: DataInfo };
+  } catch (e) {
+    throw new Error(`${p}: corrupt run config (${(e as Error).message})`);
+  }
+}
+
+/** Rebuild a run's model and load its latest checkpoint. */
+function loadRun(dir: string): { cfg: RunConfig & { dataInfo: DataInfo }; model: GenerativeModel; step: number } {
+  const cfg = readRunConfig(dir);
+  const entry = modelEntry(cfg.type);
+  const model = entry.create(cfg.model, new Rng(cfg.seed), cfg.dataInfo);
+  const ck = loadCheckpoint(join(dir, 'checkpoint'));
+  model.loadStateDict(ck.weights);
+  model.eval();
+  return { cfg, model, step: ck.step };
+}
+
+function writeSamples(path: string, s: Samples, data: DataSource | null, cols?: number): string {
+  if (s.kind === 'image') {
+    writePng(path, imageGrid(s.images, { cols, scale: 2 }));
+    return `wrote ${s.images.shape[0]} samples to ${path}`;
+  }
+  if (s.kind === 'points') {
+    const series = [];
+    if (data) {
+      const d = data.test.x.slice(0, 0, s.points.shape[0]).values();
+      series.push({ label: 'data', x: Array.from(d.filter((_, i) => i % 2 === 0)), y: Array.from(d.filter((_, i) => i % 2 === 1)) });
+    }
+    const p = s.points.values();
+    series.push({ label: 'samples', x: Array.from(p.filter((_, i) => i % 2 === 0)), y: Array.from(p.filter((_, i) => i % 2 === 1)) });
+    writePng(path, scatterPlot(series, { title: data?.info.name }));
+    return `wrote a scatter plot of ${s.points.shape[0]} samples to ${path}`;
+  }
+  writeFileSync(path.replace(/\.png$/, '.txt'), s.texts.join('\n') + '\n');
+  return s.texts.join('\n');
+}
+
+function lossCurve(dir: string): void {
+  const rows = readMetrics(dir).filter((r) => r.split === 'train' && typeof r.loss === 'number');
+  if (rows.length < 2) return;
+  const x = rows.map((r) => r.step as number);
+  const y = rows.map((r) => r.loss as number);
+  writePng(join(dir, 'loss.png'), linePlot([{ label: 'train loss', x, y }], { title: 'loss', logY: y.every((v) => v > 0) }));
+}
+
+async function cmdTrain(a: ParsedArgs): Promise<void> {
+  a.allow(['data', 'preset', 'steps', 'out', 'seed', 'resume', 'quiet', 'limit']);
+  let cfg: RunConfig & { dataInfo?: DataInfo };
+  let outDir: string;
+  const resumeDir = a.str('resume');
+  if (resumeDir) {
+    const old = readRunConfig(resumeDir);
+    if (a.positional[0] && a.positional[0] !== old.type) throw new UsageError(`--resume ${resumeDir} is a ${old.type} run, not ${a.positional[0]}`);
+    if (Object.keys(a.model).length) throw new UsageError('--resume keeps the model config; --model.* keys cannot change it');
+    const train = resolveConfig('train', TRAIN_DEFAULTS, TRAIN_CHOICES, old.train, a.train, a.has('steps') ? { steps: a.str('steps')! } : undefined);
+    cfg = { ...old, train };
+    outDir = resumeDir;
+  } else {
+    const type = a.positional[0];
+    if (!type) throw new UsageError('train: which model? (genlab list shows the types)');
+    const entry = modelEntry(type);
+    const presetName = a.str('preset');
+    const preset = presetName === undefined ? {} : entry.presets[presetName];
+    if (!preset) throw new UsageError(`train: model ${type} has no preset '${presetName}'; presets: ${Object.keys(entry.presets).join(', ')}`);
+    const model = resolveConfig('model', entry.defaults, entry.choices, preset.model, a.model);
+    const train = resolveConfig('train', TRAIN_DEFAULTS, TRAIN_CHOICES, preset.train, a.train, a.has('steps') ? { steps: a.str('steps')! } : undefined);
+    const seed = a.int('seed') ?? 0;
+    cfg = { type, model, train, data: a.str('data') ?? entry.defaultData, seed };
+    outDir = a.str('out') ?? join('runs', type);
+  }
+  const entry = modelEntry(cfg.type);
+  const limit = a.int('limit');
+  const data = loadDataSource(cfg.data, entry.data, { seed: cfg.seed, limit });
+  const model = entry.create(cfg.model, new Rng(cfg.seed), data.info);
+  mkdirSync(outDir, { recursive: true });
+  const runCfg = { ...cfg, dataInfo: data.info, limit };
+  writeFileSync(join(outDir, 'run.json'), JSON.stringify(runCfg, null, 2) + '\n');
+  const trainer = new Trainer({
+    model, runConfig: cfg, data, outDir, verbose: !a.bool('quiet'),
+    onSample: (step, m, rng) => {
+      m.eval();
+      writeSamples(join(outDir, 'samples', `step-${String(step).padStart(6, '0')}.png`), m.sample(64, rng), data, 8);
+      m.train();
+    },
+  });
+  if (resumeDir) trainer.restore();
+  const n = model.parameters().reduce((s, p) => s + p.size, 0);
+  if (!a.bool('quiet')) process.stderr.write(`genlab: training ${cfg.type} (${n.toLocaleString('en')} parameters) on ${cfg.data} into ${outDir}\n`);
+  const res = await trainer.run();
+  lossCurve(outDir);
+  model.eval();
+  const msg = writeSamples(join(outDir, 'samples.png'), model.sample(64, new Rng(cfg.seed + 1)), data, 8);
+  out(`${res.interrupted ? 'interrupted' : 'trained'} ${res.step} steps; last: ${fmtMetrics(res.lastMetrics)}`);
+  out(`checkpoint: ${trainer.checkpointDir}; ${msg}`);
+  if (res.interrupted) process.exitCode = 130;
+}
+
+function cmdSample(a: ParsedArgs): void {
+  a.allow(['n', 'out', 'seed', 'cols']);
+  const dir = a.positional[0];
+  if (!dir) throw new UsageError('sample: which run folder?');
+  const { cfg, model } = loadRun(dir);
+  const n = a.int('n') ?? 64;
+  if (n < 1) throw new UsageError('--n must be at least 1');
+  const s = model.sample(n, new Rng(a.int('seed') ?? 0));
+  const data = s.kind === 'points' ? loadDataSource(cfg.data, [cfg.dataInfo.kind], { seed: cfg.seed }) : null;
+  out(writeSamples(resolve(a.str('out') ?? join(dir, 'samples.png')), s, data, a.int('cols')));
+}
+
+function cmdEval(a: ParsedArgs): void {
+  a.allow(['json', 'quick', 'seed']);
+  const dir = a.positional[0];
+  if (!dir) throw new UsageError('eval: which run folder?');
+  const { cfg, model, step } = loadRun(dir);
+  if (!model.evaluate) throw new Error(`${cfg.type} has no evaluation`);
+  const limit = (cfg as { limit?: number }).limit;
+  const data = loadDataSource(cfg.data, [cfg.dataInfo.kind], { seed: cfg.seed, limit });
+  const quick = a.bool('quick');
+  const test: Record<string, Tensor> = {};
+  const m = quick ? Math.min(500, data.test.x.shape[0]) : data.test.x.shape[0];
+  for (const [k, v] of Object.entries(data.test)) test[k] = v.slice(0, 0, m);
+  const metrics = model.evaluate(test, new Rng(a.int('seed') ?? 0), { quick });
+  if (a.bool('json')) out(JSON.stringify({ type: cfg.type, data: cfg.data, step, ...metrics }));
+  else out(`${cfg.type} on ${cfg.data} (test split, step ${step}): ${fmtMetrics(metrics)}`);
+}
+
+function cmdInfo(a: ParsedArgs): void {
+  a.allow(['json']);
+  const dir = a.positional[0];
+  if (!dir) throw new UsageError('info: which run folder?');
+  const { cfg, model, step } = loadRun(dir);
+  const params = model.parameters().reduce((s, p) => s + p.size, 0);
+  const metrics = readMetrics(dir);
+  const lastTrain = [...metrics].reverse().find((r) => r.split === 'train') ?? null;
+  const lastTest = [...metrics].reverse().find((r) => r.split === 'test') ?? null;
+  if (a.bool('json')) {
+    out(JSON.stringify({ type: cfg.type, data: cfg.data, seed: cfg.seed, step, parameters: params, model: cfg.model, train: cfg.train, lastTrain, lastTest }));
+    return;
+  }
+  out(`${cfg.type} on ${cfg.data}, seed ${cfg.seed}: ${step} / ${cfg.train.steps} steps, ${params.toLocaleString('en')} parameters`);
+  out(`model: ${JSON.stringify(cfg.model)}`);
+  out(`train: ${JSON.stringify(cfg.train)}`);
+  if (lastTrain) out(`last train metrics: ${JSON.stringify(lastTrain)}`);
+  if (lastTest) out(`last test metrics: ${JSON.stringify(lastTest)}`);
+}
+
+function cmdList(a: ParsedArgs): void {
+  a.allow(['json']);
+  const models = modelTypes().map((t) => {
+    const e = modelEntry(t);
+    return { type: t, description: e.description, data: e.data, defaultData: e.defaultData, presets: Object.keys(e.presets), keys: e.defaults as Config };
+  });
+  const data = builtinData();
+  if (a.bool('json')) {
+    out(JSON.stringify({ models, data, trainKeys: TRAIN_DEFAULTS }));
+    return;
+  }
+  out('Models:');
+  for (const m of models) {
+    out(`  ${m.type.padEnd(10)} ${m.description}`);
+    out(`  ${''.padEnd(10)} data: ${m.data.join(', ')} (default ${m.defaultData}); presets: ${m.presets.join(', ')}`);
+    out(`  ${''.padEnd(10)} keys: ${Object.entries(m.keys).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  }
+  out('Data sets:');
+  for (const [k, v] of Object.entries(data)) if (v.length) out(`  ${k.padEnd(10)} ${v.join(', ')}`);
+  out(`Trainer keys (--train.KEY): ${Object.entries(TRAIN_DEFAULTS).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+      out(HELP.main);
+      return cmd ? 0 : 2;
+    }
+    const a = parseArgs(rest);
+    if (a.bool('help') || a.has('h')) {
+      if (!HELP[cmd]) throw new UsageError(`unknown command '${cmd}'`);
+      out(HELP[cmd]);
+      return 0;
+    }
+    switch (cmd) {
+      case 'train': await cmdTrain(a); break;
+      case 'sample': cmdSample(a); break;
+      case 'eval': cmdEval(a); break;
+      case 'info': cmdInfo(a); break;
+      case 'list': cmdList(a); break;
+      default: throw new UsageError(`unknown command '${cmd}'; commands: list, train, sample, eval, info`);
+    }
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    const err = e as Error;
+    if (err instanceof UsageError || err instanceof ConfigError || /^unknown model type/.test(err.message)) {
+      process.stderr.write(`genlab: ${err.message}\n(see genlab ${HELP[cmd] ? cmd + ' ' : ''}--help)\n`);
+      return 2;
+    }
+    process.stderr.write(`genlab: ${err instanceof TrainingError ? '' : 'error: '}${err.message}\n`);
+    if (process.env.GENLAB_DEBUG) process.stderr.write(`${err.stack}\n`);
+    return 1;
+  }
+}
+
+// Run when executed as the bin (not when imported by tests).
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}
