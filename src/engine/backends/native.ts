@@ -1,6 +1,161 @@
-/** The native backend: the C++ Node-API addon built from native/ (not built yet). */
-import type { Backend } from './backend.js';
+/**
+ * The native backend: the C++ Node-API addon built from native/ by
+ * scripts/build_native.mjs (packed AVX-512/AVX2 GEMM, a persistent thread pool,
+ * vectorized elementwise/reduction/softmax/im2col/Adam loops). Arrays cross the
+ * boundary zero-copy. A native call costs a fraction of a microsecond, so tiny
+ * inputs stay in the js kernels (thresholds measured with bench/engine.ts); kernels
+ * the addon lacks (copy, cumsum, gather...) come from js.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Backend, BinaryOp, ReduceOp, UnaryOp } from './backend.js';
+import { jsBackend } from './js.js';
 
-export function loadNative(): Backend | null {
-  throw new Error('native addon not built');
+/** The functions the addon exports (native/addon.cpp). */
+export interface NativeAddon {
+  gemm(
+    transA: boolean, transB: boolean, M: number, N: number, K: number,
+    A: Float32Array, aOff: number, lda: number, B: Float32Array, bOff: number, ldb: number,
+    beta: number, C: Float32Array, cOff: number, ldc: number,
+  ): void;
+  unary(op: number, x: Float32Array, xOff: number, out: Float32Array, n: number, p0: number, p1: number): boolean;
+  binary(op: number, a: Float32Array, aOff: number, b: Float32Array, bOff: number, out: Float32Array, meta: Int32Array): boolean;
+  reduce(op: number, x: Float32Array, outer: number, len: number, inner: number, out: Float32Array): void;
+  softmax(x: Float32Array, outer: number, len: number, inner: number, log: boolean, out: Float32Array): void;
+  im2col(
+    x: Float32Array, xOff: number, C: number, H: number, W: number, kh: number, kw: number, sh: number, sw: number,
+    ph: number, pw: number, dh: number, dw: number, oh: number, ow: number, cols: Float32Array,
+  ): void;
+  col2im(
+    cols: Float32Array, C: number, H: number, W: number, kh: number, kw: number, sh: number, sw: number,
+    ph: number, pw: number, dh: number, dw: number, oh: number, ow: number, x: Float32Array, xOff: number,
+  ): void;
+  adam(
+    param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number,
+    beta1: number, beta2: number, eps: number, weightDecay: number, decoupled: boolean, step: number,
+  ): void;
+  setThreads(n: number): void;
+  threads(): number;
+  /** The GEMM microkernel in use: 'avx512', 'avx2' or 'scalar'. */
+  kernel(): string;
+  noop(): void;
+}
+
+/** Op codes: the position in the UnaryOp / BinaryOp unions (native/kernels.cpp). */
+export const UNARY_CODES: Record<UnaryOp, number> = {
+  neg: 0, abs: 1, exp: 2, log: 3, log1p: 4, sqrt: 5, rsqrt: 6, sin: 7, cos: 8, tanh: 9, sigmoid: 10, relu: 11,
+  leakyRelu: 12, elu: 13, gelu: 14, silu: 15, softplus: 16, clamp: 17, erf: 18, sign: 19, square: 20,
+  reciprocal: 21, step: 22,
+};
+export const BINARY_CODES: Record<BinaryOp, number> = {
+  add: 0, sub: 1, mul: 2, div: 3, pow: 4, maximum: 5, minimum: 6, eq: 7, ne: 8, lt: 9, le: 10, gt: 11, ge: 12,
+};
+export const REDUCE_CODES: Record<ReduceOp, number> = { sum: 0, max: 1, min: 2 };
+
+/**
+ * Below these sizes the js loop beats the cost of a native call (measured on the
+ * project's 2-core Zen 4 with bench/engine.ts and a crossover sweep).
+ */
+export const NATIVE_THRESHOLDS = {
+  /** M*N*K of a GEMM. */
+  gemm: 4096,
+  /** Elements of an elementwise op, reduction, softmax or Adam update. */
+  elementwise: 128,
+};
+
+let addon: NativeAddon | null = null;
+let addonError = '';
+
+function findAddon(): string | null {
+  const env = process.env.GENLAB_NATIVE_PATH;
+  if (env) return env;
+  // dist/src/engine/backends/ or src/engine/backends/: walk up to the package root.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const p = join(dir, 'native', 'build', 'genlab.node');
+    if (existsSync(p)) return p;
+    dir = dirname(dir);
+  }
+  return null;
+}
+
+/** The raw addon (for tests and benchmarks); throws with the reason if it is missing. */
+export function nativeAddon(): NativeAddon {
+  if (addon) return addon;
+  if (addonError) throw new Error(addonError);
+  const path = findAddon();
+  if (!path) {
+    addonError = 'native addon not built (run `npm run build:native`; native/build/genlab.node is missing)';
+    throw new Error(addonError);
+  }
+  try {
+    addon = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (e) {
+    addonError = `native addon ${path} failed to load: ${e instanceof Error ? e.message : String(e)}`;
+    throw new Error(addonError);
+  }
+  return addon;
+}
+
+/** Number of threads native kernels use (GENLAB_THREADS at start, default: all cores). */
+export function setNativeThreads(n: number): void {
+  nativeAddon().setThreads(n);
+}
+
+export function nativeThreads(): number {
+  return nativeAddon().threads();
+}
+
+/** Build the native backend: js kernels with the native ones laid over them. */
+export function loadNative(): Backend {
+  const a = nativeAddon();
+  const T = NATIVE_THRESHOLDS;
+  const meta = new Int32Array(1 + 3 * 16);
+  const overrides: Partial<Backend> = {
+    unary(op, x, xOff, out, n, p0, p1) {
+      if (n < T.elementwise || !a.unary(UNARY_CODES[op], x, xOff, out, n, p0, p1)) jsBackend.unary(op, x, xOff, out, n, p0, p1);
+    },
+    binary(op, x, xOff, xStrides, y, yOff, yStrides, out, shape) {
+      const rank = shape.length;
+      let n = 1;
+      for (let d = 0; d < rank; d++) n *= shape[d];
+      if (n >= T.elementwise && rank <= 16) {
+        meta[0] = rank;
+        for (let d = 0; d < rank; d++) {
+          meta[1 + d] = shape[d];
+          meta[1 + rank + d] = xStrides[d];
+          meta[1 + 2 * rank + d] = yStrides[d];
+        }
+        if (a.binary(BINARY_CODES[op], x, xOff, y, yOff, out, meta)) return;
+      }
+      jsBackend.binary(op, x, xOff, xStrides, y, yOff, yStrides, out, shape);
+    },
+    reduce(op, x, outer, len, inner, out) {
+      if (outer * len * inner < T.elementwise) jsBackend.reduce(op, x, outer, len, inner, out);
+      else a.reduce(REDUCE_CODES[op], x, outer, len, inner, out);
+    },
+    softmax(x, outer, len, inner, log, out) {
+      if (outer * len * inner < T.elementwise) jsBackend.softmax(x, outer, len, inner, log, out);
+      else a.softmax(x, outer, len, inner, log, out);
+    },
+    gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc) {
+      if (M * N * K < T.gemm) jsBackend.gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
+      else a.gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
+    },
+    im2col(x, xOff, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols) {
+      if (C * kh * kw * oh * ow < T.elementwise) jsBackend.im2col(x, xOff, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols);
+      else a.im2col(x, xOff, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols);
+    },
+    col2im(cols, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, x, xOff) {
+      if (C * kh * kw * oh * ow < T.elementwise) jsBackend.col2im(cols, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, x, xOff);
+      else a.col2im(cols, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, x, xOff);
+    },
+    adam(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, decoupled, step) {
+      if (n < T.elementwise) jsBackend.adam(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, decoupled, step);
+      else a.adam(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, decoupled, step);
+    },
+  };
+  return { ...jsBackend, name: 'native', ...overrides };
 }

@@ -1,0 +1,278 @@
+// Node-API binding of the kernels (the `native` backend; src/engine/backends/native.ts
+// is its only caller). Float32Arrays are passed zero-copy: napi_get_typedarray_info
+// gives the view's own memory, and the kernels write straight into it. Every call
+// checks that the extents it will touch lie inside the arrays, so a wrong argument
+// throws a RangeError instead of corrupting memory.
+#include <node_api.h>
+#include <stdio.h>
+#include <string.h>
+#include "common.h"
+
+namespace {
+
+struct Args {
+  napi_env env;
+  napi_value argv[20];
+  size_t argc = 20;
+  bool failed = false;
+
+  Args(napi_env e, napi_callback_info info) : env(e) { napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr); }
+
+  void fail(const char* msg) {
+    if (!failed) napi_throw_range_error(env, nullptr, msg);
+    failed = true;
+  }
+  double num(size_t i) {
+    double v = 0;
+    if (i >= argc || napi_get_value_double(env, argv[i], &v) != napi_ok) fail("genlab native: expected a number argument");
+    return v;
+  }
+  long lng(size_t i) { return (long)num(i); }
+  bool flag(size_t i) {
+    bool v = false;
+    if (i >= argc || napi_get_value_bool(env, argv[i], &v) != napi_ok) fail("genlab native: expected a boolean argument");
+    return v;
+  }
+  // A typed array of the wanted type; `len` receives its element count.
+  void* array(size_t i, napi_typedarray_type want, size_t* len) {
+    napi_typedarray_type type;
+    void* data = nullptr;
+    napi_value ab;
+    size_t off;
+    *len = 0;
+    if (i >= argc || napi_get_typedarray_info(env, argv[i], &type, len, &data, &ab, &off) != napi_ok || type != want) {
+      fail(want == napi_float32_array ? "genlab native: expected a Float32Array" : "genlab native: expected an Int32Array");
+      *len = 0;
+      return nullptr;
+    }
+    return data;
+  }
+  float* f32(size_t i, size_t* len) { return (float*)array(i, napi_float32_array, len); }
+  // Checks [off, off + extent) lies inside an array of length len.
+  void within(long off, long extent, size_t len, const char* what) {
+    if (off < 0 || extent < 0 || (size_t)(off + extent) > len) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "genlab native: %s out of bounds (offset %ld + extent %ld > length %zu)", what, off,
+               extent, len);
+      fail(msg);
+    }
+  }
+};
+
+napi_value undef(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+napi_value boolean(napi_env env, bool b) {
+  napi_value v;
+  napi_get_boolean(env, b, &v);
+  return v;
+}
+
+// Extent of a rows x cols matrix with row stride ld (0 if empty).
+long extent(long rows, long cols, long ld) { return rows <= 0 || cols <= 0 ? 0 : (rows - 1) * ld + cols; }
+
+napi_value Gemm(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  const bool tA = a.flag(0), tB = a.flag(1);
+  const long M = a.lng(2), N = a.lng(3), K = a.lng(4);
+  size_t la, lb, lc;
+  const float* A = a.f32(5, &la);
+  const long aOff = a.lng(6), lda = a.lng(7);
+  const float* B = a.f32(8, &lb);
+  const long bOff = a.lng(9), ldb = a.lng(10);
+  const float beta = (float)a.num(11);
+  float* C = a.f32(12, &lc);
+  const long cOff = a.lng(13), ldc = a.lng(14);
+  if (a.failed) return nullptr;
+  if (M < 0 || N < 0 || K < 0) a.fail("genlab native: gemm: negative size");
+  a.within(aOff, tA ? extent(K, M, lda) : extent(M, K, lda), la, "gemm A");
+  a.within(bOff, tB ? extent(N, K, ldb) : extent(K, N, ldb), lb, "gemm B");
+  a.within(cOff, extent(M, N, ldc), lc, "gemm C");
+  if (a.failed) return nullptr;
+  gl::gemm(tA, tB, M, N, K, A + aOff, lda, B + bOff, ldb, beta, C + cOff, ldc);
+  return undef(env);
+}
+
+napi_value Unary(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  const int op = (int)a.lng(0);
+  size_t lx, lo;
+  const float* x = a.f32(1, &lx);
+  const long xOff = a.lng(2);
+  float* out = a.f32(3, &lo);
+  const long n = a.lng(4);
+  const double p0 = a.num(5), p1 = a.num(6);
+  if (a.failed) return nullptr;
+  a.within(xOff, n, lx, "unary x");
+  a.within(0, n, lo, "unary out");
+  if (a.failed) return nullptr;
+  return boolean(env, gl::unary(op, x + xOff, out, n, p0, p1));
+}
+
+// binary(op, a, aOff, b, bOff, out, meta): meta is an Int32Array
+// [rank, shape..., aStrides..., bStrides...].
+napi_value Binary(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  const int op = (int)a.lng(0);
+  size_t la, lb, lo, lm;
+  const float* A = a.f32(1, &la);
+  const long aOff = a.lng(2);
+  const float* B = a.f32(3, &lb);
+  const long bOff = a.lng(4);
+  float* out = a.f32(5, &lo);
+  const int32_t* meta = (const int32_t*)a.array(6, napi_int32_array, &lm);
+  if (a.failed) return nullptr;
+  const int rank = lm > 0 ? meta[0] : -1;
+  if (rank < 0 || rank > 16 || lm < (size_t)(1 + 3 * rank)) {
+    a.fail("genlab native: binary: bad shape metadata");
+    return nullptr;
+  }
+  int64_t shape[16], as[16], bs[16];
+  long total = 1, aLo = 0, aHi = 0, bLo = 0, bHi = 0;
+  for (int d = 0; d < rank; d++) {
+    shape[d] = meta[1 + d];
+    as[d] = meta[1 + rank + d];
+    bs[d] = meta[1 + 2 * rank + d];
+    total *= shape[d];
+    if (shape[d] > 0) {
+      const long sa = (long)as[d] * (shape[d] - 1), sb = (long)bs[d] * (shape[d] - 1);
+      (sa < 0 ? aLo : aHi) += sa;
+      (sb < 0 ? bLo : bHi) += sb;
+    }
+  }
+  if (total == 0) return boolean(env, true);
+  a.within(aOff + aLo, aHi - aLo + 1, la, "binary a");
+  a.within(bOff + bLo, bHi - bLo + 1, lb, "binary b");
+  a.within(0, total, lo, "binary out");
+  if (a.failed) return nullptr;
+  return boolean(env, gl::binary(op, A + aOff, as, B + bOff, bs, out, shape, rank));
+}
+
+napi_value Reduce(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  const int op = (int)a.lng(0);
+  size_t lx, lo;
+  const float* x = a.f32(1, &lx);
+  const long outer = a.lng(2), len = a.lng(3), inner = a.lng(4);
+  float* out = a.f32(5, &lo);
+  if (a.failed) return nullptr;
+  a.within(0, outer * len * inner, lx, "reduce x");
+  a.within(0, outer * inner, lo, "reduce out");
+  if (a.failed) return nullptr;
+  gl::reduce(op, x, outer, len, inner, out);
+  return undef(env);
+}
+
+napi_value Softmax(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lx, lo;
+  const float* x = a.f32(0, &lx);
+  const long outer = a.lng(1), len = a.lng(2), inner = a.lng(3);
+  const bool log = a.flag(4);
+  float* out = a.f32(5, &lo);
+  if (a.failed) return nullptr;
+  a.within(0, outer * len * inner, lx, "softmax x");
+  a.within(0, outer * len * inner, lo, "softmax out");
+  if (a.failed) return nullptr;
+  gl::softmax(x, outer, len, inner, log, out);
+  return undef(env);
+}
+
+// im2col(x, xOff, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols) and
+// col2im(cols, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, x, xOff).
+napi_value Im2col(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lx, lc;
+  const float* x = a.f32(0, &lx);
+  const long xOff = a.lng(1);
+  long p[13];
+  for (int i = 0; i < 13; i++) p[i] = a.lng(2 + i);
+  float* cols = a.f32(15, &lc);
+  if (a.failed) return nullptr;
+  a.within(xOff, p[0] * p[1] * p[2], lx, "im2col x");
+  a.within(0, p[0] * p[3] * p[4] * p[11] * p[12], lc, "im2col cols");
+  if (a.failed) return nullptr;
+  gl::im2col(x + xOff, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], cols);
+  return undef(env);
+}
+
+napi_value Col2im(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lx, lc;
+  const float* cols = a.f32(0, &lc);
+  long p[13];
+  for (int i = 0; i < 13; i++) p[i] = a.lng(1 + i);
+  float* x = a.f32(14, &lx);
+  const long xOff = a.lng(15);
+  if (a.failed) return nullptr;
+  a.within(xOff, p[0] * p[1] * p[2], lx, "col2im x");
+  a.within(0, p[0] * p[3] * p[4] * p[11] * p[12], lc, "col2im cols");
+  if (a.failed) return nullptr;
+  gl::col2im(cols, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], x + xOff);
+  return undef(env);
+}
+
+napi_value Adam(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lp, lg, lm, lv;
+  float* param = a.f32(0, &lp);
+  const float* grad = a.f32(1, &lg);
+  float* m = a.f32(2, &lm);
+  float* v = a.f32(3, &lv);
+  const long n = a.lng(4);
+  const double lr = a.num(5), b1 = a.num(6), b2 = a.num(7), eps = a.num(8), wd = a.num(9);
+  const bool decoupled = a.flag(10);
+  const double step = a.num(11);
+  if (a.failed) return nullptr;
+  a.within(0, n, lp, "adam param");
+  a.within(0, n, lg, "adam grad");
+  a.within(0, n, lm, "adam m");
+  a.within(0, n, lv, "adam v");
+  if (a.failed) return nullptr;
+  gl::adam(param, grad, m, v, n, lr, b1, b2, eps, wd, decoupled, step);
+  return undef(env);
+}
+
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  const long n = a.lng(0);
+  if (a.failed) return nullptr;
+  gl::setNumThreads((int)n);
+  return undef(env);
+}
+
+napi_value Threads(napi_env env, napi_callback_info) {
+  napi_value v;
+  napi_create_int32(env, gl::numThreads(), &v);
+  return v;
+}
+
+napi_value KernelName(napi_env env, napi_callback_info) {
+  napi_value v;
+  napi_create_string_utf8(env, gl::gemmKernelName(), NAPI_AUTO_LENGTH, &v);
+  return v;
+}
+
+// A no-op, to measure the cost of crossing into the addon.
+napi_value Noop(napi_env env, napi_callback_info) { return undef(env); }
+
+}  // namespace
+
+NAPI_MODULE_INIT() {
+  const struct {
+    const char* name;
+    napi_callback cb;
+  } fns[] = {
+      {"gemm", Gemm},       {"unary", Unary},         {"binary", Binary},   {"reduce", Reduce},
+      {"softmax", Softmax}, {"im2col", Im2col},       {"col2im", Col2im},   {"adam", Adam},
+      {"setThreads", SetThreads}, {"threads", Threads}, {"kernel", KernelName}, {"noop", Noop},
+  };
+  for (const auto& f : fns) {
+    napi_value fn;
+    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fn);
+    napi_set_named_property(env, exports, f.name, fn);
+  }
+  return exports;
+}

@@ -1,0 +1,57 @@
+// genlab native kernels: shared declarations for the two targets built from these
+// sources, the Node-API addon (g++, x86-64 with AVX-512 / AVX2 / scalar variants
+// chosen at run time) and the wasm32+simd128 module (clang, freestanding, no libc).
+// The js backend (src/engine/backends/js.ts) is the definition of every kernel; these
+// must agree with it (see native.test.ts / wasm.test.ts).
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__wasm__)
+#define GL_WASM 1
+#define GL_EXPORT(name) __attribute__((export_name(#name)))
+#else
+#define GL_WASM 0
+#endif
+
+#if defined(__x86_64__) && !GL_WASM && defined(__GNUC__) && !defined(__clang__)
+// Auto-vectorized loops get AVX-512 / AVX2 clones picked by the dynamic loader.
+#define GL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define GL_CLONES
+#endif
+
+#define GL_RESTRICT __restrict__
+
+namespace gl {
+
+// Runs fn(ctx, tid, nthreads) on up to `want` threads (the caller is thread 0) and
+// returns when all are done. Serial in wasm.
+typedef void (*TaskFn)(void* ctx, int tid, int nthreads);
+void parallel(int want, TaskFn fn, void* ctx);
+int numThreads();
+void setNumThreads(int n);
+
+// Kernels; argument meanings as in src/engine/backends/backend.ts.
+void gemm(bool transA, bool transB, long M, long N, long K,
+          const float* A, long lda, const float* B, long ldb,
+          float beta, float* C, long ldc);
+// Which GEMM microkernel runs: "avx512", "avx2", "simd128" or "scalar".
+const char* gemmKernelName();
+
+// Unary op codes, in the order of UnaryOp in backend.ts. Returns false when the op
+// is not implemented on this target (the caller then falls back to js).
+bool unary(int op, const float* x, float* out, long n, double p0, double p1);
+// Binary op codes in the order of BinaryOp. shape/strides have `rank` entries.
+bool binary(int op, const float* a, const int64_t* aStrides, const float* b, const int64_t* bStrides,
+            float* out, const int64_t* shape, int rank);
+void reduce(int op, const float* x, long outer, long len, long inner, float* out);
+void softmax(const float* x, long outer, long len, long inner, bool log, float* out);
+void im2col(const float* x, long C, long H, long W, long kh, long kw, long sh, long sw, long ph, long pw,
+            long dh, long dw, long oh, long ow, float* cols);
+void col2im(const float* cols, long C, long H, long W, long kh, long kw, long sh, long sw, long ph, long pw,
+            long dh, long dw, long oh, long ow, float* x);
+void adam(float* param, const float* grad, float* m, float* v, long n, double lr, double beta1, double beta2,
+          double eps, double weightDecay, bool decoupled, double step);
+
+}  // namespace gl

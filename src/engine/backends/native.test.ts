@@ -1,0 +1,264 @@
+/**
+ * The native addon against the js backend (the definition): every native kernel on
+ * random inputs, odd sizes, offsets and leading dimensions, NaN/Inf, 1 and 2 threads.
+ * Kernels are called on the raw addon so that small sizes reach native code too (the
+ * backend wrapper sends them to js). Skips when the addon is not built.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { Rng } from '../rng.js';
+import type { Backend, BinaryOp, UnaryOp } from './backend.js';
+import { jsBackend } from './js.js';
+import { BINARY_CODES, REDUCE_CODES, UNARY_CODES, loadNative, nativeAddon } from './native.js';
+import type { NativeAddon } from './native.js';
+
+let addon: NativeAddon | null = null;
+let backendNative: Backend | null = null;
+let why = '';
+try {
+  addon = nativeAddon();
+  backendNative = loadNative();
+} catch (e) {
+  why = e instanceof Error ? e.message : String(e);
+}
+const skip = addon ? false : `native addon unavailable: ${why}`;
+const N = (): NativeAddon => addon as NativeAddon;
+
+function rand(rng: Rng, n: number, scale = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = (rng.uniform() * 2 - 1) * scale;
+  return a;
+}
+
+/** |a - b| <= atol + rtol |b| elementwise; NaN must match NaN and Inf must match exactly. */
+function close(a: Float32Array, b: Float32Array, rtol: number, atol: number, what: string): void {
+  assert.equal(a.length, b.length, `${what}: length`);
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i], y = b[i];
+    if (Number.isNaN(y) || Number.isNaN(x) || !Number.isFinite(y) || !Number.isFinite(x)) {
+      if (!(Object.is(x, y) || (Number.isNaN(x) && Number.isNaN(y)))) assert.fail(`${what}: [${i}] native ${x}, js ${y}`);
+      continue;
+    }
+    if (Math.abs(x - y) > atol + rtol * Math.abs(y)) assert.fail(`${what}: [${i}] native ${x}, js ${y}`);
+  }
+}
+
+function withThreads(fn: (threads: number) => void): void {
+  const prev = N().threads();
+  try {
+    for (const t of [1, 2]) {
+      N().setThreads(t);
+      fn(t);
+    }
+  } finally {
+    N().setThreads(prev);
+  }
+}
+
+test('native gemm = js gemm: transposes, odd sizes, offsets, leading dims, beta, 1 and 2 threads', { skip }, () => {
+  const rng = new Rng(1);
+  const sizes: [number, number, number][] = [
+    [1, 1, 1], [7, 63, 65], [65, 7, 63], [257, 65, 7], [63, 257, 33], [6, 64, 16], [13, 1100, 20], [150, 70, 500],
+  ];
+  withThreads((threads) => {
+    for (const [M, Nn, K] of sizes) {
+      for (const tA of [false, true]) {
+        for (const tB of [false, true]) {
+          const lda = (tA ? M : K) + 3, ldb = (tB ? K : Nn) + 1, ldc = Nn + 2;
+          const aOff = 5, bOff = 2, cOff = 3;
+          const A = rand(rng, aOff + (tA ? K : M) * lda);
+          const B = rand(rng, bOff + (tB ? Nn : K) * ldb);
+          // Error bound scales with sum |a||b|: compute it with js on |A|, |B|.
+          const absC = new Float32Array(cOff + M * ldc);
+          jsBackend.gemm(tA, tB, M, Nn, K, A.map(Math.abs), aOff, lda, B.map(Math.abs), bOff, ldb, 0, absC, cOff, ldc);
+          for (const beta of [0, 1]) {
+            const C0 = rand(rng, cOff + M * ldc);
+            if (beta === 0) C0.fill(NaN, cOff); // beta 0 must overwrite, even NaN
+            const Cn = C0.slice(), Cj = C0.slice();
+            N().gemm(tA, tB, M, Nn, K, A, aOff, lda, B, bOff, ldb, beta, Cn, cOff, ldc);
+            jsBackend.gemm(tA, tB, M, Nn, K, A, aOff, lda, B, bOff, ldb, beta, Cj, cOff, ldc);
+            const what = `gemm ${M}x${Nn}x${K} tA=${tA} tB=${tB} beta=${beta} threads=${threads}`;
+            for (let i = 0; i < Cn.length; i++) {
+              const x = Cn[i], y = Cj[i];
+              if (Number.isNaN(y)) {
+                assert.ok(Number.isNaN(x), `${what}: [${i}] native ${x}, js NaN`);
+                continue;
+              }
+              const tol = 1e-6 * (absC[i] + Math.abs(y) + 1);
+              if (!(Math.abs(x - y) <= tol)) assert.fail(`${what}: [${i}] native ${x}, js ${y}`);
+            }
+          }
+        }
+      }
+    }
+  });
+});
+
+test('native gemm propagates NaN and Inf like js', { skip }, () => {
+  const rng = new Rng(2);
+  const [M, Nn, K] = [9, 70, 11];
+  const A = rand(rng, M * K), B = rand(rng, K * Nn);
+  A[2 * K + 3] = NaN; // row 2 of C becomes NaN
+  B[4 * Nn + 5] = Infinity; // column 5: +-Inf (or NaN with row 2)
+  const Cn = new Float32Array(M * Nn), Cj = new Float32Array(M * Nn);
+  N().gemm(false, false, M, Nn, K, A, 0, K, B, 0, Nn, 0, Cn, 0, Nn);
+  jsBackend.gemm(false, false, M, Nn, K, A, 0, K, B, 0, Nn, 0, Cj, 0, Nn);
+  for (let i = 0; i < Cn.length; i++) {
+    if (!Number.isFinite(Cj[i])) assert.ok(Object.is(Cn[i], Cj[i]) || (Number.isNaN(Cn[i]) && Number.isNaN(Cj[i])), `[${i}] ${Cn[i]} vs ${Cj[i]}`);
+    else assert.ok(Number.isFinite(Cn[i]), `[${i}] ${Cn[i]} vs ${Cj[i]}`);
+  }
+  assert.ok(Number.isNaN(Cn[2 * Nn + 7]));
+  assert.equal(Cn[0 * Nn + 5], Cj[0 * Nn + 5]);
+});
+
+test('native gemm rejects out-of-bounds arguments instead of touching memory', { skip }, () => {
+  const A = new Float32Array(12), B = new Float32Array(12), C = new Float32Array(9);
+  assert.throws(() => N().gemm(false, false, 3, 3, 4, A, 1, 4, B, 0, 3, 0, C, 0, 3), RangeError);
+  assert.throws(() => N().gemm(false, false, 3, 4, 4, A, 0, 4, B, 0, 3, 0, C, 0, 3), RangeError);
+});
+
+const SPECIAL = [NaN, Infinity, -Infinity, 0, -0, 1e-40, -1e-40, 1e-7, -1e-7, 0.5, -0.5, 1, -1, 19.9, 20, 20.1, 88, -88, 89, -104, 200, -200];
+
+test('native unary = js unary for every op, NaN/Inf/extremes included', { skip }, () => {
+  const rng = new Rng(3);
+  const n = 2000;
+  const x = new Float32Array(3 + n);
+  x.set(SPECIAL, 3);
+  for (let i = 3 + SPECIAL.length; i < x.length; i++) x[i] = rng.normal() * (i % 3 === 0 ? 10 : 2);
+  // Ops computed exactly as js does (no transcendental approximation).
+  const exact = new Set<UnaryOp>(['neg', 'abs', 'sqrt', 'sin', 'cos', 'relu', 'leakyRelu', 'clamp', 'sign', 'square', 'reciprocal', 'step']);
+  withThreads((threads) => {
+    for (const op of Object.keys(UNARY_CODES) as UnaryOp[]) {
+      const [p0, p1] = op === 'clamp' ? [-0.5, 0.75] : op === 'leakyRelu' ? [0.01, 0] : op === 'elu' ? [1.5, 0] : [0, 0];
+      const on = new Float32Array(n), oj = new Float32Array(n);
+      assert.equal(N().unary(UNARY_CODES[op], x, 3, on, n, p0, p1), true, `${op} implemented`);
+      jsBackend.unary(op, x, 3, oj, n, p0, p1);
+      const rtol = exact.has(op) ? 0 : op === 'rsqrt' ? 1.2e-7 : 4e-6;
+      close(on, oj, rtol, exact.has(op) ? 0 : 1e-12, `unary ${op} (threads ${threads})`);
+    }
+  });
+});
+
+test('native binary = js binary: contiguous, broadcast, transposed, negative strides, NaN/Inf', { skip }, () => {
+  const rng = new Rng(4);
+  const base = rand(rng, 4000, 3);
+  base.set([NaN, Infinity, -Infinity, 0, -0, 2, 0.5, -3], 0);
+  const cases: { shape: number[]; as: number[]; bs: number[]; aOff: number; bOff: number }[] = [
+    { shape: [600], as: [1], bs: [1], aOff: 0, bOff: 7 },
+    { shape: [3, 4, 50], as: [200, 50, 1], bs: [0, 50, 1], aOff: 1, bOff: 0 }, // b broadcast on axis 0
+    { shape: [37, 41], as: [41, 1], bs: [0, 0], aOff: 3, bOff: 5 }, // scalar b
+    { shape: [37, 41], as: [0, 1], bs: [1, 0], aOff: 3, bOff: 5 }, // outer-product broadcast
+    { shape: [30, 40], as: [1, 30], bs: [40, 1], aOff: 0, bOff: 0 }, // transposed a
+    { shape: [20, 30], as: [30, -1], bs: [30, 1], aOff: 29, bOff: 0 }, // flipped last axis
+    { shape: [2, 1, 3, 1, 60], as: [180, 0, 60, 0, 1], bs: [0, 0, 60, 0, 1], aOff: 0, bOff: 100 },
+    { shape: [], as: [], bs: [], aOff: 2, bOff: 3 }, // 0-D
+  ];
+  withThreads((threads) => {
+    for (const op of Object.keys(BINARY_CODES) as BinaryOp[]) {
+      for (const c of cases) {
+        const n = c.shape.reduce((p, v) => p * v, 1);
+        const on = new Float32Array(n), oj = new Float32Array(n);
+        const meta = Int32Array.from([c.shape.length, ...c.shape, ...c.as, ...c.bs]);
+        assert.equal(N().binary(BINARY_CODES[op], base, c.aOff, base, c.bOff, on, meta), true);
+        jsBackend.binary(op, base, c.aOff, c.as, base, c.bOff, c.bs, oj, c.shape);
+        close(on, oj, 0, 0, `binary ${op} shape ${JSON.stringify(c.shape)} (threads ${threads})`);
+      }
+    }
+  });
+});
+
+test('native reduce and softmax = js, NaN and -Inf rows included', { skip }, () => {
+  const rng = new Rng(5);
+  const shapes: [number, number, number][] = [[3, 17, 1], [1, 1000, 1], [2, 5, 7], [1, 13, 300], [4, 0, 3], [50, 33, 1], [2, 300, 70]];
+  withThreads((threads) => {
+    for (const [outer, len, inner] of shapes) {
+      const x = rand(rng, outer * len * inner, 4);
+      if (x.length > 40) {
+        x[5] = NaN;
+        x[17] = Infinity;
+        x[23] = -Infinity;
+      }
+      if (inner === 1 && outer > 2 && len > 0) x.fill(-Infinity, len, 2 * len); // a row of -Inf
+      for (const op of ['sum', 'max', 'min'] as const) {
+        const on = new Float32Array(outer * inner), oj = new Float32Array(outer * inner);
+        N().reduce(REDUCE_CODES[op], x, outer, len, inner, on);
+        jsBackend.reduce(op, x, outer, len, inner, oj);
+        close(on, oj, op === 'sum' ? 1e-5 : 0, op === 'sum' ? 1e-4 : 0, `reduce ${op} [${outer},${len},${inner}] (threads ${threads})`);
+      }
+      if (len === 0) continue;
+      for (const log of [false, true]) {
+        const on = new Float32Array(x.length), oj = new Float32Array(x.length);
+        N().softmax(x, outer, len, inner, log, on);
+        jsBackend.softmax(x, outer, len, inner, log, oj);
+        close(on, oj, 1e-5, 1e-7, `softmax log=${log} [${outer},${len},${inner}] (threads ${threads})`);
+      }
+    }
+  });
+});
+
+test('native im2col and col2im = js (stride, padding, dilation, offsets)', { skip }, () => {
+  const rng = new Rng(6);
+  const cfgs = [
+    { C: 3, H: 9, W: 11, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, dh: 1, dw: 1 },
+    { C: 2, H: 10, W: 7, kh: 3, kw: 2, sh: 2, sw: 3, ph: 2, pw: 0, dh: 2, dw: 1 },
+    { C: 5, H: 6, W: 6, kh: 1, kw: 1, sh: 1, sw: 1, ph: 0, pw: 0, dh: 1, dw: 1 },
+    { C: 16, H: 28, W: 28, kh: 5, kw: 5, sh: 1, sw: 1, ph: 4, pw: 4, dh: 1, dw: 1 },
+  ];
+  withThreads((threads) => {
+    for (const c of cfgs) {
+      const oh = Math.floor((c.H + 2 * c.ph - c.dh * (c.kh - 1) - 1) / c.sh) + 1;
+      const ow = Math.floor((c.W + 2 * c.pw - c.dw * (c.kw - 1) - 1) / c.sw) + 1;
+      const xOff = 4;
+      const x = rand(rng, xOff + c.C * c.H * c.W);
+      const rows = c.C * c.kh * c.kw;
+      const cn = new Float32Array(rows * oh * ow).fill(NaN), cj = new Float32Array(rows * oh * ow);
+      N().im2col(x, xOff, c.C, c.H, c.W, c.kh, c.kw, c.sh, c.sw, c.ph, c.pw, c.dh, c.dw, oh, ow, cn);
+      jsBackend.im2col(x, xOff, c.C, c.H, c.W, c.kh, c.kw, c.sh, c.sw, c.ph, c.pw, c.dh, c.dw, oh, ow, cj);
+      close(cn, cj, 0, 0, `im2col ${JSON.stringify(c)} (threads ${threads})`);
+      const cols = rand(rng, rows * oh * ow);
+      const xn = rand(rng, x.length), xj = xn.slice();
+      N().col2im(cols, c.C, c.H, c.W, c.kh, c.kw, c.sh, c.sw, c.ph, c.pw, c.dh, c.dw, oh, ow, xn, xOff);
+      jsBackend.col2im(cols, c.C, c.H, c.W, c.kh, c.kw, c.sh, c.sw, c.ph, c.pw, c.dh, c.dw, oh, ow, xj, xOff);
+      close(xn, xj, 0, 0, `col2im ${JSON.stringify(c)} (threads ${threads})`);
+    }
+  });
+});
+
+test('native adam = js adam (Adam and AdamW, weight decay, several steps)', { skip }, () => {
+  const rng = new Rng(7);
+  const n = 1003;
+  for (const [wd, decoupled] of [[0, false], [0.01, false], [0.05, true]] as const) {
+    const p = rand(rng, n), m = new Float32Array(n), v = new Float32Array(n);
+    const pn = p.slice(), mn = m.slice(), vn = v.slice();
+    for (let step = 1; step <= 5; step++) {
+      const g = rand(rng, n);
+      g[7] = 0;
+      N().adam(pn, g, mn, vn, n, 1e-3, 0.9, 0.999, 1e-8, wd, decoupled, step);
+      jsBackend.adam(p, g, m, v, n, 1e-3, 0.9, 0.999, 1e-8, wd, decoupled, step);
+    }
+    close(pn, p, 1e-6, 1e-9, `adam param wd=${wd} decoupled=${decoupled}`);
+    close(mn, m, 1e-6, 0, 'adam m');
+    close(vn, v, 1e-6, 0, 'adam v');
+  }
+});
+
+test('native backend object: name, js fallbacks for small sizes, kernels the addon lacks', { skip }, () => {
+  const b = backendNative as Backend;
+  assert.equal(b.name, 'native');
+  // Small GEMM (js path) and large GEMM (native path) agree with js.
+  const rng = new Rng(8);
+  for (const [M, Nn, K] of [[2, 3, 4], [40, 50, 60]]) {
+    const A = rand(rng, M * K), B = rand(rng, K * Nn);
+    const cn = new Float32Array(M * Nn), cj = new Float32Array(M * Nn);
+    b.gemm(false, false, M, Nn, K, A, 0, K, B, 0, Nn, 0, cn, 0, Nn);
+    jsBackend.gemm(false, false, M, Nn, K, A, 0, K, B, 0, Nn, 0, cj, 0, Nn);
+    close(cn, cj, 1e-5, 1e-5, `backend gemm ${M}x${Nn}x${K}`);
+  }
+  assert.equal(b.cumsum, jsBackend.cumsum);
+  assert.equal(b.gather, jsBackend.gather);
+  const x = rand(rng, 1000);
+  const on = new Float32Array(1000), oj = new Float32Array(1000);
+  b.binary('add', x, 0, [0, 1], x, 0, [1, 0], on, [1, 1000].length === 2 ? [1, 1000] : []);
+  jsBackend.binary('add', x, 0, [0, 1], x, 0, [1, 0], oj, [1, 1000]);
+  close(on, oj, 0, 0, 'backend binary');
+});
