@@ -55,14 +55,16 @@ export const BINARY_CODES: Record<BinaryOp, number> = {
 export const REDUCE_CODES: Record<ReduceOp, number> = { sum: 0, max: 1, min: 2 };
 
 /**
- * Below these sizes the js loop beats the cost of a native call (measured on the
- * project's 2-core Zen 4 with bench/engine.ts and a crossover sweep).
+ * Below these sizes the js loop beats the cost of a native call (~0.2 us). Measured
+ * on the project's 2-core Zen 4 with `npm run bench:engine -- --crossover`: GEMM 4^3
+ * js 0.18 / native 0.29 us, 8^3 js 1.1 / native 0.36 us; x + y at 64 elements js 206 /
+ * native 211 ns, at 128 js 363 / native 217 ns (exp crosses over near 32).
  */
 export const NATIVE_THRESHOLDS = {
   /** M*N*K of a GEMM. */
-  gemm: 4096,
-  /** Elements of an elementwise op, reduction, softmax or Adam update. */
-  elementwise: 128,
+  gemm: 256,
+  /** Elements of an elementwise op, reduction, softmax, im2col or Adam update. */
+  elementwise: 64,
 };
 
 let addon: NativeAddon | null = null;

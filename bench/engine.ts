@@ -1,0 +1,207 @@
+/**
+ * Engine benchmark: GEMM GFLOPS of the genlab backends (native, wasm, js) and of
+ * PyTorch (a python subprocess timing torch.mm, when /usr/bin/python3 has torch) on
+ * the shapes that dominate training: square 256/512/1024, a conv layer's forward,
+ * weight-gradient and input-gradient products, an LSTM gate product and an MLP layer;
+ * plus the per-op overhead of x.add(y) on 16-element tensors. Medians over repetitions.
+ *
+ *   npm run bench:engine               table
+ *   npm run bench:engine -- --json     [{name, backend, gflops} | {name, backend, ns}]
+ *   npm run bench:engine -- --crossover   js vs native at small sizes (the thresholds in native.ts)
+ *
+ * GENLAB_THREADS sets the native thread count (default: all cores).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { Rng, hasBackend, randn, withBackend, backend, backendError } from '../src/index.js';
+import type { Backend, BackendName } from '../src/index.js';
+
+interface GemmShape {
+  name: string;
+  M: number;
+  N: number;
+  K: number;
+  transA: boolean;
+  transB: boolean;
+  /** js is slow: only shapes with this flag run on it. */
+  small: boolean;
+}
+
+const SHAPES: GemmShape[] = [
+  { name: 'square 256', M: 256, N: 256, K: 256, transA: false, transB: false, small: true },
+  { name: 'square 512', M: 512, N: 512, K: 512, transA: false, transB: false, small: true },
+  { name: 'square 1024', M: 1024, N: 1024, K: 1024, transA: false, transB: false, small: false },
+  { name: 'conv fwd 64x288 . 288x12544', M: 64, N: 12544, K: 288, transA: false, transB: false, small: false },
+  { name: 'conv wgrad 64x12544 . (288x12544)^T', M: 64, N: 288, K: 12544, transA: false, transB: true, small: false },
+  { name: 'conv igrad (64x288)^T . 64x12544', M: 288, N: 12544, K: 64, transA: true, transB: false, small: false },
+  { name: 'lstm 2048x256 . 256x1024', M: 2048, N: 1024, K: 256, transA: false, transB: false, small: false },
+  { name: 'mlp 4096x128 . 128x128', M: 4096, N: 128, K: 128, transA: false, transB: false, small: true },
+];
+
+type Row = { name: string; backend: string; gflops: number } | { name: string; backend: string; ns: number };
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1];
+}
+
+/** Median seconds of fn over at least `minReps` runs and about `budget` seconds. */
+function timeIt(fn: () => void, minReps = 5, budget = 0.5): number {
+  fn(); // warm-up (pool threads, packing buffers, JIT)
+  const ts: number[] = [];
+  const start = process.hrtime.bigint();
+  while (ts.length < minReps || (ts.length < 200 && Number(process.hrtime.bigint() - start) / 1e9 < budget)) {
+    const t0 = process.hrtime.bigint();
+    fn();
+    ts.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  return median(ts);
+}
+
+function operands(s: GemmShape, rng: Rng): { A: Float32Array; B: Float32Array; C: Float32Array } {
+  const A = randn([s.M * s.K], rng).values() as Float32Array;
+  const B = randn([s.K * s.N], rng).values() as Float32Array;
+  return { A, B, C: new Float32Array(s.M * s.N) };
+}
+
+function gemmGflops(b: Backend, s: GemmShape, rng: Rng): number {
+  const { A, B, C } = operands(s, rng);
+  const lda = s.transA ? s.M : s.K;
+  const ldb = s.transB ? s.K : s.N;
+  const sec = timeIt(() => b.gemm(s.transA, s.transB, s.M, s.N, s.K, A, 0, lda, B, 0, ldb, 0, C, 0, s.N));
+  return (2 * s.M * s.N * s.K) / sec / 1e9;
+}
+
+function backendObject(name: BackendName): Backend {
+  return withBackend(name, () => backend());
+}
+
+/** ns per x.add(y) on 16-element tensors, through the public op (autograd off). */
+function addOverhead(name: BackendName, rng: Rng): number {
+  return withBackend(name, () => {
+    const x = randn([16], rng);
+    const y = randn([16], rng);
+    const reps = 20000;
+    const sec = timeIt(() => {
+      for (let i = 0; i < reps; i++) x.add(y);
+    }, 5, 0.3);
+    return (sec / reps) * 1e9;
+  });
+}
+
+const TORCH_SCRIPT = `
+import json, sys, time, torch
+torch.set_num_threads(int(sys.argv[1]))
+out = []
+for name, M, N, K, tA, tB in json.loads(sys.argv[2]):
+    a = torch.randn(K, M).t() if tA else torch.randn(M, K)
+    b = torch.randn(N, K).t() if tB else torch.randn(K, N)
+    c = torch.empty(M, N)
+    torch.mm(a, b, out=c)
+    ts = []
+    start = time.perf_counter()
+    while len(ts) < 5 or (len(ts) < 200 and time.perf_counter() - start < 0.5):
+        t = time.perf_counter(); torch.mm(a, b, out=c); ts.append(time.perf_counter() - t)
+    ts.sort()
+    out.append([name, 2 * M * N * K / ts[len(ts) // 2] / 1e9])
+print(json.dumps(out))
+`;
+
+/** PyTorch GFLOPS per shape, or null when python3 with torch is unavailable. */
+function torchGflops(threads: number, env: Record<string, string>): Map<string, number> | null {
+  const py = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+  const shapes = SHAPES.map((s) => [s.name, s.M, s.N, s.K, s.transA, s.transB]);
+  const r = spawnSync(py, ['-c', TORCH_SCRIPT, String(threads), JSON.stringify(shapes)], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    timeout: 300_000,
+  });
+  if (r.status !== 0) return null;
+  try {
+    return new Map(JSON.parse(r.stdout.trim().split('\n').pop() ?? '[]') as [string, number][]);
+  } catch {
+    return null;
+  }
+}
+
+function crossover(): void {
+  const rng = new Rng(0);
+  const nat = backendObject('native');
+  const js = backendObject('js');
+  console.log('gemm n x n x n: microseconds js / native (raw addon, no threshold)');
+  for (const n of [4, 8, 12, 16, 24, 32, 48]) {
+    const s: GemmShape = { name: '', M: n, N: n, K: n, transA: false, transB: false, small: true };
+    const { A, B, C } = operands(s, rng);
+    const tj = timeIt(() => { for (let i = 0; i < 100; i++) js.gemm(false, false, n, n, n, A, 0, n, B, 0, n, 0, C, 0, n); }, 5, 0.1) / 100;
+    const tn = timeIt(() => { for (let i = 0; i < 100; i++) nativeRaw().gemm(false, false, n, n, n, A, 0, n, B, 0, n, 0, C, 0, n); }, 5, 0.1) / 100;
+    console.log(`  ${n}^3 = ${n * n * n}: js ${(tj * 1e6).toFixed(2)} us, native ${(tn * 1e6).toFixed(2)} us`);
+  }
+  console.log('x + y, n elements: ns js / native (raw addon)');
+  const meta = new Int32Array([1, 0, 1, 1]);
+  for (const n of [16, 32, 64, 128, 256, 512, 1024]) {
+    const a = randn([n], rng).values() as Float32Array;
+    const b = randn([n], rng).values() as Float32Array;
+    const o = new Float32Array(n);
+    meta[1] = n;
+    const tj = timeIt(() => { for (let i = 0; i < 1000; i++) js.binary('add', a, 0, [1], b, 0, [1], o, [n]); }, 5, 0.1) / 1000;
+    const tn = timeIt(() => { for (let i = 0; i < 1000; i++) nativeRaw().binary(0, a, 0, b, 0, o, meta); }, 5, 0.1) / 1000;
+    const te = timeIt(() => { for (let i = 0; i < 1000; i++) js.unary('exp', a, 0, o, n, 0, 0); }, 5, 0.1) / 1000;
+    const tne = timeIt(() => { for (let i = 0; i < 1000; i++) nativeRaw().unary(2, a, 0, o, n, 0, 0); }, 5, 0.1) / 1000;
+    console.log(`  n=${n}: add js ${(tj * 1e9).toFixed(0)} / native ${(tn * 1e9).toFixed(0)} ns; exp js ${(te * 1e9).toFixed(0)} / native ${(tne * 1e9).toFixed(0)} ns`);
+  }
+}
+
+// The raw addon, for the crossover sweep only (imported lazily: bench otherwise uses
+// the public API).
+let rawAddon: import('../src/engine/backends/native.js').NativeAddon | null = null;
+function nativeRaw(): import('../src/engine/backends/native.js').NativeAddon {
+  if (!rawAddon) throw new Error('native addon not loaded');
+  return rawAddon;
+}
+
+async function main(): Promise<void> {
+  const json = process.argv.includes('--json');
+  if (process.argv.includes('--crossover')) {
+    if (!hasBackend('native')) throw new Error(`native backend unavailable: ${backendError('native')}`);
+    rawAddon = (await import('../src/engine/backends/native.js')).nativeAddon();
+    crossover();
+    return;
+  }
+  const rows: Row[] = [];
+  const log = (r: Row): void => {
+    rows.push(r);
+    if (!json) {
+      const v = 'gflops' in r ? `${r.gflops.toFixed(1)} GFLOPS` : `${r.ns.toFixed(0)} ns`;
+      console.log(`${r.name.padEnd(40)} ${r.backend.padEnd(12)} ${v}`);
+    }
+  };
+  const rng = new Rng(0);
+  const backends = (['native', 'wasm', 'js'] as const).filter((b) => hasBackend(b));
+  if (!json) {
+    for (const b of ['native', 'wasm'] as const) if (!hasBackend(b)) console.log(`(${b} unavailable: ${backendError(b)})`);
+  }
+  for (const s of SHAPES) {
+    for (const b of backends) {
+      if (b === 'js' && !s.small) continue;
+      log({ name: s.name, backend: b, gflops: gemmGflops(backendObject(b), s, rng) });
+    }
+  }
+  for (const [label, threads, env] of [['torch', 2, {}], ['torch-1t', 1, { OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: '1' }]] as const) {
+    const t = torchGflops(threads, env);
+    if (!t) {
+      if (!json) console.log(`(${label}: /usr/bin/python3 with torch unavailable)`);
+      break;
+    }
+    for (const s of SHAPES) {
+      const g = t.get(s.name);
+      if (g !== undefined) log({ name: s.name, backend: label, gflops: g });
+    }
+  }
+  for (const b of backends) log({ name: 'x.add(y), 16 elements', backend: b, ns: addOverhead(b, rng) });
+  if (json) console.log(JSON.stringify(rows));
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});
