@@ -43,7 +43,7 @@ process.stdout.write(JSON.stringify({ marks, first, last }));
 
 for (const be of testBackends()) {
   test(`memory: ${STEPS} MLP training steps on ${be} do not grow the heap`, () => {
-    const indexUrl = new URL('../src/index.js', import.meta.url).href;
+    const indexUrl = new URL('../src/engine/index.js', import.meta.url).href;
     const r = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', childScript(indexUrl)], {
       env: { ...process.env, GENLAB_BACKEND: be },
       encoding: 'utf8',

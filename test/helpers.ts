@@ -8,8 +8,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Tensor, tensor, grad, noGrad, concat, hasBackend, withBackend } from '../src/index.js';
-import type { BackendName } from '../src/index.js';
+import { Tensor, tensor, grad, noGrad, concat, hasBackend, withBackend } from '../src/engine/index.js';
+import type { BackendName } from '../src/engine/index.js';
 
 /** Repository root (tests run from dist/test, sources live two levels up). */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -88,6 +88,24 @@ test('backward: createGraph makes .grad differentiable; repeated backward accumu
   assert.equal(w.grad, null);
 });
 
+test('backward: after a createGraph backward, a plain backward never writes into shared gradients', () => {
+  // add's backward hands the same gradient tensor (here the caller's own) to both leaves.
+  const x = tensor([1, 2]).requiresGrad_();
+  const y = tensor([3, 4]).requiresGrad_();
+  const go = tensor([1, 1]);
+  x.add(y).backward(go, { createGraph: true });
+  x.mul(2).sum().backward();
+  assertClose(x.grad!, tensor([3, 3]));
+  assertClose(y.grad!, tensor([1, 1]));
+  assertClose(go, tensor([1, 1]));
+  // A gradient the user assigned is not written either.
+  const mine = tensor([10, 10]);
+  x.grad = mine;
+  x.sum().backward();
+  assertClose(x.grad!, tensor([11, 11]));
+  assertClose(mine, tensor([10, 10]));
+});
+
 test('autograd: a 20000-op chain backpropagates without overflowing the stack', () => {
   const x = tensor([1]).requiresGrad_();
   let y = x;

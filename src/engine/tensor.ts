@@ -368,16 +368,25 @@ export function grad(outputs: Tensor | Tensor[], inputs: Tensor[], opts: GradOpt
   });
 }
 
+/**
+ * `.grad` tensors whose buffer backward allocated itself, so it may add into them in
+ * place. Any other `.grad` (from a createGraph backward, or set by the user) may share
+ * its storage with another leaf's gradient or with a caller's tensor, so it is replaced,
+ * never written.
+ */
+const ownedGrads = new WeakSet<Tensor>();
+
 function backwardImpl(outs: Tensor[], gradOutputs: (Tensor | null)[] | undefined, createGraph: boolean): void {
   const grads = propagate(outs, gradOutputs, createGraph, null);
   for (const [t, g] of grads) {
     if (t.node !== null || !t.requiresGrad) continue;
     if (createGraph) {
       t.grad = t.grad ? t.grad.add(g) : g;
-    } else if (t.grad === null || t.grad.requiresGrad || !t.grad.isContiguous() || t.grad.offset !== 0) {
+    } else if (t.grad === null || !ownedGrads.has(t.grad) || t.grad.requiresGrad || !t.grad.isContiguous() || t.grad.offset !== 0) {
       // Own the buffer: g may be shared with other gradients or be a view.
       const own = t.grad ? noGrad(() => t.grad!.add(g)) : noGrad(() => S.clone(g.detach()));
       t.grad = own.detach();
+      ownedGrads.add(t.grad);
     } else {
       // Accumulate in place into a buffer this leaf owns.
       const acc = t.grad.data as Float32Array;

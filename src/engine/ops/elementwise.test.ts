@@ -96,6 +96,15 @@ opSuite('elementwise', (check) => {
   check('mul sliced', [[4, 6], [2, 3]], (a, b) => a.slice(0, 0, undefined, 2).slice(1, 1, 4).mul(b));
   check('add expanded', [[1, 4], [3, 4]], (a, b) => a.expand(3, 4).add(b));
   check('tanh of flipped', [[3, 4]], (x) => x.flip(0).tanh());
+
+  // Second derivatives through the backward of linear and masked ops.
+  check('double: relu then square', [[3, 4]], (x) => x.relu().square());
+  check('double: leakyRelu then square', [[3, 4]], (x) => x.leakyRelu(0.1).square());
+  check('double: clamp then square', [[3, 4]], (x) => x.clamp(-0.5, 0.7).square());
+  check('double: abs then square', [[3, 4]], (x) => x.abs().square());
+  check('double: maximum then square', [[3, 4], [4]], (a, b) => a.maximum(b).square());
+  check('double: where then square', [[3, 4], [3, 4], [4]], (c, a, b) => where(c, a, b).square());
+  check('double: sub broadcast then square', [[2, 3], [3]], (a, b) => a.sub(b).square());
 });
 
 test('elementwise: extreme values are exact where PyTorch is', () => {

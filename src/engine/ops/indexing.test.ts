@@ -21,6 +21,13 @@ opSuite('indexing', (check) => {
   check('indexAdd', [[4, 3], [3], [3, 3]], (x, i, s) => indexAdd(x, 0, i, s));
   check('embedding', [[5, 3], [2, 2]], (w, i) => embedding(w, i));
   check('oneHot', [[2, 2]], (i) => oneHot(i, 4));
+
+  // Second derivatives through the backward of indexing ops.
+  check('double: gather then square', [[3, 4], [3, 2]], (x, i) => x.gather(1, i).square());
+  check('double: scatterAdd then square', [[3, 4], [3, 3], [3, 3]], (x, i, s) => scatterAdd(x, 1, i, s).square());
+  check('double: indexSelect then square', [[4, 3], [3]], (x, i) => x.indexSelect(0, i).square());
+  check('double: indexAdd then square', [[4, 3], [3], [3, 3]], (x, i, s) => indexAdd(x, 0, i, s).square());
+  check('double: embedding then square', [[5, 3], [2, 2]], (w, i) => embedding(w, i).square());
 });
 
 test('indexing: double backward through gather', () => {

@@ -35,6 +35,10 @@ opSuite('matmul', (check) => {
   check('matmul empty k', [[3, 0], [0, 2]], (a, b) => a.matmul(b));
   check('matmul empty m', [[0, 3], [3, 2]], (a, b) => a.matmul(b));
   check('matmul empty batch', [[0, 2, 3], [3, 2]], (a, b) => a.matmul(b));
+
+  // Second derivatives through the backward of matmul variants.
+  check('double: batched transposed matmul then square', [[2, 4, 3], [2, 5, 4]], (a, b) => a.transpose(1, 2).matmul(b.transpose(1, 2)).square());
+  check('double: 1d x 3d matmul then tanh', [[4], [2, 4, 3]], (a, b) => a.matmul(b).tanh());
 });
 
 /** Plain triple loop over row-major arrays: the reference for larger products. */

@@ -79,6 +79,12 @@ opSuite('reduce', (check) => {
   check('cumsum of transposed', [[3, 4]], (x) => x.T.cumsum(1));
   check('logSumExp of expanded', [[3, 1]], (x) => x.expand(3, 4).logSumExp(1));
   check('var of transposed', [[3, 4]], (x) => x.T.var(1));
+
+  // Second derivatives through the backward of reductions.
+  check('double: sum then square', [[2, 3, 4]], (x) => x.sum([0, 2]).square());
+  check('double: mean keepDim then square', [[3, 4]], (x) => x.mean(1, true).square());
+  check('double: max then square', [[3, 4]], (x) => x.max(1).square());
+  check('double: cumsum then square', [[3, 4]], (x) => x.cumsum(1).square());
 });
 
 test('reduce: argmax breaks ties to the first index and returns int32', () => {

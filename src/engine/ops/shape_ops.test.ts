@@ -45,6 +45,18 @@ opSuite('shape_ops', (check) => {
   check('pad value', [[2, 3]], (x) => x.pad([0, 1, 1, 0], -2.5));
   check('flip', [[3, 4]], (x) => x.flip(1));
   check('clone of expanded', [[3, 1]], (x) => x.expand(3, 4).clone());
+
+  // Second derivatives through the backward of views and copies.
+  check('double: slice step then square', [[4, 7]], (x) => x.slice(1, 1, 6, 2).square());
+  check('double: index then square', [[3, 4]], (x) => x.index(1, 2).square());
+  check('double: reshape of transposed then square', [[3, 4]], (x) => x.T.reshape(-1).square());
+  check('double: expand then square', [[3, 1]], (x) => x.expand(2, 3, 4).square());
+  check('double: permute then square', [[2, 3, 4]], (x) => x.permute(2, 0, 1).square());
+  check('double: concat then square', [[2, 3], [2, 2]], (a, b) => concat([a, b], 1).square());
+  check('double: stack then square', [[2, 3], [2, 3]], (a, b) => stack([a, b], 1).square());
+  check('double: pad then square', [[2, 3]], (x) => x.pad([1, 2, 0, 1]).square());
+  check('double: flip then square', [[3, 4]], (x) => x.flip(1).square());
+  check('double: split then square', [[2, 5]], (x) => split(x, [2, 3], 1).map((t) => t.square()));
 });
 
 test('shape_ops: views share storage, copies do not', () => {
@@ -77,6 +89,7 @@ test('shape_ops: errors name the op and the shapes', () => {
   assert.throws(() => x.index(0, 2), /index: 2 is out of range for axis 0 of shape \[2,3\]/);
   assert.throws(() => x.slice(2, 0), /slice: axis 2 is out of range/);
   assert.throws(() => x.pad([1, 1, 1, 1, 1, 1]), /pad/);
+  assert.throws(() => concat([tensor(1), tensor(2)]), /concat: 0-D tensors.*use stack/);
 });
 
 test('shape_ops: squeeze of a non-unit axis and transpose of 1-D are identities', () => {

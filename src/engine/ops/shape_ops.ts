@@ -231,6 +231,7 @@ export function chunk(x: Tensor, n: number, axis = 0): Tensor[] {
 export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
   if (tensors.length === 0) throw new ShapeError('concat: no tensors given');
   const first = tensors[0];
+  if (first.rank === 0) throw new ShapeError('concat: 0-D tensors have no axis to join along; use stack');
   const a = normAxis('concat', axis, first.rank);
   for (const t of tensors) {
     const ok = t.rank === first.rank && t.shape.every((d, i) => i === a || d === first.shape[i]) && t.dtype === first.dtype;
