@@ -312,8 +312,9 @@ export function decodeSafetensors(bytes: Uint8Array, source = '<bytes>'): Safete
   const dtypes = new Map<string, SafetensorsDType>();
   // Keep the header's order for names (the file's order), as the Python loader.
   for (const e of header.entries) {
-    // An aligned copy of exactly the validated range.
-    const copy = bytes.slice(header.dataStart + e.begin, header.dataStart + e.end);
+    // An aligned copy of exactly the validated range (Buffer.slice would be a view).
+    const copy = new Uint8Array(e.end - e.begin);
+    copy.set(bytes.subarray(header.dataStart + e.begin, header.dataStart + e.end));
     if (!LITTLE_ENDIAN) swapBytes(copy, DTYPES[e.dtype].size);
     tensors.set(e.name, toTensor(e, copy.buffer, source));
     dtypes.set(e.name, e.dtype);
