@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Tensor, tensor } from '../engine/index.js';
+import { Tensor, tensor, hasBackend, withBackend } from '../engine/index.js';
 import { fixture, fromFixture, assertClose } from '../../test/helpers.js';
 import type { FixtureTensor } from '../../test/helpers.js';
 import { SGD, Adam, AdamW, RMSprop } from './index.js';
@@ -63,6 +63,24 @@ for (const [name, c] of Object.entries(fx.optim)) {
       assert.ok(Math.abs(loss - c.losses[k]) <= 1e-5 * Math.abs(c.losses[k]) + 1e-6, `${name} step ${k}: loss ${loss} vs torch ${c.losses[k]}`);
       assertClose(W, want.W, 3e-5, 2e-6, `${name} W after step ${k + 1}`);
       assertClose(b, want.b, 3e-5, 2e-6, `${name} b after step ${k + 1}`);
+    });
+  });
+}
+
+// Adam/AdamW run in the backend's fused kernel: every available backend must follow torch.
+for (const be of ['js', 'native', 'wasm'] as const) {
+  test(`Adam and AdamW on the ${be} backend follow torch`, { skip: !hasBackend(be) && `${be} backend unavailable` }, () => {
+    withBackend(be, () => {
+      for (const name of ['adam', 'adam_weight_decay', 'adamw', 'adamw_weight_decay']) {
+        const c = fx.optim[name];
+        const [W, b] = freshParams();
+        const opt = make(c, W, b);
+        c.trajectory.forEach((want, k) => {
+          trainStep(opt, W, b);
+          assertClose(W, want.W, 3e-5, 2e-6, `${be} ${name} W after step ${k + 1}`);
+          assertClose(b, want.b, 3e-5, 2e-6, `${be} ${name} b after step ${k + 1}`);
+        });
+      }
     });
   });
 }
