@@ -69,6 +69,8 @@ test('random: randint is uniform over [low, high) and int32', () => {
   const c = counts(v.map((x) => x + 3), 7);
   for (const k of c) assert.ok(Math.abs(k / N - 1 / 7) < 0.015, `counts ${c}`);
   assert.throws(() => randint(2, 2, [1], new Rng(0)), /empty range/);
+  assert.throws(() => randint(0, 2 ** 33, [1], new Rng(0)), /randint: \[0, 8589934592\) does not fit in int32/);
+  assert.ok(randint(-(2 ** 31), 2 ** 31, [100], new Rng(0)).toArray().some((v) => v < 0));
 });
 
 test('random: randperm is a permutation, and seeds give different ones', () => {

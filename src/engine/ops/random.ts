@@ -41,6 +41,7 @@ export function bernoulli(p: Tensor | number, rng: Rng, shape?: Shape): Tensor {
 
 /** Uniform integers in [low, high) (int32). */
 export function randint(low: number, high: number, shape: Shape, rng: Rng): Tensor {
+  if (low < -2147483648 || high > 2147483648) throw new RangeError(`randint: [${low}, ${high}) does not fit in int32`);
   const n = sizeOf(shape);
   const d = new Int32Array(n);
   for (let i = 0; i < n; i++) d[i] = rng.int(low, high);

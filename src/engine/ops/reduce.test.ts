@@ -63,6 +63,7 @@ opSuite('reduce', (check) => {
   check('sum of empty', [[0, 3]], (x) => x.sum(1));
   check('softmax empty rows', [[0, 4]], (x) => x.softmax(-1));
   check('cumsum empty', [[2, 0]], (x) => x.cumsum(1));
+  check('logSumExp over empty axis', [[2, 0]], (x) => x.logSumExp(1));
 
   // NaN in, NaN out; extreme logits stay finite.
   check('sum nan', [[2, 3]], (x) => x.sum(1), noFD);

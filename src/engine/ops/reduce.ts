@@ -133,7 +133,10 @@ export function argmin(x: Tensor, axis?: number, keepDim = false): Tensor {
 /** log(sum(exp(x))) computed stably; -Inf where every entry is -Inf, Inf where one is Inf. */
 export function logSumExp(x: Tensor, axes?: number | readonly number[], keepDim = false): Tensor {
   const ax = normAxes('logSumExp', axes, x.rank);
-  const m = max(x.detach(), ax, true);
+  // Over an empty axis the sum is 0 and the result -Inf (as torch); max has no value there.
+  const empty = ax.some((a) => x.shape[a] === 0);
+  const keep = reducedShape(x.shape, ax, true);
+  const m = empty ? new Tensor(new Float32Array(sizeOf(keep)).fill(-Infinity), keep) : max(x.detach(), ax, true);
   // Shift by 0 where the max is infinite: Inf - Inf would give NaN (torch.logsumexp: Inf).
   const mSafe = where(eq(abs(m), Infinity), scalar(0), m);
   const s = add(log(sum(exp(sub(x, mSafe)), ax, true)), mSafe);

@@ -92,6 +92,12 @@ test('shape_ops: errors name the op and the shapes', () => {
   assert.throws(() => concat([tensor(1), tensor(2)]), /concat: 0-D tensors.*use stack/);
 });
 
+test('shape_ops: splitting an empty axis gives one empty piece, as torch.split', () => {
+  const parts = split(tensor(new Float32Array(0), [0, 2]), 2, 0);
+  assert.equal(parts.length, 1);
+  assert.deepEqual(parts[0].shape, [0, 2]);
+});
+
 test('shape_ops: squeeze of a non-unit axis and transpose of 1-D are identities', () => {
   const x = arange(3);
   assertClose(x.squeeze(0), x);

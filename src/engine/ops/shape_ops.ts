@@ -207,6 +207,7 @@ export function split(x: Tensor, sizes: number | readonly number[], axis = 0): T
     if (!(sizes > 0)) throw new RangeError(`split: size must be positive, got ${sizes}`);
     list = [];
     for (let s = 0; s < n; s += sizes) list.push(Math.min(sizes, n - s));
+    if (n === 0) list.push(0); // torch.split of an empty axis gives one empty piece
   } else {
     list = [...sizes];
     const total = list.reduce((p, q) => p + q, 0);
