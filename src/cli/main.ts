@@ -54,8 +54,21 @@ Keys: genlab list shows each model's keys; unknown keys are errors.`,
   list: `Usage: genlab list [--json]`,
 };
 
+/** Where the command writes; tests pass their own sinks to `main`. */
+export interface CliIO {
+  out(s: string): void;
+  err(s: string): void;
+}
+
+const STDIO: CliIO = {
+  out: (s) => void process.stdout.write(s),
+  err: (s) => void process.stderr.write(s),
+};
+
+let io: CliIO = STDIO;
+
 function out(s: string): void {
-  process.stdout.write(s + '\n');
+  io.out(s + '\n');
 }
 
 function readRunConfig(dir: string): RunConfig & { dataInfo: DataInfo } {
@@ -119,6 +132,7 @@ async function cmdTrain(a: ParsedArgs): Promise<void> {
     if (Object.keys(a.model).length) throw new UsageError('--resume keeps the model config; --model.* keys cannot change it');
     const train = resolveConfig('train', TRAIN_DEFAULTS, TRAIN_CHOICES, old.train, a.train, a.has('steps') ? { steps: a.str('steps')! } : undefined);
     cfg = { ...old, train };
+    if (a.has('limit') && a.int('limit') !== old.limit) throw new UsageError('--resume keeps the data; --limit cannot change it');
     outDir = resumeDir;
   } else {
     const type = a.positional[0];
@@ -130,15 +144,14 @@ async function cmdTrain(a: ParsedArgs): Promise<void> {
     const model = resolveConfig('model', entry.defaults, entry.choices, preset.model, a.model);
     const train = resolveConfig('train', TRAIN_DEFAULTS, TRAIN_CHOICES, preset.train, a.train, a.has('steps') ? { steps: a.str('steps')! } : undefined);
     const seed = a.int('seed') ?? 0;
-    cfg = { type, model, train, data: a.str('data') ?? entry.defaultData, seed };
+    cfg = { type, model, train, data: a.str('data') ?? entry.defaultData, seed, limit: a.int('limit') };
     outDir = a.str('out') ?? join('runs', type);
   }
   const entry = modelEntry(cfg.type);
-  const limit = a.int('limit');
-  const data = loadDataSource(cfg.data, entry.data, { seed: cfg.seed, limit });
+  const data = loadDataSource(cfg.data, entry.data, { seed: cfg.seed, limit: cfg.limit });
   const model = entry.create(cfg.model, new Rng(cfg.seed), data.info);
   mkdirSync(outDir, { recursive: true });
-  const runCfg = { ...cfg, dataInfo: data.info, limit };
+  const runCfg = { ...cfg, dataInfo: data.info };
   writeFileSync(join(outDir, 'run.json'), JSON.stringify(runCfg, null, 2) + '\n');
   const trainer = new Trainer({
     model, runConfig: cfg, data, outDir, verbose: !a.bool('quiet'),
@@ -150,7 +163,7 @@ async function cmdTrain(a: ParsedArgs): Promise<void> {
   });
   if (resumeDir) trainer.restore();
   const n = model.parameters().reduce((s, p) => s + p.size, 0);
-  if (!a.bool('quiet')) process.stderr.write(`genlab: training ${cfg.type} (${n.toLocaleString('en')} parameters) on ${cfg.data} into ${outDir}\n`);
+  if (!a.bool('quiet')) io.err(`genlab: training ${cfg.type} (${n.toLocaleString('en')} parameters) on ${cfg.data} into ${outDir}\n`);
   const res = await trainer.run();
   lossCurve(outDir);
   model.eval();
@@ -178,8 +191,7 @@ function cmdEval(a: ParsedArgs): void {
   if (!dir) throw new UsageError('eval: which run folder?');
   const { cfg, model, step } = loadRun(dir);
   if (!model.evaluate) throw new Error(`${cfg.type} has no evaluation`);
-  const limit = (cfg as { limit?: number }).limit;
-  const data = loadDataSource(cfg.data, [cfg.dataInfo.kind], { seed: cfg.seed, limit });
+  const data = loadDataSource(cfg.data, [cfg.dataInfo.kind], { seed: cfg.seed, limit: cfg.limit });
   const quick = a.bool('quick');
   const test: Record<string, Tensor> = {};
   const m = quick ? Math.min(500, data.test.x.shape[0]) : data.test.x.shape[0];
@@ -231,8 +243,9 @@ function cmdList(a: ParsedArgs): void {
   out(`Trainer keys (--train.KEY): ${Object.entries(TRAIN_DEFAULTS).map(([k, v]) => `${k}=${v}`).join(' ')}`);
 }
 
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], sink: CliIO = STDIO): Promise<number> {
   const [cmd, ...rest] = argv;
+  io = sink;
   try {
     if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
       out(HELP.main);
@@ -256,11 +269,11 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     const err = e as Error;
     if (err instanceof UsageError || err instanceof ConfigError || /^unknown model type/.test(err.message)) {
-      process.stderr.write(`genlab: ${err.message}\n(see genlab ${HELP[cmd] ? cmd + ' ' : ''}--help)\n`);
+      io.err(`genlab: ${err.message}\n(see genlab ${HELP[cmd] ? cmd + ' ' : ''}--help)\n`);
       return 2;
     }
-    process.stderr.write(`genlab: ${err instanceof TrainingError ? '' : 'error: '}${err.message}\n`);
-    if (process.env.GENLAB_DEBUG) process.stderr.write(`${err.stack}\n`);
+    io.err(`genlab: ${err instanceof TrainingError ? '' : 'error: '}${err.message}\n`);
+    if (process.env.GENLAB_DEBUG) io.err(`${err.stack}\n`);
     return 1;
   }
 }

@@ -6,8 +6,6 @@
  */
 import { Rng } from '../engine/rng.js';
 import { Tensor } from '../engine/tensor.js';
-import { indexSelect } from '../engine/ops/indexing.js';
-import { noGrad } from '../engine/tensor.js';
 
 /** A random permutation of 0..n-1 (Fisher-Yates). */
 export function shuffledIndices(n: number, rng: Rng): Int32Array {
@@ -109,7 +107,16 @@ export class BatchSampler {
   }
 }
 
-/** Rows of `t` (along axis 0) at `idx`, without recording a graph. */
+/** Rows of `t` (along axis 0) at `idx`, float or int, as a new tensor without a graph. */
 export function takeRows(t: Tensor, idx: Int32Array): Tensor {
-  return noGrad(() => indexSelect(t, 0, new Tensor(idx, [idx.length])));
+  const n = t.shape[0];
+  const row = n === 0 ? 0 : t.size / n;
+  const src = t.values();
+  const out = t.dtype === 'int32' ? new Int32Array(idx.length * row) : new Float32Array(idx.length * row);
+  for (let i = 0; i < idx.length; i++) {
+    const r = idx[i];
+    if (r < 0 || r >= n) throw new RangeError(`takeRows: row ${r} is out of range for ${n} rows`);
+    out.set(src.subarray(r * row, (r + 1) * row), i * row);
+  }
+  return new Tensor(out, [idx.length, ...t.shape.slice(1)]);
 }

@@ -65,6 +65,8 @@ export interface RunConfig {
   train: Config;
   data: string;
   seed: number;
+  /** Use only the first N training examples (quick runs and tests). */
+  limit?: number;
 }
 
 export class TrainingError extends Error {
