@@ -5,13 +5,13 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { Tensor, tensor, Rng, conv2d } from '../index.js';
+import { Tensor, tensor, Rng, conv2d, grad, enableGrad, randn } from '../index.js';
 import type { Module } from './module.js';
-import { Linear, Conv1d, Conv2d, ConvTranspose2d, Embedding, GELU, Softplus, LeakyReLU, ELU, SiLU, Dropout } from './layers.js';
-import { BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm } from './norm.js';
+import { linear, Linear, Conv1d, Conv2d, ConvTranspose2d, Embedding, GELU, Softplus, LeakyReLU, ELU, SiLU, Dropout } from './layers.js';
+import { BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, layerNorm } from './norm.js';
 import { RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell } from './rnn.js';
 import { MultiheadAttention } from './attention.js';
-import { assertClose, fixture, fromFixture } from '../../test/helpers.js';
+import { assertClose, checkGradFD, fixture, fromFixture } from '../../test/helpers.js';
 import type { FixtureTensor } from '../../test/helpers.js';
 
 interface LayerCase {
@@ -144,4 +144,19 @@ test('layer shape errors name the layer and the shapes', () => {
   assert.throws(() => new LayerNorm(5).forward(tensor([[1, 2]])), /layerNorm.*\[1,2\].*\[5\]/);
   assert.throws(() => new BatchNorm1d(3).forward(tensor([[1, 2, 3]])), /more than 1 value per channel/);
   assert.throws(() => new Embedding(4, 2, rng).forward(tensor([1, 2])), /int32/);
+});
+
+test('double backward through layers: a WGAN-GP gradient penalty has correct parameter gradients', () => {
+  const rng = new Rng(8);
+  const x = randn([3, 4], rng);
+  // penalty(w1) = sum_i ||d critic(x_i) / d x_i||^2, critic = linear(layerNorm(leakyRelu(linear(x, w1))))
+  const w2 = randn([1, 5], rng);
+  const penalty = (w1: Tensor): Tensor =>
+    enableGrad(() => {
+      const xr = x.detach().requiresGrad_();
+      const h = layerNorm(linear(xr, w1).leakyRelu(0.2), [5], null, null);
+      const [g] = grad(linear(h, w2).sum(), [xr], { createGraph: true });
+      return g!.square().sum();
+    });
+  checkGradFD(penalty, [randn([5, 4], rng)], 1e-2, 3e-2, 3e-3);
 });

@@ -123,6 +123,19 @@ test('shared parameters are listed once but saved under every key; unregistered 
     }
   }
   assert.throws(() => new Forgot().parameters(), /field 'fc' holds a Linear that is not registered/);
+  // Aliases of registered descendants (a grandchild, a child's weight) are fine.
+  class Alias extends Module {
+    body: Sequential;
+    last: Linear;
+    headWeight: Tensor;
+    constructor(rng: Rng) {
+      super();
+      this.body = this.registerModule('body', new Sequential(new Linear(2, 2, rng), new Linear(2, 2, rng)));
+      this.last = this.body.at(-1) as Linear;
+      this.headWeight = this.last.weight;
+    }
+  }
+  assert.equal(new Alias(new Rng(0)).parameters().length, 4);
   class ForgotParam extends Module {
     pos = randn([4], new Rng(0)).requiresGrad_();
   }

@@ -320,20 +320,33 @@ export class Module {
    * field without registering it (it would silently be left out of parameters()).
    */
   #checkFields(): void {
-    let kids: Set<Module> | null = null;
-    let params: Set<Tensor> | null = null;
+    // Registered anywhere below this module (a field may alias a grandchild or a
+    // child's parameter, e.g. tied weights); walked through the maps directly.
+    let known: { mods: Set<Module>; params: Set<Tensor> } | null = null;
+    const collect = (): { mods: Set<Module>; params: Set<Tensor> } => {
+      const mods = new Set<Module>();
+      const params = new Set<Tensor>();
+      const walk = (m: Module): void => {
+        if (mods.has(m)) return;
+        mods.add(m);
+        for (const t of m.#params.values()) if (t) params.add(t);
+        for (const c of m.#children.values()) if (c) walk(c);
+      };
+      walk(this);
+      return { mods, params };
+    };
     const check = (field: string, v: unknown): void => {
       if (v instanceof Module) {
-        kids ??= new Set([...this.#children.values()].filter((m): m is Module => m !== null));
-        if (!kids.has(v)) {
+        known ??= collect();
+        if (!known.mods.has(v)) {
           throw new Error(
             `${this.constructor.name}: field '${field}' holds a ${v.constructor.name} that is not registered; ` +
               `use this.registerModule(name, module) (or keep it in a #private field if it is not a child)`,
           );
         }
       } else if (v instanceof Tensor && v.requiresGrad && v.node === null) {
-        params ??= new Set([...this.#params.values()].filter((t): t is Tensor => t !== null));
-        if (!params.has(v)) {
+        known ??= collect();
+        if (!known.params.has(v)) {
           throw new Error(
             `${this.constructor.name}: field '${field}' holds a trainable tensor ${fmtShape(v.shape)} that is not registered; ` +
               `use this.registerParameter(name, tensor)`,
