@@ -26,7 +26,7 @@ constexpr long KC_MAX = 384;   // K block; a K of at most KC_MAX is one block
 constexpr long KC_SPLIT = 256; // larger K is split into equal blocks of about this
 constexpr long NC = 1024;      // columns of packed B per block (KC x NC lives in L2/L3)
 constexpr long MC = 144;       // rows of packed A per block (MC x KC lives in L2)
-constexpr int MR_MAX = 6;
+constexpr int MR_MAX = 8;
 constexpr int NR_MAX = 64;
 
 // A microkernel computes the MR x (nv * VL) tile C = (load ? C : 0) + Ap . Bp over kc.
@@ -41,7 +41,7 @@ struct Kernel {
 // ---------------------------------------------------------------- microkernels
 
 // Portable: 4 x 16, one "vector" of 4 floats per nv.
-void ukrScalar(int nv, long kc, const float* GL_RESTRICT a, const float* GL_RESTRICT b, float* GL_RESTRICT c,
+[[maybe_unused]] void ukrScalar(int nv, long kc, const float* GL_RESTRICT a, const float* GL_RESTRICT b, float* GL_RESTRICT c,
                long ldc, bool load) {
   const int w = nv * 4;
   float acc[4][16] = {};
@@ -121,21 +121,31 @@ __attribute__((target("avx2,fma"))) void ukr256(int nv, long kc, const float* a,
 #endif
 
 #if GL_WASM
-template <int NV>
+#ifndef GL_WASM_MR
+#define GL_WASM_MR 4
+#endif
+#ifndef GL_WASM_UNROLL
+#define GL_WASM_UNROLL 1
+#endif
+#ifndef GL_WASM_NV
+#define GL_WASM_NV 2
+#endif
+template <int MR, int NV>
 void ukrSimdT(long kc, const float* GL_RESTRICT a, const float* GL_RESTRICT b, float* GL_RESTRICT c, long ldc,
               bool load) {
-  v128_t acc[6][NV];
-  for (int r = 0; r < 6; r++)
+  v128_t acc[MR][NV];
+  for (int r = 0; r < MR; r++)
     for (int v = 0; v < NV; v++) acc[r][v] = wasm_f32x4_splat(0.f);
+#pragma clang loop unroll_count(GL_WASM_UNROLL)
   for (long k = 0; k < kc; k++) {
     v128_t bv[NV];
     for (int v = 0; v < NV; v++) bv[v] = wasm_v128_load(b + k * (NV * 4) + v * 4);
-    for (int r = 0; r < 6; r++) {
-      const v128_t av = wasm_f32x4_splat(a[k * 6 + r]);
+    for (int r = 0; r < MR; r++) {
+      const v128_t av = wasm_v128_load32_splat(a + k * MR + r);
       for (int v = 0; v < NV; v++) acc[r][v] = wasm_f32x4_add(acc[r][v], wasm_f32x4_mul(av, bv[v]));
     }
   }
-  for (int r = 0; r < 6; r++)
+  for (int r = 0; r < MR; r++)
     for (int v = 0; v < NV; v++) {
       float* p = c + r * ldc + v * 4;
       wasm_v128_store(p, load ? wasm_f32x4_add(wasm_v128_load(p), acc[r][v]) : acc[r][v]);
@@ -143,17 +153,28 @@ void ukrSimdT(long kc, const float* GL_RESTRICT a, const float* GL_RESTRICT b, f
 }
 
 void ukrSimd(int nv, long kc, const float* a, const float* b, float* c, long ldc, bool load) {
-  if (nv == 1) ukrSimdT<1>(kc, a, b, c, ldc, load);
-  else ukrSimdT<2>(kc, a, b, c, ldc, load);
+  switch (nv) {
+    case 1: ukrSimdT<GL_WASM_MR, 1>(kc, a, b, c, ldc, load); break;
+#if GL_WASM_NV >= 2
+    case 2: ukrSimdT<GL_WASM_MR, 2>(kc, a, b, c, ldc, load); break;
+#endif
+#if GL_WASM_NV >= 3
+    case 3: ukrSimdT<GL_WASM_MR, 3>(kc, a, b, c, ldc, load); break;
+#endif
+#if GL_WASM_NV >= 4
+    default: ukrSimdT<GL_WASM_MR, 4>(kc, a, b, c, ldc, load); break;
+#endif
+  }
 }
 #endif
 
 const Kernel& pickKernel() {
-  static const Kernel scalar = {"scalar", 4, 4, 4, ukrScalar};
 #if GL_WASM
-  static const Kernel simd = {"simd128", 6, 4, 2, ukrSimd};
+  static const Kernel simd = {"simd128", GL_WASM_MR, 4, GL_WASM_NV, ukrSimd};
   return simd;
-#elif defined(__x86_64__)
+#else
+  static const Kernel scalar = {"scalar", 4, 4, 4, ukrScalar};
+#if defined(__x86_64__)
   static const Kernel k512 = {"avx512", 6, 16, 4, ukr512};
   static const Kernel k256 = {"avx2", 6, 8, 2, ukr256};
   static const Kernel* chosen = nullptr;
@@ -166,6 +187,7 @@ const Kernel& pickKernel() {
   return *chosen;
 #else
   return scalar;
+#endif
 #endif
 }
 

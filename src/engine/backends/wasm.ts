@@ -1,6 +1,261 @@
-/** The wasm backend: the same C++ kernels compiled to wasm32+simd128 (not built yet). */
+/**
+ * The wasm backend: the C++ kernels of native/ compiled to wasm32+simd128
+ * (native/genlab.wasm, rebuilt by scripts/build_wasm.mjs and committed). For machines
+ * where the addon cannot be built, and for browsers. Single-threaded. Each call copies
+ * its inputs into an arena in the module's linear memory (grown as needed), runs the
+ * kernel and copies the results out; tiny inputs stay in js. Kernels without a wasm
+ * version (sin, cos, pow, copy, cumsum, gather...) come from js.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Backend } from './backend.js';
+import { jsBackend } from './js.js';
+import { BINARY_CODES, REDUCE_CODES, UNARY_CODES } from './native.js';
 
-export function loadWasm(): Backend | null {
-  throw new Error('wasm module not built');
+/** The module's exports (native/wasm_api.cpp); pointers are byte offsets into memory. */
+interface WasmExports {
+  memory: WebAssembly.Memory;
+  heap_base(): number;
+  gemm(tA: number, tB: number, M: number, N: number, K: number, A: number, lda: number, B: number, ldb: number,
+    beta: number, C: number, ldc: number): void;
+  unary(op: number, x: number, out: number, n: number, p0: number, p1: number): number;
+  binary(op: number, a: number, b: number, out: number, meta: number): number;
+  reduce(op: number, x: number, outer: number, len: number, inner: number, out: number): void;
+  softmax(x: number, outer: number, len: number, inner: number, log: number, out: number): void;
+  im2col(x: number, C: number, H: number, W: number, kh: number, kw: number, sh: number, sw: number, ph: number,
+    pw: number, dh: number, dw: number, oh: number, ow: number, cols: number): void;
+  col2im(cols: number, C: number, H: number, W: number, kh: number, kw: number, sh: number, sw: number, ph: number,
+    pw: number, dh: number, dw: number, oh: number, ow: number, x: number): void;
+  adam(param: number, grad: number, m: number, v: number, n: number, lr: number, beta1: number, beta2: number,
+    eps: number, weightDecay: number, decoupled: number, step: number): void;
+}
+
+/**
+ * Below these sizes js is faster than copying into wasm and back (measured with
+ * `npm run bench:engine -- --crossover`). Tests set them to 0 to reach every path.
+ */
+export const WASM_THRESHOLDS = {
+  /** M*N*K of a GEMM. */
+  gemm: 2048,
+  /** Elements of an elementwise op, reduction, softmax, im2col or Adam update. */
+  elementwise: 256,
+};
+
+function findModule(): string | null {
+  const env = process.env.GENLAB_WASM_PATH;
+  if (env) return env;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const p = join(dir, 'native', 'genlab.wasm');
+    if (existsSync(p)) return p;
+    dir = dirname(dir);
+  }
+  return null;
+}
+
+/** A bump allocator over the module's memory above __heap_base, reset per call. */
+class Arena {
+  private top = 0;
+  private f32View: Float32Array;
+  private i32View: Int32Array;
+
+  constructor(private readonly ex: WasmExports, private readonly base: number) {
+    this.f32View = new Float32Array(ex.memory.buffer);
+    this.i32View = new Int32Array(ex.memory.buffer);
+  }
+
+  reset(): void {
+    this.top = this.base;
+  }
+
+  /** Reserve n 4-byte elements (16-byte aligned); returns the byte offset. */
+  alloc(n: number): number {
+    const p = (this.top + 15) & ~15;
+    this.top = p + Math.max(n, 0) * 4;
+    return p;
+  }
+
+  /** Grow memory to cover every allocation; call before taking views. */
+  commit(): void {
+    const have = this.ex.memory.buffer.byteLength;
+    if (this.top > have) {
+      this.ex.memory.grow(Math.ceil((this.top - have) / 65536));
+    }
+    if (this.f32View.buffer !== this.ex.memory.buffer) {
+      this.f32View = new Float32Array(this.ex.memory.buffer);
+      this.i32View = new Int32Array(this.ex.memory.buffer);
+    }
+  }
+
+  get f32(): Float32Array {
+    return this.f32View;
+  }
+
+  get i32(): Int32Array {
+    return this.i32View;
+  }
+}
+
+let exportsCache: WasmExports | null = null;
+let loadError = '';
+
+function wasmExports(): WasmExports {
+  if (exportsCache) return exportsCache;
+  if (loadError) throw new Error(loadError);
+  const path = findModule();
+  if (!path) {
+    loadError = 'wasm module not found (native/genlab.wasm; rebuild with `npm run build:wasm`)';
+    throw new Error(loadError);
+  }
+  try {
+    const mod = new WebAssembly.Module(readFileSync(path));
+    exportsCache = new WebAssembly.Instance(mod, {}).exports as unknown as WasmExports;
+  } catch (e) {
+    loadError = `wasm module ${path} failed to load: ${e instanceof Error ? e.message : String(e)}`;
+    throw new Error(loadError);
+  }
+  return exportsCache;
+}
+
+/** Extent of a rows x cols matrix with row stride ld. */
+function extent(rows: number, cols: number, ld: number): number {
+  return rows <= 0 || cols <= 0 ? 0 : (rows - 1) * ld + cols;
+}
+
+/** Build the wasm backend: js kernels with the wasm ones laid over them. */
+export function loadWasm(): Backend {
+  const ex = wasmExports();
+  const mem = new Arena(ex, ex.heap_base());
+  const T = WASM_THRESHOLDS;
+  const noWasm = new Set(['sin', 'cos']);
+
+  /** Copy src[off, off + n) into a fresh arena block (after commit). */
+  const put = (ptr: number, src: Float32Array, off: number, n: number): void => {
+    if (n > 0) mem.f32.set(src.subarray(off, off + n), ptr >> 2);
+  };
+  const get = (ptr: number, dst: Float32Array, off: number, n: number): void => {
+    if (n > 0) dst.set(mem.f32.subarray(ptr >> 2, (ptr >> 2) + n), off);
+  };
+
+  const overrides: Partial<Backend> = {
+    unary(op, x, xOff, out, n, p0, p1) {
+      if (n < T.elementwise || noWasm.has(op)) return jsBackend.unary(op, x, xOff, out, n, p0, p1);
+      mem.reset();
+      const px = mem.alloc(n), po = mem.alloc(n);
+      mem.commit();
+      put(px, x, xOff, n);
+      ex.unary(UNARY_CODES[op], px, po, n, p0, p1);
+      get(po, out, 0, n);
+    },
+
+    binary(op, a, aOff, aStrides, b, bOff, bStrides, out, shape) {
+      const rank = shape.length;
+      let n = 1;
+      for (let d = 0; d < rank; d++) n *= shape[d];
+      if (n < T.elementwise || op === 'pow' || rank > 16) {
+        return jsBackend.binary(op, a, aOff, aStrides, b, bOff, bStrides, out, shape);
+      }
+      // The element ranges each input touches (strides may be negative).
+      let aLo = 0, aHi = 0, bLo = 0, bHi = 0;
+      for (let d = 0; d < rank; d++) {
+        const sa = aStrides[d] * (shape[d] - 1), sb = bStrides[d] * (shape[d] - 1);
+        if (sa < 0) aLo += sa; else aHi += sa;
+        if (sb < 0) bLo += sb; else bHi += sb;
+      }
+      const na = aHi - aLo + 1, nb = bHi - bLo + 1;
+      mem.reset();
+      const pa = mem.alloc(na), pb = mem.alloc(nb), po = mem.alloc(n), pm = mem.alloc(1 + 3 * rank);
+      mem.commit();
+      put(pa, a, aOff + aLo, na);
+      put(pb, b, bOff + bLo, nb);
+      const i32 = mem.i32, m = pm >> 2;
+      i32[m] = rank;
+      for (let d = 0; d < rank; d++) {
+        i32[m + 1 + d] = shape[d];
+        i32[m + 1 + rank + d] = aStrides[d];
+        i32[m + 1 + 2 * rank + d] = bStrides[d];
+      }
+      ex.binary(BINARY_CODES[op], pa - aLo * 4, pb - bLo * 4, po, pm);
+      get(po, out, 0, n);
+    },
+
+    reduce(op, x, outer, len, inner, out) {
+      const n = outer * len * inner;
+      if (n < T.elementwise) return jsBackend.reduce(op, x, outer, len, inner, out);
+      mem.reset();
+      const px = mem.alloc(n), po = mem.alloc(outer * inner);
+      mem.commit();
+      put(px, x, 0, n);
+      ex.reduce(REDUCE_CODES[op], px, outer, len, inner, po);
+      get(po, out, 0, outer * inner);
+    },
+
+    softmax(x, outer, len, inner, log, out) {
+      const n = outer * len * inner;
+      if (n < T.elementwise) return jsBackend.softmax(x, outer, len, inner, log, out);
+      mem.reset();
+      const px = mem.alloc(n), po = mem.alloc(n);
+      mem.commit();
+      put(px, x, 0, n);
+      ex.softmax(px, outer, len, inner, log ? 1 : 0, po);
+      get(po, out, 0, n);
+    },
+
+    gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc) {
+      if (M * N * K < T.gemm) return jsBackend.gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
+      const na = transA ? extent(K, M, lda) : extent(M, K, lda);
+      const nb = transB ? extent(N, K, ldb) : extent(K, N, ldb);
+      const nc = extent(M, N, ldc);
+      mem.reset();
+      const pa = mem.alloc(na), pb = mem.alloc(nb), pc = mem.alloc(nc);
+      mem.commit();
+      put(pa, A, aOff, na);
+      put(pb, B, bOff, nb);
+      // C comes in when accumulating, or when its rows have gaps that the copy back
+      // must preserve.
+      if (beta !== 0 || ldc !== N) put(pc, C, cOff, nc);
+      ex.gemm(transA ? 1 : 0, transB ? 1 : 0, M, N, K, pa, lda, pb, ldb, beta, pc, ldc);
+      get(pc, C, cOff, nc);
+    },
+
+    im2col(x, xOff, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols) {
+      const nc = C * kh * kw * oh * ow, nx = C * H * W;
+      if (nc < T.elementwise) return jsBackend.im2col(x, xOff, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols);
+      mem.reset();
+      const px = mem.alloc(nx), pc = mem.alloc(nc);
+      mem.commit();
+      put(px, x, xOff, nx);
+      ex.im2col(px, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, pc);
+      get(pc, cols, 0, nc);
+    },
+
+    col2im(cols, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, x, xOff) {
+      const nc = C * kh * kw * oh * ow, nx = C * H * W;
+      if (nc < T.elementwise) return jsBackend.col2im(cols, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, x, xOff);
+      mem.reset();
+      const pc = mem.alloc(nc), px = mem.alloc(nx);
+      mem.commit();
+      put(pc, cols, 0, nc);
+      put(px, x, xOff, nx);
+      ex.col2im(pc, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, px);
+      get(px, x, xOff, nx);
+    },
+
+    adam(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, decoupled, step) {
+      if (n < T.elementwise) return jsBackend.adam(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, decoupled, step);
+      mem.reset();
+      const pp = mem.alloc(n), pg = mem.alloc(n), pm = mem.alloc(n), pv = mem.alloc(n);
+      mem.commit();
+      put(pp, param, 0, n);
+      put(pg, grad, 0, n);
+      put(pm, m, 0, n);
+      put(pv, v, 0, n);
+      ex.adam(pp, pg, pm, pv, n, lr, beta1, beta2, eps, weightDecay, decoupled ? 1 : 0, step);
+      get(pp, param, 0, n);
+      get(pm, m, 0, n);
+      get(pv, v, 0, n);
+    },
+  };
+  return { ...jsBackend, name: 'wasm', ...overrides };
 }

@@ -1,0 +1,81 @@
+// The wasm32+simd128 entry points: the same kernels as the addon (gemm.cpp,
+// kernels.cpp), exported with plain i32 pointers into linear memory. The module has no
+// libc; src/engine/backends/wasm.ts copies inputs into an arena above __heap_base,
+// calls a kernel, and copies results out. Single-threaded.
+#include "common.h"
+
+#if GL_WASM
+extern "C" {
+extern unsigned char __heap_base;
+
+// The compiler may emit calls to these for struct copies and zeroing loops.
+void* memcpy(void* dst, const void* src, size_t n) {
+  unsigned char* d = (unsigned char*)dst;
+  const unsigned char* s = (const unsigned char*)src;
+  while (n--) *d++ = *s++;
+  return dst;
+}
+void* memmove(void* dst, const void* src, size_t n) {
+  unsigned char* d = (unsigned char*)dst;
+  const unsigned char* s = (const unsigned char*)src;
+  if (d < s) {
+    while (n--) *d++ = *s++;
+  } else {
+    while (n--) d[n] = s[n];
+  }
+  return dst;
+}
+void* memset(void* dst, int c, size_t n) {
+  unsigned char* d = (unsigned char*)dst;
+  while (n--) *d++ = (unsigned char)c;
+  return dst;
+}
+
+GL_EXPORT(heap_base) uint32_t heapBase() { return (uint32_t)(uintptr_t)&__heap_base; }
+
+GL_EXPORT(gemm) void wGemm(int tA, int tB, int M, int N, int K, const float* A, int lda, const float* B, int ldb,
+                           float beta, float* C, int ldc) {
+  gl::gemm(tA != 0, tB != 0, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
+GL_EXPORT(unary) int wUnary(int op, const float* x, float* out, int n, double p0, double p1) {
+  return gl::unary(op, x, out, n, p0, p1) ? 1 : 0;
+}
+
+// meta: [rank, shape..., aStrides..., bStrides...] as int32.
+GL_EXPORT(binary) int wBinary(int op, const float* a, const float* b, float* out, const int32_t* meta) {
+  const int rank = meta[0];
+  if (rank < 0 || rank > 16) return 0;
+  int64_t shape[16], as[16], bs[16];
+  for (int d = 0; d < rank; d++) {
+    shape[d] = meta[1 + d];
+    as[d] = meta[1 + rank + d];
+    bs[d] = meta[1 + 2 * rank + d];
+  }
+  return gl::binary(op, a, as, b, bs, out, shape, rank) ? 1 : 0;
+}
+
+GL_EXPORT(reduce) void wReduce(int op, const float* x, int outer, int len, int inner, float* out) {
+  gl::reduce(op, x, outer, len, inner, out);
+}
+
+GL_EXPORT(softmax) void wSoftmax(const float* x, int outer, int len, int inner, int log, float* out) {
+  gl::softmax(x, outer, len, inner, log != 0, out);
+}
+
+GL_EXPORT(im2col) void wIm2col(const float* x, int C, int H, int W, int kh, int kw, int sh, int sw, int ph, int pw,
+                               int dh, int dw, int oh, int ow, float* cols) {
+  gl::im2col(x, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols);
+}
+
+GL_EXPORT(col2im) void wCol2im(const float* cols, int C, int H, int W, int kh, int kw, int sh, int sw, int ph, int pw,
+                               int dh, int dw, int oh, int ow, float* x) {
+  gl::col2im(cols, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, x);
+}
+
+GL_EXPORT(adam) void wAdam(float* param, const float* grad, float* m, float* v, int n, double lr, double beta1,
+                           double beta2, double eps, double weightDecay, int decoupled, double step) {
+  gl::adam(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, decoupled != 0, step);
+}
+}
+#endif
