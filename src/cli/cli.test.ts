@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, existsSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { main } from './main.js';
 import { readMetrics } from '../train/trainer.js';
 import { decodePng } from '../io/png.js';
@@ -121,3 +121,28 @@ test('the bin runs: --help exits 0, no command exits 2, list --json parses', () 
   assert.equal(t.status, 0);
   assert.match(t.stdout, /--resume DIR/);
 });
+
+test('Ctrl-C (SIGINT) writes a final checkpoint and exits 130', async () => {
+  const bin = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+  const dir = join(tmp, 'sigint');
+  const child = spawn(process.execPath, [bin, 'train', 'vae', ...TINY, '--steps', '100000', '--out', dir], { stdio: 'pipe' });
+  let stdout = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  // Wait until training has logged a few steps, then interrupt.
+  for (let i = 0; i < 600 && readMetricsSafe(dir) < 3; i++) await new Promise((r) => setTimeout(r, 50));
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  assert.equal(code, 130, stdout);
+  assert.match(stdout, /interrupted \d+ steps/);
+  const info = await run(['info', dir, '--json']);
+  const step = JSON.parse(info.stdout).step;
+  assert.ok(step >= 3 && step < 100000, `checkpoint step ${step}`);
+});
+
+function readMetricsSafe(dir: string): number {
+  try {
+    return readMetrics(dir).length;
+  } catch {
+    return 0;
+  }
+}

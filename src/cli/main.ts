@@ -280,6 +280,11 @@ export async function main(argv: string[], sink: CliIO = STDIO): Promise<number>
 
 // Run when executed as the bin (not when imported by tests).
 if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  // `genlab info DIR | head` closes the pipe early: that is not an error.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });
