@@ -12,3 +12,5 @@ export * from './io/plot.js';
 export * from './data/index.js';
 export * from './models/index.js';
 export * from './train/index.js';
+export * from './eval/index.js';
+export * from './sample/index.js';

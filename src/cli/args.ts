@@ -18,6 +18,7 @@ export class ParsedArgs {
   readonly flags = new Map<string, string>();
   readonly model: Record<string, string> = {};
   readonly train: Record<string, string> = {};
+  readonly sample: Record<string, string> = {};
 
   has(k: string): boolean {
     return this.flags.has(k);
@@ -71,7 +72,8 @@ export function parseArgs(argv: string[]): ParsedArgs {
       key = key.slice(dot + 1);
       if (section === 'model') a.model[key] = value;
       else if (section === 'train') a.train[key] = value;
-      else throw new UsageError(`unknown option section --${section}.${key}; use --model.KEY or --train.KEY`);
+      else if (section === 'sample') a.sample[key] = value;
+      else throw new UsageError(`unknown option section --${section}.${key}; use --model.KEY, --train.KEY or --sample.KEY`);
       continue;
     }
     if (value === '' && !BOOLEAN_FLAGS.has(key)) throw new UsageError(`--${key} needs a value`);

@@ -10,7 +10,7 @@ import {
   Rng, Tensor, modelEntry, modelTypes, resolveConfig, ConfigError, Trainer, TRAIN_DEFAULTS, TRAIN_CHOICES, TrainingError,
   loadDataSource, builtinData, readMetrics, fmtMetrics, loadCheckpoint, writePng, imageGrid, scatterPlot, linePlot,
 } from '../index.js';
-import type { GenerativeModel, RunConfig, Samples, DataSource, DataInfo, Config } from '../index.js';
+import type { GenerativeModel, RunConfig, Samples, DataSource, DataInfo, Config, SampleOptions } from '../index.js';
 import { parseArgs, UsageError } from './args.js';
 import type { ParsedArgs } from './args.js';
 
@@ -40,10 +40,15 @@ Example:
   --resume DIR       continue the run in DIR from its checkpoint (same config)
   --quiet            no progress display
 Keys: genlab list shows each model's keys; unknown keys are errors.`,
-  sample: `Usage: genlab sample <dir> [--n N] [--out FILE] [--seed S] [--cols C]
+  sample: `Usage: genlab sample <dir> [--n N] [--out FILE] [--seed S] [--cols C] [--class K]
+                     [--prompt TEXT] [--sample.KEY=VALUE ...]
 
   Writes a PNG: an image grid for image models, a scatter plot (data vs samples)
-  for 2-D models; prints text for sequence models.`,
+  for 2-D models; prints text for sequence models (and writes it beside --out).
+  --class K            class label for conditional models
+  --prompt TEXT        prefix for sequence models
+  --sample.KEY=VALUE   model-specific settings, e.g. --sample.temperature=0.8
+                       --sample.topK=40 --sample.topP=0.9 --sample.beam=4`,
   eval: `Usage: genlab eval <dir> [--json] [--quick] [--seed S]
 
   Evaluates the model on the held-out split of its data (e.g. VAE: negative ELBO and
@@ -148,7 +153,7 @@ async function cmdTrain(a: ParsedArgs): Promise<void> {
     outDir = a.str('out') ?? join('runs', type);
   }
   const entry = modelEntry(cfg.type);
-  const data = loadDataSource(cfg.data, entry.data, { seed: cfg.seed, limit: cfg.limit });
+  const data = loadDataSource(cfg.data, entry.data, { seed: cfg.seed, limit: cfg.limit, model: cfg.model });
   const model = entry.create(cfg.model, new Rng(cfg.seed), data.info);
   mkdirSync(outDir, { recursive: true });
   const runCfg = { ...cfg, dataInfo: data.info };
@@ -173,15 +178,34 @@ async function cmdTrain(a: ParsedArgs): Promise<void> {
   if (res.interrupted) process.exitCode = 130;
 }
 
+/** --sample.KEY=VALUE as numbers and booleans where they parse, plus --prompt. */
+function sampleOptions(a: ParsedArgs): SampleOptions {
+  const opts: SampleOptions = {};
+  for (const [k, v] of Object.entries(a.sample)) {
+    opts[k] = v === 'true' ? true : v === 'false' ? false : v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : v;
+  }
+  const prompt = a.str('prompt');
+  if (prompt !== undefined) opts.prompt = prompt;
+  return opts;
+}
+
 function cmdSample(a: ParsedArgs): void {
-  a.allow(['n', 'out', 'seed', 'cols']);
+  a.allow(['n', 'out', 'seed', 'cols', 'class', 'prompt']);
   const dir = a.positional[0];
   if (!dir) throw new UsageError('sample: which run folder?');
   const { cfg, model } = loadRun(dir);
   const n = a.int('n') ?? 64;
   if (n < 1) throw new UsageError('--n must be at least 1');
-  const s = model.sample(n, new Rng(a.int('seed') ?? 0));
-  const data = s.kind === 'points' ? loadDataSource(cfg.data, [cfg.dataInfo.kind], { seed: cfg.seed }) : null;
+  let cond: Tensor | undefined;
+  const cls = a.int('class');
+  if (cls !== undefined) {
+    const k = cfg.dataInfo.numClasses;
+    if (k === undefined) throw new UsageError(`--class: ${cfg.type} on ${cfg.data} has no classes`);
+    if (cls < 0 || cls >= k) throw new UsageError(`--class must be in 0..${k - 1}, got ${cls}`);
+    cond = new Tensor(new Int32Array(n).fill(cls), [n]);
+  }
+  const s = model.sample(n, new Rng(a.int('seed') ?? 0), cond, sampleOptions(a));
+  const data = s.kind === 'points' ? loadDataSource(cfg.data, [cfg.dataInfo.kind], { seed: cfg.seed, model: cfg.model }) : null;
   out(writeSamples(resolve(a.str('out') ?? join(dir, 'samples.png')), s, data, a.int('cols')));
 }
 
@@ -191,7 +215,7 @@ function cmdEval(a: ParsedArgs): void {
   if (!dir) throw new UsageError('eval: which run folder?');
   const { cfg, model, step } = loadRun(dir);
   if (!model.evaluate) throw new Error(`${cfg.type} has no evaluation`);
-  const data = loadDataSource(cfg.data, [cfg.dataInfo.kind], { seed: cfg.seed, limit: cfg.limit });
+  const data = loadDataSource(cfg.data, [cfg.dataInfo.kind], { seed: cfg.seed, limit: cfg.limit, model: cfg.model });
   const quick = a.bool('quick');
   const test: Record<string, Tensor> = {};
   const m = quick ? Math.min(500, data.test.x.shape[0]) : data.test.x.shape[0];

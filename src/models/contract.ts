@@ -7,6 +7,7 @@
 import type { Tensor } from '../engine/tensor.js';
 import type { Rng } from '../engine/rng.js';
 import type { Module } from '../nn/module.js';
+import type { TokenizerJSON } from '../data/tokenizer.js';
 
 /** A batch: named tensors, e.g. {x: images [B, 1, 28, 28], y: labels [B]}. */
 export type Batch = Record<string, Tensor>;
@@ -33,12 +34,25 @@ export type Samples =
 export interface DataInfo {
   name: string;
   kind: DataKind;
-  /** Per-example shape of `x` (e.g. [1, 28, 28] or [2]). */
+  /** Per-example shape of `x` (e.g. [1, 28, 28], [2], or [blockSize + 1] token ids). */
   shape: number[];
   numClasses?: number;
+  /** Token data: the tokenizer of `x` (and of `y` for sequence-to-sequence pairs). */
+  tokenizer?: TokenizerJSON;
+  targetTokenizer?: TokenizerJSON;
+  /** Anything else a data source tells its models (task parameters, ...). JSON only. */
+  extra?: Record<string, unknown>;
 }
 
-export type DataKind = 'image' | 'points' | 'text';
+/**
+ * image: x [N, C, H, W] floats in [0, 1] (y labels); points: x [N, D];
+ * text: x int32 token ids (y int32 targets for pairs); sequence: generated float
+ * sequence tasks (NTM copy, ...).
+ */
+export type DataKind = 'image' | 'points' | 'text' | 'sequence';
+
+/** Options for `sample` from the command line (`--sample.KEY=VALUE`), e.g. temperature, topK, prompt. */
+export type SampleOptions = Record<string, string | number | boolean>;
 
 /** Optimizer-facing hooks a custom trainStep receives from the trainer. */
 export interface TrainHooks {
@@ -60,8 +74,8 @@ export interface GenerativeModel extends Module {
   readonly config: object;
   /** Loss on one batch (graph recorded; the trainer calls backward). */
   loss(batch: Batch, rng: Rng, ctx?: StepContext): LossOutput;
-  /** n samples (cond: class labels [n] int32 for conditional models). */
-  sample(n: number, rng: Rng, cond?: Tensor): Samples;
+  /** n samples (cond: class labels [n] int32 for conditional models; opts: decoding settings). */
+  sample(n: number, rng: Rng, cond?: Tensor, opts?: SampleOptions): Samples;
   /**
    * Adversarial or multi-optimizer models own their update: do one full training
    * step (forward, backward, optimizer steps) and return the metrics to log.

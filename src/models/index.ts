@@ -1,19 +1,21 @@
-/** Model families, registered by type (see registry.ts and contract.ts). */
-import { registerModel } from './registry.js';
-import { VAE, VAE_CHOICES, VAE_DEFAULTS, VAE_PRESETS } from './vae.js';
-
+/**
+ * Model families. Each file registers its types with `registerModel` when imported;
+ * importing this index registers them all.
+ */
 export * from './contract.js';
 export * from './registry.js';
-export { VAE, VAE_DEFAULTS, VAE_PRESETS } from './vae.js';
-export type { VaeConfig } from './vae.js';
-
-registerModel({
-  type: 'vae',
-  description: 'Variational autoencoder (MLP or conv; Bernoulli or Gaussian likelihood; beta, KL annealing)',
-  data: ['image'],
-  defaultData: 'mnist',
-  defaults: VAE_DEFAULTS,
-  presets: VAE_PRESETS,
-  choices: VAE_CHOICES,
-  create: (config, rng, data) => new VAE(config, rng, data),
-});
+export * from './vae.js';
+export * from './gan.js';
+export * from './dcgan.js';
+export * from './cgan.js';
+export * from './cvae.js';
+export * from './rnn_lm.js';
+export * from './gpt.js';
+export * from './seq2seq.js';
+export * from './made.js';
+export * from './pixelcnn.js';
+export * from './ntm.js';
+export * from './realnvp.js';
+export * from './glow.js';
+export * from './maf.js';
+export * from './ddpm.js';

@@ -16,6 +16,7 @@ import { concat } from '../engine/ops/shape_ops.js';
 import { Module } from '../nn/module.js';
 import { Linear, Conv2d, ConvTranspose2d } from '../nn/layers.js';
 import type { Batch, DataInfo, GenerativeModel, LossOutput, Samples, StepContext } from './contract.js';
+import { registerModel } from './registry.js';
 import type { Config } from './registry.js';
 
 export interface VaeConfig {
@@ -242,3 +243,14 @@ export class VAE extends Module implements GenerativeModel {
     return { nll: nll / n, negElbo: negElbo / n, isSamples: k, examples: n };
   }
 }
+
+registerModel({
+  type: 'vae',
+  description: 'Variational autoencoder (MLP or conv; Bernoulli or Gaussian likelihood; beta, KL annealing)',
+  data: ['image'],
+  defaultData: 'mnist',
+  defaults: VAE_DEFAULTS,
+  presets: VAE_PRESETS,
+  choices: VAE_CHOICES,
+  create: (config, rng, data) => new VAE(config, rng, data),
+});

@@ -13,6 +13,9 @@ import { loadCsv } from '../data/text.js';
 import { splitIndices, takeRows } from '../data/batching.js';
 import { loadPngFolder } from '../io/png.js';
 import type { Batch, DataInfo, DataKind } from '../models/contract.js';
+import type { Config } from '../models/registry.js';
+import { loadTextSource, textDataNames } from './text_data.js';
+import { loadTaskSource, taskDataNames } from './task_data.js';
 
 export interface DataSource {
   info: DataInfo;
@@ -22,9 +25,17 @@ export interface DataSource {
 
 export const IMAGE_SETS = ['mnist', 'fashion-mnist'] as const;
 
+export interface DataOptions {
+  /** Use only the first N examples (quick runs, tests). */
+  limit?: number;
+  seed?: number;
+  /** The resolved model config (text sources read blockSize etc. from it). */
+  model?: Config;
+}
+
 /** Names accepted by --data, by kind. */
 export function builtinData(): Record<DataKind, string[]> {
-  return { image: [...IMAGE_SETS], points: [...TOY_NAMES], text: [] };
+  return { image: [...IMAGE_SETS], points: [...TOY_NAMES], text: textDataNames(), sequence: taskDataNames() };
 }
 
 function fromSplit(name: string, kind: DataKind, x: Tensor, y: Tensor | null, seed: number, numClasses?: number): DataSource {
@@ -38,8 +49,16 @@ function fromSplit(name: string, kind: DataKind, x: Tensor, y: Tensor | null, se
  * @example
  * const ds = loadDataSource('mnist', ['image']);
  */
-export function loadDataSource(spec: string, kinds: DataKind[], opts: { limit?: number; seed?: number } = {}): DataSource {
+export function loadDataSource(spec: string, kinds: DataKind[], opts: DataOptions = {}): DataSource {
   const seed = opts.seed ?? 0;
+  if (textDataNames().includes(spec) || (kinds.includes('text') && existsSync(spec) && !statSync(spec).isDirectory() && extname(spec).toLowerCase() !== '.csv')) {
+    if (!kinds.includes('text')) throw new Error(`data '${spec}' is text data, but this model takes ${kinds.join(' or ')} data`);
+    return loadTextSource(spec, opts);
+  }
+  if (taskDataNames().includes(spec)) {
+    if (!kinds.includes('sequence')) throw new Error(`data '${spec}' is a sequence task, but this model takes ${kinds.join(' or ')} data`);
+    return loadTaskSource(spec, opts);
+  }
   const want = (k: DataKind): void => {
     if (!kinds.includes(k)) throw new Error(`data '${spec}' is ${k} data, but this model takes ${kinds.join(' or ')} data`);
   };

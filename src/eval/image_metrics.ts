@@ -1,0 +1,2 @@
+/** eval/image_metrics (being written). */
+export {};

@@ -1,0 +1,6 @@
+/** Metrics: image (classifier features: FID-proxy, KID, precision/recall), 2-D (MMD, grid KL/JS), likelihoods, sequences. */
+export * from './image_metrics.js';
+export * from './mmd.js';
+export * from './likelihood.js';
+export * from './sequence_metrics.js';
+export * from './text_metrics.js';

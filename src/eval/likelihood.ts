@@ -1,0 +1,2 @@
+/** eval/likelihood (being written). */
+export {};

@@ -1,0 +1,2 @@
+/** eval/mmd (being written). */
+export {};

@@ -1,0 +1,2 @@
+/** eval/sequence_metrics (being written). */
+export {};

@@ -1,0 +1,2 @@
+/** eval/text_metrics (being written). */
+export {};

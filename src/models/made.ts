@@ -1,0 +1,2 @@
+/** Model family made (being written); registers itself with registerModel on import. */
+export {};

@@ -1,0 +1,2 @@
+/** Model family maf (being written); registers itself with registerModel on import. */
+export {};

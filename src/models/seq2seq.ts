@@ -1,0 +1,2 @@
+/** Model family seq2seq (being written); registers itself with registerModel on import. */
+export {};

@@ -1,0 +1,2 @@
+/** sample/decoding (being written). */
+export {};

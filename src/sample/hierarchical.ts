@@ -1,0 +1,2 @@
+/** sample/hierarchical (being written). */
+export {};

@@ -1,0 +1,2 @@
+/** sample/latent (being written). */
+export {};
