@@ -115,6 +115,24 @@ for (const be of backends) {
       assertClose(gx!, concat(parts.map((p) => p.gxn), 0), 1e-5, 1e-5, 'grad input');
       assertClose(gw!, parts[0].gwn.add(parts[1].gwn).add(parts[2].gwn), 1e-4, 1e-4, 'grad weight');
       // The same for a transposed convolution (its input side is the small one).
+      // Five 32x32 images make chunks of 2, 2 and 1 (GEMMs of about 2048 columns).
+      const xl = randn([5, 2, 32, 32], rng).requiresGrad_();
+      const wl = randn([3, 2, 3, 3], rng).requiresGrad_();
+      const gl = randn([5, 3, 32, 32], rng);
+      const yl = conv2d(xl, wl, null, { padding: 1 });
+      const [gxl, gwl] = grad(yl.mul(gl).sum(), [xl, wl]);
+      let gwSum: Tensor | null = null;
+      for (let n = 0; n < 5; n++) {
+        const xn = slice(xl, 0, n, n + 1).detach().requiresGrad_();
+        const wn = wl.detach().requiresGrad_();
+        const yn = conv2d(xn, wn, null, { padding: 1 });
+        assertClose(slice(yl, 0, n, n + 1), yn, 1e-5, 1e-5, `chunked output, image ${n}`);
+        const [gxn, gwn] = grad(yn.mul(slice(gl, 0, n, n + 1)).sum(), [xn, wn]);
+        assertClose(slice(gxl!, 0, n, n + 1), gxn!, 1e-5, 1e-5, `chunked grad input, image ${n}`);
+        gwSum = gwSum ? gwSum.add(gwn!) : gwn!;
+      }
+      assertClose(gwl!, gwSum!, 1e-4, 1e-4, 'chunked grad weight');
+      // The same for a transposed convolution (its input side is the small one).
       const z = randn([3, 4, 3, 3], rng).requiresGrad_();
       const wt = randn([4, 3, 4, 4], rng);
       const yt = convTranspose2d(z, wt, null, { stride: 2, padding: 1 });

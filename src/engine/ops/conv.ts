@@ -89,9 +89,6 @@ interface ConvGeom {
   groups: number;
 }
 
-/** Below this many output pixels per image, one GEMM spans the whole batch (small images give thin GEMMs). */
-const BATCH_MAX_L = 256;
-
 function pair(op: string, name: string, v: number | readonly number[] | undefined, def: number, min: number): [number, number] {
   const p: [number, number] = v === undefined ? [def, def] : typeof v === 'number' ? [v, v] : [v[0], v[1]];
   if ((typeof v === 'object' && v.length !== 2) || p.some((e) => !Number.isInteger(e) || e < min)) {
@@ -122,146 +119,147 @@ function isDirect(G: ConvGeom): boolean {
   return G.kh === 1 && G.kw === 1 && G.sh === 1 && G.sw === 1 && G.ph === 0 && G.pw === 0 && G.oh === G.H && G.ow === G.W;
 }
 
-function batched(G: ConvGeom): boolean {
-  return G.N > 1 && G.oh * G.ow < BATCH_MAX_L;
+/**
+ * Images per GEMM. Small feature maps give thin GEMMs (a 4x4 map: 16 columns), which
+ * run at a fraction of peak, so images are batched into one GEMM of about GEMM_COLS
+ * columns, at the price of two block transposes; CHUNK_FLOATS bounds the columns buffer.
+ */
+const GEMM_COLS = 2048;
+const CHUNK_FLOATS = 1 << 23;
+
+function chunkOf(G: ConvGeom): number {
+  const L = G.oh * G.ow;
+  const per = Math.max(G.Cin * G.kh * G.kw * L, 1);
+  return Math.max(1, Math.min(G.N, Math.ceil(GEMM_COLS / Math.max(L, 1)), Math.floor(CHUNK_FLOATS / per)));
 }
 
-/** im2col of every image into cols [N, Cin*kh*kw, L] (or x itself for a direct conv). */
-function im2colAll(xv: Float32Array, G: ConvGeom, slot: number): Float32Array {
-  if (isDirect(G)) return xv;
-  const L = G.oh * G.ow;
-  const per = G.Cin * G.kh * G.kw * L;
-  const cols = scratch(slot, G.N * per);
+/** im2col of images n0..n0+m-1 into [m, Cin*kh*kw, L] (x itself for a direct conv). */
+function im2colChunk(xv: Float32Array, G: ConvGeom, n0: number, m: number, slot: number): Float32Array {
+  const CHW = G.Cin * G.H * G.W;
+  if (isDirect(G)) return xv.subarray(n0 * CHW, (n0 + m) * CHW);
+  const per = G.Cin * G.kh * G.kw * G.oh * G.ow;
+  const cols = scratch(slot, m * per);
   const bk = backend();
-  for (let n = 0; n < G.N; n++) {
-    bk.im2col(xv, n * G.Cin * G.H * G.W, G.Cin, G.H, G.W, G.kh, G.kw, G.sh, G.sw, G.ph, G.pw, G.dh, G.dw, G.oh, G.ow,
-      cols.subarray(n * per, (n + 1) * per));
+  for (let i = 0; i < m; i++) {
+    bk.im2col(xv, (n0 + i) * CHW, G.Cin, G.H, G.W, G.kh, G.kw, G.sh, G.sw, G.ph, G.pw, G.dh, G.dw, G.oh, G.ow,
+      cols.subarray(i * per, (i + 1) * per));
   }
   return cols;
 }
 
-/** [N, R, L] -> [R, N, L] into a scratch slot: makes the batch part of the GEMM's column axis. */
-function toRowsMajor(v: Float32Array, N: number, R: number, L: number, slot: number): Float32Array {
-  const out = scratch(slot, N * R * L);
-  backend().copy(v, 0, [L, R * L, 1], out, [R, N, L]);
+/** out [B, A, L] = v [A, B, L] with the axes 0 and 1 swapped; moves whole runs of L floats. */
+function swap01(v: Float32Array, A: number, B: number, L: number, out: Float32Array): Float32Array {
+  if (L >= 256) {
+    for (let a = 0; a < A; a++) {
+      for (let b = 0; b < B; b++) {
+        const s = (a * B + b) * L;
+        out.set(v.subarray(s, s + L), (b * A + a) * L);
+      }
+    }
+    return out;
+  }
+  for (let a = 0; a < A; a++) {
+    for (let b = 0; b < B; b++) {
+      const s = (a * B + b) * L;
+      const d = (b * A + a) * L;
+      for (let l = 0; l < L; l++) out[d + l] = v[s + l];
+    }
+  }
   return out;
+}
+
+/** [m, R, L] -> [R, m, L] (the batch joins the GEMM's column axis); a no-op for m = 1. */
+function batchToCols(v: Float32Array, m: number, R: number, L: number, slot: number): Float32Array {
+  return m === 1 ? v : swap01(v, m, R, L, scratch(slot, m * R * L));
 }
 
 // ---- Raw kernels (typed arrays in, typed array out) ----------------------------------
 
 /** y [N, Cout, oh, ow] = conv(x, w) + bias. */
 function convFwdRaw(xv: Float32Array, wv: Float32Array, bv: Float32Array | null, G: ConvGeom): Float32Array {
-  const { N, Cin, H, W, Cout, groups } = G;
+  const { N, Cout, groups } = G;
   const L = G.oh * G.ow;
   const Og = Cout / groups;
-  const K = (Cin / groups) * G.kh * G.kw;
+  const K = (G.Cin / groups) * G.kh * G.kw;
   const out = new Float32Array(N * Cout * L);
   if (out.length === 0) return out;
   const bk = backend();
-  const beta = bv ? 1 : 0;
-  if (!batched(G)) {
-    if (bv) for (let n = 0; n < N; n++) for (let c = 0; c < Cout; c++) out.fill(bv[c], (n * Cout + c) * L, (n * Cout + c + 1) * L);
-    const direct = isDirect(G);
-    const cols = direct ? xv : scratch(0, Cin * G.kh * G.kw * L);
-    for (let n = 0; n < N; n++) {
-      let base = n * Cin * H * W;
-      if (!direct) {
-        bk.im2col(xv, base, Cin, H, W, G.kh, G.kw, G.sh, G.sw, G.ph, G.pw, G.dh, G.dw, G.oh, G.ow, cols);
-        base = 0;
-      }
-      for (let g = 0; g < groups; g++) {
-        bk.gemm(false, false, Og, L, K, wv, g * Og * K, K, cols, base + g * K * L, L, beta, out, (n * Cout + g * Og) * L, L);
-      }
+  const nb = chunkOf(G);
+  for (let n0 = 0; n0 < N; n0 += nb) {
+    const m = Math.min(nb, N - n0);
+    const mL = m * L;
+    // [Og, K] x [K, m*L] -> [Og, m*L] per group, then back to [m, Cout, L].
+    const cols = batchToCols(im2colChunk(xv, G, n0, m, 0), m, groups * K, L, 1);
+    const dst = out.subarray(n0 * Cout * L, (n0 + m) * Cout * L);
+    const outT = m === 1 ? dst : scratch(2, Cout * mL);
+    if (bv) for (let c = 0; c < Cout; c++) outT.fill(bv[c], c * mL, (c + 1) * mL);
+    for (let g = 0; g < groups; g++) {
+      bk.gemm(false, false, Og, mL, K, wv, g * Og * K, K, cols, g * K * mL, mL, bv ? 1 : 0, outT, g * Og * mL, mL);
     }
-    return out;
+    if (m > 1) swap01(outT, Cout, m, L, dst);
   }
-  // One GEMM per group over all images: [Og, K] x [K, N*L] -> [Og, N*L], then back to NCHW.
-  const NL = N * L;
-  const colsT = toRowsMajor(im2colAll(xv, G, 0), N, groups * K, L, 1);
-  const outT = scratch(2, Cout * NL);
-  if (bv) for (let c = 0; c < Cout; c++) outT.fill(bv[c], c * NL, (c + 1) * NL);
-  for (let g = 0; g < groups; g++) {
-    bk.gemm(false, false, Og, NL, K, wv, g * Og * K, K, colsT, g * K * NL, NL, beta, outT, g * Og * NL, NL);
-  }
-  bk.copy(outT, 0, [L, NL, 1], out, [N, Cout, L]);
   return out;
 }
 
 /** x [N, Cin, H, W] = conv^T(y, w) + bias (bias per x-side channel): the adjoint of convFwdRaw. */
 function convBwdDataRaw(yv: Float32Array, wv: Float32Array, bv: Float32Array | null, G: ConvGeom): Float32Array {
-  const { N, Cin, H, W, Cout, groups } = G;
+  const { N, Cin, Cout, groups } = G;
   const L = G.oh * G.ow;
-  const HW = H * W;
+  const HW = G.H * G.W;
   const Cg = Cin / groups;
   const Og = Cout / groups;
   const K = Cg * G.kh * G.kw;
+  const CK = Cin * G.kh * G.kw;
   const out = new Float32Array(N * Cin * HW);
   if (out.length === 0) return out;
   if (bv) for (let n = 0; n < N; n++) for (let c = 0; c < Cin; c++) out.fill(bv[c], (n * Cin + c) * HW, (n * Cin + c + 1) * HW);
   if (L === 0 || Og === 0) return out;
   const bk = backend();
   const direct = isDirect(G);
-  const CK = Cin * G.kh * G.kw;
-  if (!batched(G)) {
-    const cols = direct ? out : scratch(0, CK * L);
-    for (let n = 0; n < N; n++) {
+  const nb = chunkOf(G);
+  for (let n0 = 0; n0 < N; n0 += nb) {
+    const m = Math.min(nb, N - n0);
+    const mL = m * L;
+    const yT = batchToCols(yv.subarray(n0 * Cout * L, (n0 + m) * Cout * L), m, Cout, L, 0);
+    if (direct && m === 1) {
+      // w^T y is already the image: accumulate it onto the zeros or the bias.
       for (let g = 0; g < groups; g++) {
-        // Direct: accumulate w^T y straight into the output (it holds zeros or the bias).
-        const cOff = direct ? (n * Cin + g * Cg) * HW : g * K * L;
-        bk.gemm(true, false, K, L, Og, wv, g * Og * K, K, yv, (n * Cout + g * Og) * L, L, direct ? 1 : 0, cols, cOff, L);
+        bk.gemm(true, false, K, L, Og, wv, g * Og * K, K, yT, g * Og * L, L, 1, out, (n0 * Cin + g * Cg) * HW, L);
       }
-      if (!direct) bk.col2im(cols, Cin, H, W, G.kh, G.kw, G.sh, G.sw, G.ph, G.pw, G.dh, G.dw, G.oh, G.ow, out, n * Cin * HW);
+      continue;
     }
-    return out;
-  }
-  const NL = N * L;
-  const yT = toRowsMajor(yv, N, Cout, L, 0);
-  const colsT = scratch(1, CK * NL);
-  for (let g = 0; g < groups; g++) {
-    bk.gemm(true, false, K, NL, Og, wv, g * Og * K, K, yT, g * Og * NL, NL, 0, colsT, g * K * NL, NL);
-  }
-  if (direct && !bv) {
-    bk.copy(colsT, 0, [L, NL, 1], out, [N, Cin, L]);
-    return out;
-  }
-  const colsN = scratch(2, CK * NL);
-  bk.copy(colsT, 0, [L, NL, 1], colsN, [N, CK, L]);
-  const per = CK * L;
-  for (let n = 0; n < N; n++) {
-    bk.col2im(colsN.subarray(n * per, (n + 1) * per), Cin, H, W, G.kh, G.kw, G.sh, G.sw, G.ph, G.pw, G.dh, G.dw, G.oh, G.ow, out, n * Cin * HW);
+    const colsT = scratch(1, CK * mL);
+    for (let g = 0; g < groups; g++) {
+      bk.gemm(true, false, K, mL, Og, wv, g * Og * K, K, yT, g * Og * mL, mL, 0, colsT, g * K * mL, mL);
+    }
+    const cols = m === 1 ? colsT : swap01(colsT, CK, m, L, scratch(2, CK * mL));
+    const per = CK * L;
+    for (let i = 0; i < m; i++) {
+      bk.col2im(cols.subarray(i * per, (i + 1) * per), Cin, G.H, G.W, G.kh, G.kw, G.sh, G.sw, G.ph, G.pw, G.dh, G.dw, G.oh, G.ow,
+        out, (n0 + i) * Cin * HW);
+    }
   }
   return out;
 }
 
 /** dw [Cout, Cin/groups, kh, kw] = sum_n y_n . im2col(x_n)^T: the gradient of convFwd in w. */
 function convBwdWeightRaw(xv: Float32Array, yv: Float32Array, G: ConvGeom): Float32Array {
-  const { N, Cin, H, W, Cout, groups } = G;
+  const { N, Cout, groups } = G;
   const L = G.oh * G.ow;
   const Og = Cout / groups;
-  const K = (Cin / groups) * G.kh * G.kw;
+  const K = (G.Cin / groups) * G.kh * G.kw;
   const out = new Float32Array(Cout * K);
   if (out.length === 0 || N === 0 || L === 0) return out;
   const bk = backend();
-  if (!batched(G)) {
-    const direct = isDirect(G);
-    const cols = direct ? xv : scratch(0, Cin * G.kh * G.kw * L);
-    for (let n = 0; n < N; n++) {
-      let base = n * Cin * H * W;
-      if (!direct) {
-        bk.im2col(xv, base, Cin, H, W, G.kh, G.kw, G.sh, G.sw, G.ph, G.pw, G.dh, G.dw, G.oh, G.ow, cols);
-        base = 0;
-      }
-      for (let g = 0; g < groups; g++) {
-        bk.gemm(false, true, Og, K, L, yv, (n * Cout + g * Og) * L, L, cols, base + g * K * L, L, n > 0 ? 1 : 0, out, g * Og * K, K);
-      }
+  const nb = chunkOf(G);
+  for (let n0 = 0; n0 < N; n0 += nb) {
+    const m = Math.min(nb, N - n0);
+    const mL = m * L;
+    const yT = batchToCols(yv.subarray(n0 * Cout * L, (n0 + m) * Cout * L), m, Cout, L, 0);
+    const cols = batchToCols(im2colChunk(xv, G, n0, m, 1), m, groups * K, L, 2);
+    for (let g = 0; g < groups; g++) {
+      bk.gemm(false, true, Og, K, mL, yT, g * Og * mL, mL, cols, g * K * mL, mL, n0 > 0 ? 1 : 0, out, g * Og * K, K);
     }
-    return out;
-  }
-  const NL = N * L;
-  const yT = toRowsMajor(yv, N, Cout, L, 0);
-  const colsT = toRowsMajor(im2colAll(xv, G, 1), N, groups * K, L, 2);
-  for (let g = 0; g < groups; g++) {
-    bk.gemm(false, true, Og, K, NL, yT, g * Og * NL, NL, colsT, g * K * NL, NL, 0, out, g * Og * K, K);
   }
   return out;
 }
