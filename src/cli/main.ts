@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { join, resolve } from 'node:path';
 import {
   Rng, Tensor, modelEntry, modelTypes, resolveConfig, ConfigError, Trainer, TRAIN_DEFAULTS, TRAIN_CHOICES, TrainingError,
-  loadDataSource, builtinData, readMetrics, fmtMetrics, loadCheckpoint, writePng, imageGrid, scatterPlot, linePlot,
+  loadDataSource, builtinData, evaluateRun, readMetrics, fmtMetrics, loadCheckpoint, writePng, imageGrid, scatterPlot, linePlot,
 } from '../index.js';
 import type { GenerativeModel, RunConfig, Samples, DataSource, DataInfo, Config, SampleOptions } from '../index.js';
 import { parseArgs, UsageError } from './args.js';
@@ -214,13 +214,8 @@ function cmdEval(a: ParsedArgs): void {
   const dir = a.positional[0];
   if (!dir) throw new UsageError('eval: which run folder?');
   const { cfg, model, step } = loadRun(dir);
-  if (!model.evaluate) throw new Error(`${cfg.type} has no evaluation`);
   const data = loadDataSource(cfg.data, [cfg.dataInfo.kind], { seed: cfg.seed, limit: cfg.limit, model: cfg.model });
-  const quick = a.bool('quick');
-  const test: Record<string, Tensor> = {};
-  const m = quick ? Math.min(500, data.test.x.shape[0]) : data.test.x.shape[0];
-  for (const [k, v] of Object.entries(data.test)) test[k] = v.slice(0, 0, m);
-  const metrics = model.evaluate(test, new Rng(a.int('seed') ?? 0), { quick });
+  const metrics = evaluateRun(model, data, { quick: a.bool('quick'), seed: a.int('seed') ?? 0 });
   if (a.bool('json')) out(JSON.stringify({ type: cfg.type, data: cfg.data, step, ...metrics }));
   else out(`${cfg.type} on ${cfg.data} (test split, step ${step}): ${fmtMetrics(metrics)}`);
 }

@@ -1,4 +1,5 @@
 /** Metrics: image (classifier features: FID-proxy, KID, precision/recall), 2-D (MMD, grid KL/JS), likelihoods, sequences. */
+export * from './evaluate.js';
 export * from './image_metrics.js';
 export * from './mmd.js';
 export * from './likelihood.js';

@@ -51,6 +51,13 @@ export interface DataInfo {
  */
 export type DataKind = 'image' | 'points' | 'text' | 'sequence';
 
+/** Train and test splits of a data set, with what models need to know about it. */
+export interface DataSource {
+  info: DataInfo;
+  train: Batch;
+  test: Batch;
+}
+
 /** Options for `sample` from the command line (`--sample.KEY=VALUE`), e.g. temperature, topK, prompt. */
 export type SampleOptions = Record<string, string | number | boolean>;
 

@@ -12,16 +12,12 @@ import { TOY_NAMES, isToyName, sampleToy } from '../data/toy2d.js';
 import { loadCsv } from '../data/text.js';
 import { splitIndices, takeRows } from '../data/batching.js';
 import { loadPngFolder } from '../io/png.js';
-import type { Batch, DataInfo, DataKind } from '../models/contract.js';
+import type { Batch, DataKind, DataSource } from '../models/contract.js';
+export type { DataSource };
 import type { Config } from '../models/registry.js';
 import { loadTextSource, textDataNames } from './text_data.js';
 import { loadTaskSource, taskDataNames } from './task_data.js';
 
-export interface DataSource {
-  info: DataInfo;
-  train: Batch;
-  test: Batch;
-}
 
 export const IMAGE_SETS = ['mnist', 'fashion-mnist'] as const;
 
