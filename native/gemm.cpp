@@ -29,8 +29,19 @@ constexpr long MC = 144;       // rows of packed A per block (MC x KC lives in L
 constexpr int MR_MAX = 8;
 constexpr int NR_MAX = 64;
 
-// A microkernel computes the MR x (nv * VL) tile C = (load ? C : 0) + Ap . Bp over kc.
-typedef void (*Ukr)(int nv, long kc, const float* a, const float* b, float* c, long ldc, bool load);
+// A microkernel computes the MR x (nv * VL) tile C = (load ? C : 0) + A . B over kc.
+// A is a packed panel (element (k, r) at a[k * MR + r]) when lda == 0, else read in
+// place (a[r * lda + k]); B is a packed panel (b[k * nv * VL + j]) when ldb == 0, else
+// read in place (b[k * ldb + j]). Reading in place skips packing an operand that
+// would be used only once or twice.
+typedef void (*Ukr)(int nv, long kc, const float* a, long lda, const float* b, long ldb, float* c, long ldc, bool load);
+
+#define GL_UKR_CASES(T, NV)                                                   \
+  case NV * 4 + 0: T<NV, false, false>(kc, a, lda, b, ldb, c, ldc, load); break; \
+  case NV * 4 + 1: T<NV, false, true>(kc, a, lda, b, ldb, c, ldc, load); break;  \
+  case NV * 4 + 2: T<NV, true, false>(kc, a, lda, b, ldb, c, ldc, load); break;  \
+  case NV * 4 + 3: T<NV, true, true>(kc, a, lda, b, ldb, c, ldc, load); break;
+#define GL_UKR_MODE(nv) ((nv) * 4 + (lda ? 2 : 0) + (ldb ? 1 : 0))
 
 struct Kernel {
   const char* name;
@@ -41,14 +52,15 @@ struct Kernel {
 // ---------------------------------------------------------------- microkernels
 
 // Portable: 4 x 16, one "vector" of 4 floats per nv.
-[[maybe_unused]] void ukrScalar(int nv, long kc, const float* GL_RESTRICT a, const float* GL_RESTRICT b, float* GL_RESTRICT c,
-               long ldc, bool load) {
+[[maybe_unused]] void ukrScalar(int nv, long kc, const float* GL_RESTRICT a, long lda, const float* GL_RESTRICT b,
+                                long ldb, float* GL_RESTRICT c, long ldc, bool load) {
   const int w = nv * 4;
+  const long bs = ldb ? ldb : w;
   float acc[4][16] = {};
   for (long k = 0; k < kc; k++) {
-    const float* bk = b + k * w;
+    const float* bk = b + k * bs;
     for (int r = 0; r < 4; r++) {
-      const float av = a[k * 4 + r];
+      const float av = lda ? a[r * lda + k] : a[k * 4 + r];
       for (int j = 0; j < w; j++) acc[r][j] += av * bk[j];
     }
   }
@@ -57,9 +69,11 @@ struct Kernel {
 }
 
 #if defined(__x86_64__) && !GL_WASM
-template <int NV>
-__attribute__((target("avx512f,fma"))) void ukr512T(long kc, const float* GL_RESTRICT a, const float* GL_RESTRICT b,
-                                                    float* GL_RESTRICT c, long ldc, bool load) {
+template <int NV, bool DA, bool DB>
+__attribute__((target("avx512f,fma"))) void ukr512T(long kc, const float* GL_RESTRICT a, long lda,
+                                                    const float* GL_RESTRICT b, long ldb, float* GL_RESTRICT c,
+                                                    long ldc, bool load) {
+  const long bs = DB ? ldb : NV * 16;
   __m512 acc[6][NV];
   for (int r = 0; r < 6; r++)
     for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
@@ -67,10 +81,10 @@ __attribute__((target("avx512f,fma"))) void ukr512T(long kc, const float* GL_RES
 #pragma GCC unroll 4
   for (long k = 0; k < kc; k++) {
     __m512 bv[NV];
-    for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(b + k * (NV * 16) + v * 16);
-    _mm_prefetch((const char*)(b + (k + 8) * (NV * 16)), _MM_HINT_T0);
+    for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(b + k * bs + v * 16);
+    _mm_prefetch((const char*)(b + (k + 8) * bs), _MM_HINT_T0);
     for (int r = 0; r < 6; r++) {
-      const __m512 av = _mm512_set1_ps(a[k * 6 + r]);
+      const __m512 av = _mm512_set1_ps(DA ? a[r * lda + k] : a[k * 6 + r]);
       for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
     }
   }
@@ -81,28 +95,30 @@ __attribute__((target("avx512f,fma"))) void ukr512T(long kc, const float* GL_RES
     }
 }
 
-__attribute__((target("avx512f,fma"))) void ukr512(int nv, long kc, const float* a, const float* b, float* c,
-                                                   long ldc, bool load) {
-  switch (nv) {
-    case 1: ukr512T<1>(kc, a, b, c, ldc, load); break;
-    case 2: ukr512T<2>(kc, a, b, c, ldc, load); break;
-    case 3: ukr512T<3>(kc, a, b, c, ldc, load); break;
-    default: ukr512T<4>(kc, a, b, c, ldc, load); break;
+__attribute__((target("avx512f,fma"))) void ukr512(int nv, long kc, const float* a, long lda, const float* b,
+                                                   long ldb, float* c, long ldc, bool load) {
+  switch (GL_UKR_MODE(nv)) {
+    GL_UKR_CASES(ukr512T, 1)
+    GL_UKR_CASES(ukr512T, 2)
+    GL_UKR_CASES(ukr512T, 3)
+    GL_UKR_CASES(ukr512T, 4)
   }
 }
 
-template <int NV>
-__attribute__((target("avx2,fma"))) void ukr256T(long kc, const float* GL_RESTRICT a, const float* GL_RESTRICT b,
-                                                 float* GL_RESTRICT c, long ldc, bool load) {
+template <int NV, bool DA, bool DB>
+__attribute__((target("avx2,fma"))) void ukr256T(long kc, const float* GL_RESTRICT a, long lda,
+                                                 const float* GL_RESTRICT b, long ldb, float* GL_RESTRICT c, long ldc,
+                                                 bool load) {
+  const long bs = DB ? ldb : NV * 8;
   __m256 acc[6][NV];
   for (int r = 0; r < 6; r++)
     for (int v = 0; v < NV; v++) acc[r][v] = _mm256_setzero_ps();
 #pragma GCC unroll 4
   for (long k = 0; k < kc; k++) {
     __m256 bv[NV];
-    for (int v = 0; v < NV; v++) bv[v] = _mm256_loadu_ps(b + k * (NV * 8) + v * 8);
+    for (int v = 0; v < NV; v++) bv[v] = _mm256_loadu_ps(b + k * bs + v * 8);
     for (int r = 0; r < 6; r++) {
-      const __m256 av = _mm256_broadcast_ss(a + k * 6 + r);
+      const __m256 av = _mm256_broadcast_ss(DA ? a + r * lda + k : a + k * 6 + r);
       for (int v = 0; v < NV; v++) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);
     }
   }
@@ -113,10 +129,12 @@ __attribute__((target("avx2,fma"))) void ukr256T(long kc, const float* GL_RESTRI
     }
 }
 
-__attribute__((target("avx2,fma"))) void ukr256(int nv, long kc, const float* a, const float* b, float* c, long ldc,
-                                                bool load) {
-  if (nv == 1) ukr256T<1>(kc, a, b, c, ldc, load);
-  else ukr256T<2>(kc, a, b, c, ldc, load);
+__attribute__((target("avx2,fma"))) void ukr256(int nv, long kc, const float* a, long lda, const float* b, long ldb,
+                                                float* c, long ldc, bool load) {
+  switch (GL_UKR_MODE(nv)) {
+    GL_UKR_CASES(ukr256T, 1)
+    GL_UKR_CASES(ukr256T, 2)
+  }
 }
 #endif
 
@@ -130,18 +148,20 @@ __attribute__((target("avx2,fma"))) void ukr256(int nv, long kc, const float* a,
 #ifndef GL_WASM_NV
 #define GL_WASM_NV 2
 #endif
-template <int MR, int NV>
-void ukrSimdT(long kc, const float* GL_RESTRICT a, const float* GL_RESTRICT b, float* GL_RESTRICT c, long ldc,
-              bool load) {
+template <int NV, bool DA, bool DB>
+void ukrSimdT(long kc, const float* GL_RESTRICT a, long lda, const float* GL_RESTRICT b, long ldb, float* GL_RESTRICT c,
+              long ldc, bool load) {
+  constexpr int MR = GL_WASM_MR;
+  const long bs = DB ? ldb : NV * 4;
   v128_t acc[MR][NV];
   for (int r = 0; r < MR; r++)
     for (int v = 0; v < NV; v++) acc[r][v] = wasm_f32x4_splat(0.f);
 #pragma clang loop unroll_count(GL_WASM_UNROLL)
   for (long k = 0; k < kc; k++) {
     v128_t bv[NV];
-    for (int v = 0; v < NV; v++) bv[v] = wasm_v128_load(b + k * (NV * 4) + v * 4);
+    for (int v = 0; v < NV; v++) bv[v] = wasm_v128_load(b + k * bs + v * 4);
     for (int r = 0; r < MR; r++) {
-      const v128_t av = wasm_v128_load32_splat(a + k * MR + r);
+      const v128_t av = wasm_v128_load32_splat(DA ? a + r * lda + k : a + k * MR + r);
       for (int v = 0; v < NV; v++) acc[r][v] = wasm_f32x4_add(acc[r][v], wasm_f32x4_mul(av, bv[v]));
     }
   }
@@ -152,17 +172,17 @@ void ukrSimdT(long kc, const float* GL_RESTRICT a, const float* GL_RESTRICT b, f
     }
 }
 
-void ukrSimd(int nv, long kc, const float* a, const float* b, float* c, long ldc, bool load) {
-  switch (nv) {
-    case 1: ukrSimdT<GL_WASM_MR, 1>(kc, a, b, c, ldc, load); break;
+void ukrSimd(int nv, long kc, const float* a, long lda, const float* b, long ldb, float* c, long ldc, bool load) {
+  switch (GL_UKR_MODE(nv)) {
+    GL_UKR_CASES(ukrSimdT, 1)
 #if GL_WASM_NV >= 2
-    case 2: ukrSimdT<GL_WASM_MR, 2>(kc, a, b, c, ldc, load); break;
+    GL_UKR_CASES(ukrSimdT, 2)
 #endif
 #if GL_WASM_NV >= 3
-    case 3: ukrSimdT<GL_WASM_MR, 3>(kc, a, b, c, ldc, load); break;
+    GL_UKR_CASES(ukrSimdT, 3)
 #endif
 #if GL_WASM_NV >= 4
-    default: ukrSimdT<GL_WASM_MR, 4>(kc, a, b, c, ldc, load); break;
+    GL_UKR_CASES(ukrSimdT, 4)
 #endif
   }
 }
@@ -224,6 +244,21 @@ void packA(const Kernel& kr, bool tA, const float* A, long lda, long i0, long mc
 // rounded up to whole vectors, zero-padded): panel at dst + jr*kc, dst[k][j].
 void packB(const Kernel& kr, bool tB, const float* B, long ldb, long k0, long kc, long j0, long nc, float* dst) {
   const long NR = (long)kr.vl * kr.nvMax;
+  if (!tB) {
+    // Row by row over the whole block: long sequential reads, NR-float writes.
+    for (long k = 0; k < kc; k++) {
+      const float* src = B + (k0 + k) * ldb + j0;
+      for (long jr = 0; jr < nc; jr += NR) {
+        const long n = nc - jr < NR ? nc - jr : NR;
+        const long w = (n + kr.vl - 1) / kr.vl * kr.vl;
+        float* dk = dst + jr * kc + k * w;
+        long j = 0;
+        for (; j < n; j++) dk[j] = src[jr + j];
+        for (; j < w; j++) dk[j] = 0.f;
+      }
+    }
+    return;
+  }
   for (long jr = 0; jr < nc; jr += NR) {
     const long n = nc - jr < NR ? nc - jr : NR;
     const long w = (n + kr.vl - 1) / kr.vl * kr.vl;
@@ -291,29 +326,53 @@ void gemmSerial(bool tA, bool tB, long M, long N, long K, const float* A, long l
   const long nkb = K <= KC_MAX ? 1 : (K + KC_SPLIT - 1) / KC_SPLIT;
   const long KC = (K + nkb - 1) / nkb;
   const long mcMax = MC / mr * mr;
+  // Read an operand in place when a packed copy would be used only once or twice:
+  // A when there are at most two column panels, B when all rows fit one row block.
+  const bool directA = !tA && N <= 2 * NR;
+  const bool directB = !tB && M <= mcMax;
   float tmp[MR_MAX * NR_MAX];
   for (long jc = 0; jc < N; jc += NC) {
     const long nc = N - jc < NC ? N - jc : NC;
     for (long pc = 0; pc < K; pc += KC) {
       const long kc = K - pc < KC ? K - pc : KC;
-      packB(kr, tB, B, ldb, pc, kc, jc, nc, buf.b);
+      if (!directB) packB(kr, tB, B, ldb, pc, kc, jc, nc, buf.b);
       const bool load = accumulate || pc > 0;
       for (long ic = 0; ic < M; ic += mcMax) {
         const long mc = M - ic < mcMax ? M - ic : mcMax;
-        packA(kr, tA, A, lda, ic, mc, pc, kc, buf.a);
+        if (!directA) packA(kr, tA, A, lda, ic, mc, pc, kc, buf.a);
         for (long jr = 0; jr < nc; jr += NR) {
           const long n = nc - jr < NR ? nc - jr : NR;
           const int nv = (int)((n + kr.vl - 1) / kr.vl);
           const long w = (long)nv * kr.vl;
           const float* bp = buf.b + jr * kc;
+          long bstride = 0;
+          if (directB) {
+            if (n == w) {
+              bp = B + pc * ldb + jc + jr;
+              bstride = ldb;
+            } else {
+              packB(kr, false, B, ldb, pc, kc, jc + jr, n, buf.b);
+              bp = buf.b;
+            }
+          }
           for (long ir = 0; ir < mc; ir += mr) {
             const long m = mc - ir < mr ? mc - ir : mr;
             const float* ap = buf.a + ir * kc;
+            long astride = 0;
+            if (directA) {
+              if (m == mr) {
+                ap = A + (ic + ir) * lda + pc;
+                astride = lda;
+              } else {
+                packA(kr, false, A, lda, ic + ir, m, pc, kc, buf.a);
+                ap = buf.a;
+              }
+            }
             float* cp = C + (ic + ir) * ldc + jc + jr;
             if (m == mr && n == w) {
-              kr.ukr(nv, kc, ap, bp, cp, ldc, load);
+              kr.ukr(nv, kc, ap, astride, bp, bstride, cp, ldc, load);
             } else {
-              kr.ukr(nv, kc, ap, bp, tmp, w, false);
+              kr.ukr(nv, kc, ap, astride, bp, bstride, tmp, w, false);
               for (long r = 0; r < m; r++)
                 for (long j = 0; j < n; j++) cp[r * ldc + j] = load ? cp[r * ldc + j] + tmp[r * w + j] : tmp[r * w + j];
             }
@@ -354,9 +413,9 @@ void gemmTask(void* ctx, int tid, int nt) {
 
 const char* gemmKernelName() { return pickKernel().name; }
 
-void gemm(bool transA, bool transB, long M, long N, long K, const float* A, long lda, const float* B, long ldb,
-          float beta, float* C, long ldc) {
-  const bool accumulate = beta != 0.f;
+namespace {
+void gemmThreaded(bool transA, bool transB, long M, long N, long K, const float* A, long lda, const float* B,
+                  long ldb, bool accumulate, float* C, long ldc) {
   int nt = numThreads();
   const double flops = 2.0 * (double)M * (double)N * (double)K;
   // Below ~1 MFLOP a second thread costs more in wake-up than it saves.
@@ -377,6 +436,28 @@ void gemm(bool transA, bool transB, long M, long N, long K, const float* A, long
     }
   }
   gemmSerial(transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc);
+}
+}  // namespace
+
+void gemm(bool transA, bool transB, long M, long N, long K, const float* A, long lda, const float* B, long ldb,
+          float beta, float* C, long ldc) {
+  const bool accumulate = beta != 0.f;
+#if !GL_WASM
+  // A . B^T with few rows (a weight gradient: dY . X^T over a long K): B would need a
+  // transposed pack of K x N. Compute C^T = B . A^T instead, where B is read in place
+  // and only the smaller A gets the transposed pack, then transpose into C.
+  if (transB && M < N && M > 0 && K > 0 && (double)M * N <= (1 << 22)) {
+    float* ct = (float*)aligned_alloc(64, ((size_t)M * N * sizeof(float) + 63) / 64 * 64);
+    if (ct) {
+      gemmThreaded(false, !transA, N, M, K, B, ldb, A, lda, false, ct, M);
+      for (long i = 0; i < M; i++)
+        for (long j = 0; j < N; j++) C[i * ldc + j] = accumulate ? C[i * ldc + j] + ct[j * M + i] : ct[j * M + i];
+      free(ct);
+      return;
+    }
+  }
+#endif
+  gemmThreaded(transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc);
 }
 
 }  // namespace gl
