@@ -1,0 +1,19 @@
+// The README's library example, kept compiling and running.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { randn, grad, Rng, Linear, Adam } from '../src/index.js';
+
+test('README example runs', () => {
+  const rng = new Rng(0);
+  const layer = new Linear(2, 1, rng);
+  const opt = new Adam(layer.parameters(), { lr: 1e-2 });
+  const x = randn([64, 2], rng);
+  const loss = layer.forward(x).sub(x.sum(1, true)).square().mean();
+  loss.backward();
+  opt.step();
+  const z = randn([4, 2], rng).requiresGrad_();
+  const [gz] = grad(z.tanh().sum(), [z], { createGraph: true });
+  gz!.square().sum().backward();
+  assert.ok(Number.isFinite(loss.item()));
+  assert.equal(z.grad!.shape.join(), '4,2');
+});
