@@ -103,8 +103,8 @@ function fmtPair(p: readonly number[]): string {
 
 /** Reusable scratch buffers for im2col columns and transposes (never escape a call). */
 const scratchBufs: Float32Array[] = [new Float32Array(0), new Float32Array(0), new Float32Array(0)];
-/** Buffers above this many floats (256 MiB) are not kept between calls. */
-const SCRATCH_KEEP = 1 << 26;
+/** Buffers above this many floats (64 MiB) are not kept between calls. */
+const SCRATCH_KEEP = 1 << 24;
 
 function scratch(slot: number, n: number): Float32Array {
   const cur = scratchBufs[slot];
@@ -464,32 +464,30 @@ export function maxPool2dWithIndices(x: Tensor, kernelSize: number | [number, nu
   const { NC, H, W, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw } = P;
   const L = oh * ow;
   const kk = kh * kw;
-  const bk = backend();
   const xv = x.f32(op);
-  // Pad with -inf up front so im2col's zero fill never wins a window of negatives.
+  // Pad with -inf up front so every tap of every window is a plain read.
   const Hp = Math.max(H + 2 * ph, (oh - 1) * sh + dh * (kh - 1) + 1);
   const Wp = Math.max(W + 2 * pw, (ow - 1) * sw + dw * (kw - 1) + 1);
   let src = xv;
   if (Hp !== H || Wp !== W) {
-    src = scratch(1, NC * Hp * Wp);
+    src = scratch(0, NC * Hp * Wp);
     src.fill(-Infinity);
     for (let c = 0; c < NC; c++) {
       for (let i = 0; i < H; i++) src.set(xv.subarray((c * H + i) * W, (c * H + i + 1) * W), (c * Hp + i + ph) * Wp + pw);
     }
   }
-  const cols = scratch(0, NC * kk * L);
-  bk.im2col(src, 0, NC, Hp, Wp, kh, kw, sh, sw, 0, 0, dh, dw, oh, ow, cols);
-  const arg = new Int32Array(NC * L);
-  bk.argReduce('max', cols, NC, kk, L, arg);
-  const vals = new Float32Array(NC * L);
-  bk.gather(cols, NC, kk, L, arg, 1, vals);
-  // Tap k of output l -> flat input index (-1 in the padding). A window whose values
-  // are all -inf may pick a padding tap; PyTorch then reports the first real one.
+  // Window l starts at start[l] of a padded plane; tap k adds tapOff[k]; tap[k*L+l] is
+  // the flat index into the unpadded H*W plane (-1 in the padding). There is no backend
+  // kernel for this: the loop below is the whole work, as im2col + argmax would be.
+  const start = new Int32Array(L);
+  const tapOff = new Int32Array(kk);
   const tap = new Int32Array(kk * L);
   const first = new Int32Array(L).fill(-1);
+  for (let ki = 0; ki < kh; ki++) for (let kj = 0; kj < kw; kj++) tapOff[ki * kw + kj] = ki * dh * Wp + kj * dw;
   for (let y = 0; y < oh; y++) {
     for (let xq = 0; xq < ow; xq++) {
       const l = y * ow + xq;
+      start[l] = y * sh * Wp + xq * sw;
       for (let ki = 0; ki < kh; ki++) {
         const iy = y * sh - ph + ki * dh;
         for (let kj = 0; kj < kw; kj++) {
@@ -501,12 +499,27 @@ export function maxPool2dWithIndices(x: Tensor, kernelSize: number | [number, nu
       }
     }
   }
+  const vals = new Float32Array(NC * L);
   const idx = new Int32Array(NC * L);
+  const plane = Hp * Wp;
   for (let c = 0; c < NC; c++) {
     const o = c * L;
+    const base = c * plane;
     for (let l = 0; l < L; l++) {
-      const t = tap[arg[o + l] * L + l];
-      idx[o + l] = t >= 0 ? t : first[l];
+      const b0 = base + start[l];
+      // As PyTorch: the first maximum wins, NaN always wins; padding (-inf) never does.
+      let best = -Infinity;
+      let bestK = -1;
+      for (let k = 0; k < kk; k++) {
+        const v = src[b0 + tapOff[k]];
+        if (v > best || v !== v) {
+          best = v;
+          bestK = k;
+        }
+      }
+      vals[o + l] = best;
+      // A window of all -inf reports its first real element, as PyTorch.
+      idx[o + l] = bestK >= 0 ? tap[bestK * L + l] : first[l];
     }
   }
   const [N, C] = x.shape;
@@ -568,10 +581,9 @@ function avgPoolAdjoint(g: Tensor, P: PoolGeom, scale: Float32Array, xShape: rea
   const L = P.oh * P.ow;
   const kk = P.kh * P.kw;
   const bk = backend();
-  const gs = scratch(1, P.NC * L);
-  bk.binary('mul', g.f32(op), 0, [L, 1], scale, 0, [0, 1], gs, [P.NC, L]);
+  // cols[c, k, l] = scale[l] * g[c, l]: the scaling and the broadcast over taps in one call.
   const cols = scratch(0, P.NC * kk * L);
-  bk.copy(gs, 0, [L, 0, 1], cols, [P.NC, kk, L]);
+  bk.binary('mul', g.f32(op), 0, [L, 0, 1], scale, 0, [0, 0, 1], cols, [P.NC, kk, L]);
   const out = new Float32Array(P.NC * P.H * P.W);
   bk.col2im(cols, P.NC, P.H, P.W, P.kh, P.kw, P.sh, P.sw, P.ph, P.pw, P.dh, P.dw, P.oh, P.ow, out, 0);
   return fromOp(op, out, xShape, [g], (gg) => [avgPoolFwd(gg, P, scale, shape, xShape)]);
