@@ -383,29 +383,42 @@ void gemmSerial(bool tA, bool tB, long M, long N, long K, const float* A, long l
   }
 }
 
+// Threads take chunks of C (column or row ranges) from a shared counter, several per
+// thread, so a thread that the OS preempts (other processes on a small machine) does
+// not hold the others up; each chunk is an independent sub-GEMM.
 struct GemmTask {
   bool tA, tB, accumulate, splitN;
-  long M, N, K, lda, ldb, ldc, step;
+  long M, N, K, lda, ldb, ldc, step, chunks;
+  long next;  // next chunk to take (atomic)
   const float* A;
   const float* B;
   float* C;
 };
 
-void gemmTask(void* ctx, int tid, int nt) {
-  const GemmTask& t = *(const GemmTask*)ctx;
-  (void)nt;
+void gemmChunk(const GemmTask& t, long c) {
   if (t.splitN) {
-    const long j0 = tid * t.step;
+    const long j0 = c * t.step;
     if (j0 >= t.N) return;
     const long n = t.N - j0 < t.step ? t.N - j0 : t.step;
     const float* Bj = t.tB ? t.B + j0 * t.ldb : t.B + j0;
     gemmSerial(t.tA, t.tB, t.M, n, t.K, t.A, t.lda, Bj, t.ldb, t.accumulate, t.C + j0, t.ldc);
   } else {
-    const long i0 = tid * t.step;
+    const long i0 = c * t.step;
     if (i0 >= t.M) return;
     const long m = t.M - i0 < t.step ? t.M - i0 : t.step;
     const float* Ai = t.tA ? t.A + i0 : t.A + i0 * t.lda;
     gemmSerial(t.tA, t.tB, m, t.N, t.K, Ai, t.lda, t.B, t.ldb, t.accumulate, t.C + i0 * t.ldc, t.ldc);
+  }
+}
+
+void gemmTask(void* ctx, int tid, int nt) {
+  (void)tid;
+  (void)nt;
+  GemmTask& t = *(GemmTask*)ctx;
+  for (;;) {
+    const long c = __atomic_fetch_add(&t.next, 1, __ATOMIC_RELAXED);
+    if (c >= t.chunks) break;
+    gemmChunk(t, c);
   }
 }
 
@@ -422,14 +435,25 @@ void gemmThreaded(bool transA, bool transB, long M, long N, long K, const float*
   if (flops < 1.5e6) nt = 1;
   if (nt > 1) {
     const Kernel& kr = pickKernel();
-    GemmTask t = {transA, transB, accumulate, false, M, N, K, lda, ldb, ldc, 0, A, B, C};
-    // Split the larger side into whole tiles so every thread gets work.
+    GemmTask t = {transA, transB, accumulate, false, M, N, K, lda, ldb, ldc, 0, 0, 0, A, B, C};
+    // Split the larger side. Chunks: whole register tiles (wide panels when there are
+    // plenty), about 4 per thread but none below ~4 MFLOP.
     t.splitN = N >= M || M < (long)kr.mr * nt;
     const long side = t.splitN ? N : M;
-    const long unit = t.splitN ? kr.vl : kr.mr;
+    const long nr = (long)kr.vl * kr.nvMax;
+    const long unit = t.splitN ? (side >= 8 * nr * nt ? nr : kr.vl) : kr.mr;
     const long units = (side + unit - 1) / unit;
-    if (units < nt) nt = (int)units;
-    t.step = (units + nt - 1) / nt * unit;
+    long chunks = 4L * nt;
+    const double perUnit = flops / (double)units;
+    const long minUnits = (long)(4e6 / perUnit) + 1;
+    if (units / chunks < minUnits) chunks = units / minUnits;
+    // Row chunks each pack all of B: keep them tall (>= 192 rows) so that packing
+    // stays small next to their arithmetic.
+    if (!t.splitN && chunks > M / 192) chunks = M / 192;
+    if (chunks < nt) chunks = units < nt ? units : nt;
+    t.step = (units + chunks - 1) / chunks * unit;
+    t.chunks = (side + t.step - 1) / t.step;
+    if (t.chunks < nt) nt = (int)t.chunks;
     if (nt > 1) {
       parallel(nt, gemmTask, &t);
       return;
