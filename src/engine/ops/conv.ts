@@ -14,18 +14,16 @@
  * PyTorch's convolution_backward and its double-backward rule do.
  *
  * Max pooling records the argmax and routes the gradient through scatterAdd (whose
- * gradient is gather); average pooling is a linear map with its adjoint as primitive;
- * upsampling is composed from indexSelect and arithmetic, so it is differentiable for
- * free. References: PyTorch aten/src/ATen/native/{Convolution.cpp,
+ * gradient is gather); average pooling and upsampling are linear maps whose gradient is
+ * their adjoint, as a primitive whose gradient is the forward map again. References: PyTorch aten/src/ATen/native/{Convolution.cpp,
  * DilatedMaxPool2d.cpp, AveragePool2d.cpp, UpSample.h}.
  */
 import { backend } from '../backends/index.js';
 import { Tensor, fromOp } from '../tensor.js';
 import { ShapeError, fmtShape } from '../shape.js';
-import { add, mul } from './elementwise.js';
 import { sum } from './reduce.js';
 import { reshape, squeeze, unsqueeze } from './shape_ops.js';
-import { indexSelect, scatterAdd } from './indexing.js';
+import { scatterAdd } from './indexing.js';
 
 export interface Conv2dOptions {
   stride?: number | [number, number];
@@ -625,8 +623,19 @@ function nearestIdx(inSize: number, outSize: number, factor: number | undefined)
   return idx;
 }
 
-/** Two source indices and their weights per output position (area_pixel_compute_source_index, float arithmetic). */
-function linearTaps(inSize: number, outSize: number, factor: number | undefined, alignCorners: boolean) {
+/**
+ * The source taps of one axis: index i0, and for linear modes a second index i1 with
+ * weights l0, l1 (l0 = null for nearest, which copies exactly, so Inf stays Inf).
+ */
+interface AxisTaps {
+  i0: Int32Array;
+  i1: Int32Array;
+  l0: Float32Array | null;
+  l1: Float32Array | null;
+}
+
+/** area_pixel_compute_source_index in float arithmetic, as PyTorch's float path. */
+function linearTaps(inSize: number, outSize: number, factor: number | undefined, alignCorners: boolean): AxisTaps {
   const i0 = new Int32Array(outSize);
   const i1 = new Int32Array(outSize);
   const l0 = new Float32Array(outSize);
@@ -641,13 +650,102 @@ function linearTaps(inSize: number, outSize: number, factor: number | undefined,
     l1[o] = Math.fround(src - a);
     l0[o] = 1 - l1[o];
   }
-  return { i0: new Tensor(i0, [outSize]), i1: new Tensor(i1, [outSize]), l0, l1 };
+  return { i0, i1, l0, l1 };
+}
+
+/** A separable resampling [NC, H, W] -> [NC, oh, ow]: along W with tw, then along H with th. */
+interface Resample {
+  NC: number; H: number; W: number; oh: number; ow: number;
+  th: AxisTaps; tw: AxisTaps;
+  xShape: readonly number[]; yShape: readonly number[];
+}
+
+function resampleRaw(xv: Float32Array, R: Resample): Float32Array {
+  const { NC, H, W, oh, ow, th, tw } = R;
+  // 1. Along W into tmp [NC*H, ow]. (Same order as PyTorch: h-weights times w-blends.)
+  const tmp = scratch(0, NC * H * ow);
+  const { i0: a0, i1: a1, l0: u, l1: v } = tw;
+  for (let r = 0; r < NC * H; r++) {
+    const xb = r * W;
+    const tb = r * ow;
+    if (u && v) for (let q = 0; q < ow; q++) tmp[tb + q] = u[q] * xv[xb + a0[q]] + v[q] * xv[xb + a1[q]];
+    else for (let q = 0; q < ow; q++) tmp[tb + q] = xv[xb + a0[q]];
+  }
+  // 2. Along H: blends of whole rows of tmp.
+  const out = new Float32Array(NC * oh * ow);
+  for (let c = 0; c < NC; c++) {
+    for (let y = 0; y < oh; y++) {
+      const a = (c * H + th.i0[y]) * ow;
+      const o = (c * oh + y) * ow;
+      if (th.l0 && th.l1) {
+        const b = (c * H + th.i1[y]) * ow;
+        const wa = th.l0[y];
+        const wb = th.l1[y];
+        for (let q = 0; q < ow; q++) out[o + q] = wa * tmp[a + q] + wb * tmp[b + q];
+      } else {
+        for (let q = 0; q < ow; q++) out[o + q] = tmp[a + q];
+      }
+    }
+  }
+  return out;
+}
+
+/** The adjoint of resampleRaw: each output's gradient flows back to its taps. */
+function resampleAdjointRaw(gv: Float32Array, R: Resample): Float32Array {
+  const { NC, H, W, oh, ow, th, tw } = R;
+  const tmp = scratch(0, NC * H * ow);
+  tmp.fill(0);
+  for (let c = 0; c < NC; c++) {
+    for (let y = 0; y < oh; y++) {
+      const a = (c * H + th.i0[y]) * ow;
+      const o = (c * oh + y) * ow;
+      if (th.l0 && th.l1) {
+        const b = (c * H + th.i1[y]) * ow;
+        const wa = th.l0[y];
+        const wb = th.l1[y];
+        for (let q = 0; q < ow; q++) {
+          const gq = gv[o + q];
+          tmp[a + q] += wa * gq;
+          tmp[b + q] += wb * gq;
+        }
+      } else {
+        for (let q = 0; q < ow; q++) tmp[a + q] += gv[o + q];
+      }
+    }
+  }
+  const out = new Float32Array(NC * H * W);
+  const { i0: a0, i1: a1, l0: u, l1: v } = tw;
+  for (let r = 0; r < NC * H; r++) {
+    const xb = r * W;
+    const tb = r * ow;
+    if (u && v) {
+      for (let q = 0; q < ow; q++) {
+        const t = tmp[tb + q];
+        out[xb + a0[q]] += u[q] * t;
+        out[xb + a1[q]] += v[q] * t;
+      }
+    } else {
+      for (let q = 0; q < ow; q++) out[xb + a0[q]] += tmp[tb + q];
+    }
+  }
+  return out;
+}
+
+// Two linear primitives, each the other's gradient (so double backward works).
+function resample(x: Tensor, R: Resample): Tensor {
+  const op = R.tw.l0 ? 'upsampleBilinear' : 'upsampleNearest';
+  return fromOp(op, resampleRaw(x.f32(op), R), R.yShape, [x], (g) => [resampleAdjoint(g, R)]);
+}
+
+function resampleAdjoint(g: Tensor, R: Resample): Tensor {
+  const op = R.tw.l0 ? 'upsampleBilinearBackward' : 'upsampleNearestBackward';
+  return fromOp(op, resampleAdjointRaw(g.f32(op), R), R.xShape, [g], (gg) => [resample(gg, R)]);
 }
 
 /**
  * Resize [N, C, H, W] to a size or by a scale factor (torch.nn.functional.interpolate
- * with mode 'nearest' or 'bilinear'). Built from indexSelect and arithmetic, so the
- * gradient (and double backward) comes for free.
+ * with mode 'nearest' or 'bilinear'). Separable: along W, then along H; the gradient
+ * is the adjoint map, whose own gradient is the forward again.
  * @example
  * const y = upsample(x, { scaleFactor: 2 });                                     // nearest
  * const z = upsample(x, { size: [64, 64], mode: 'bilinear', alignCorners: false });
@@ -681,26 +779,18 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
   }
   if (oh < 1 || ow < 1) throw new ShapeError(`${op}: output size ${oh}x${ow} is too small (input ${fmtShape(x.shape)})`);
 
+  let th: AxisTaps;
+  let tw: AxisTaps;
   if (mode === 'nearest') {
-    // One gather over the flattened plane: out[.., y*ow + x] = in[.., ih[y]*W + iw[x]].
     const ih = nearestIdx(H, oh, fh);
     const iw = nearestIdx(W, ow, fw);
-    const idx = new Int32Array(oh * ow);
-    for (let y = 0; y < oh; y++) for (let q = 0; q < ow; q++) idx[y * ow + q] = ih[y] * W + iw[q];
-    const flat = reshape(x, [N, C, H * W]);
-    return reshape(indexSelect(flat, 2, new Tensor(idx, [oh * ow])), [N, C, oh, ow]);
+    th = { i0: ih, i1: ih, l0: null, l1: null };
+    tw = { i0: iw, i1: iw, l0: null, l1: null };
+  } else {
+    const ac = opts.alignCorners ?? false;
+    th = linearTaps(H, oh, fh, ac);
+    tw = linearTaps(W, ow, fw, ac);
   }
-  // Bilinear is separable: interpolate along W, then along H.
-  const ac = opts.alignCorners ?? false;
-  const tw = linearTaps(W, ow, fw, ac);
-  const th = linearTaps(H, oh, fh, ac);
-  const alongW = add(
-    mul(indexSelect(x, 3, tw.i0), new Tensor(tw.l0, [ow])),
-    mul(indexSelect(x, 3, tw.i1), new Tensor(tw.l1, [ow])),
-  ); // (N, C, H, ow)
-  return add(
-    mul(indexSelect(alongW, 2, th.i0), new Tensor(th.l0, [oh, 1])),
-    mul(indexSelect(alongW, 2, th.i1), new Tensor(th.l1, [oh, 1])),
-  ); // (N, C, oh, ow)
+  return resample(x, { NC: N * C, H, W, oh, ow, th, tw, xShape: x.shape, yShape: [N, C, oh, ow] });
 }
 
