@@ -196,6 +196,12 @@ test('pooling gradients are differentiable in the upstream gradient', () => {
   const [ga] = grad(avgPool2d(x, 2).mul(v).sum(), [x], { createGraph: true });
   const [gva] = grad(ga!.mul(u).sum(), [v]);
   assertClose(gva!, avgPool2d(u, 2), 1e-5, 1e-6, 'avg pool double backward');
+  for (const mode of ['nearest', 'bilinear'] as const) {
+    const vu = randn([2, 3, 9, 10], rng).requiresGrad_();
+    const [gu] = grad(upsample(x, { size: [9, 10], mode }).mul(vu).sum(), [x], { createGraph: true });
+    const [gvu] = grad(gu!.mul(u).sum(), [vu]);
+    assertClose(gvu!, upsample(u, { size: [9, 10], mode }), 1e-5, 1e-6, `${mode} upsample double backward`);
+  }
 });
 
 test('max pooling treats padding as -inf and propagates NaN', () => {
