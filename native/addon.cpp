@@ -150,6 +150,47 @@ napi_value Binary(napi_env env, napi_callback_info info) {
   return boolean(env, gl::binary(op, A + aOff, as, B + bOff, bs, out, shape, rank));
 }
 
+// copy(x, xOff, out, meta): x and out are Float32Array or Int32Array (4-byte elements,
+// copied bit for bit); meta is an Int32Array [rank, shape..., strides...].
+napi_value Copy(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lx = 0, lo = 0, lm;
+  napi_typedarray_type tx, to;
+  void *px = nullptr, *po = nullptr;
+  napi_value ab;
+  size_t off;
+  if (a.argc < 4 || napi_get_typedarray_info(env, a.argv[0], &tx, &lx, &px, &ab, &off) != napi_ok ||
+      napi_get_typedarray_info(env, a.argv[2], &to, &lo, &po, &ab, &off) != napi_ok ||
+      (tx != napi_float32_array && tx != napi_int32_array) || (to != napi_float32_array && to != napi_int32_array)) {
+    a.fail("genlab native: copy: expected Float32Array or Int32Array arguments");
+    return nullptr;
+  }
+  const long xOff = a.lng(1);
+  const int32_t* meta = (const int32_t*)a.array(3, napi_int32_array, &lm);
+  if (a.failed) return nullptr;
+  const int rank = lm > 0 ? meta[0] : -1;
+  if (rank < 0 || rank > 16 || lm < (size_t)(1 + 2 * rank)) {
+    a.fail("genlab native: copy: bad shape metadata");
+    return nullptr;
+  }
+  int64_t shape[16], st[16];
+  long total = 1, lo_ = 0, hi_ = 0;
+  for (int d = 0; d < rank; d++) {
+    shape[d] = meta[1 + d];
+    st[d] = meta[1 + rank + d];
+    total *= shape[d];
+    if (shape[d] > 0) {
+      const long sx = (long)st[d] * (shape[d] - 1);
+      (sx < 0 ? lo_ : hi_) += sx;
+    }
+  }
+  if (total == 0) return boolean(env, true);
+  a.within(xOff + lo_, hi_ - lo_ + 1, lx, "copy x");
+  a.within(0, total, lo, "copy out");
+  if (a.failed) return nullptr;
+  return boolean(env, gl::copy4((const uint32_t*)px + xOff, st, (uint32_t*)po, shape, rank));
+}
+
 napi_value Reduce(napi_env env, napi_callback_info info) {
   Args a(env, info);
   const int op = (int)a.lng(0);
@@ -265,7 +306,7 @@ NAPI_MODULE_INIT() {
     const char* name;
     napi_callback cb;
   } fns[] = {
-      {"gemm", Gemm},       {"unary", Unary},         {"binary", Binary},   {"reduce", Reduce},
+      {"gemm", Gemm},       {"unary", Unary},         {"binary", Binary},   {"copy", Copy},       {"reduce", Reduce},
       {"softmax", Softmax}, {"im2col", Im2col},       {"col2im", Col2im},   {"adam", Adam},
       {"setThreads", SetThreads}, {"threads", Threads}, {"kernel", KernelName}, {"noop", Noop},
   };

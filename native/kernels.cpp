@@ -225,6 +225,68 @@ bool binary(int op, const float* a, const int64_t* aStrides, const float* b, con
 
 namespace {
 
+// Odometer over the outer axes of a merged shape; rows [r0, r1) of the copy.
+void copyRows(const uint32_t* x, uint32_t* out, const BinShape& s, long r0, long r1) {
+  const int rank = s.rank;
+  const long n = s.shape[rank - 1], sx = s.as[rank - 1];
+  long idx[16];
+  long xi = 0, rem = r0;
+  for (int d = rank - 2; d >= 0; d--) {
+    idx[d] = rem % s.shape[d];
+    rem /= s.shape[d];
+    xi += idx[d] * s.as[d];
+  }
+  for (long r = r0; r < r1; r++) {
+    const uint32_t* src = x + xi;
+    uint32_t* dst = out + r * n;
+    if (sx == 1) {
+      for (long j = 0; j < n; j++) dst[j] = src[j];
+    } else {
+      for (long j = 0; j < n; j++) dst[j] = src[j * sx];
+    }
+    for (int d = rank - 2; d >= 0; d--) {
+      idx[d]++;
+      xi += s.as[d];
+      if (idx[d] < s.shape[d]) break;
+      xi -= s.as[d] * s.shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+}  // namespace
+
+bool copy4(const uint32_t* x, const int64_t* strides, uint32_t* out, const int64_t* shape, int rank) {
+  if (rank > 16) return false;
+  BinShape s;
+  s.rank = 0;
+  for (int d = 0; d < rank; d++) {
+    if (shape[d] == 0) return true;
+    if (shape[d] == 1) continue;
+    const int k = s.rank;
+    if (k > 0 && s.as[k - 1] == strides[d] * shape[d]) {
+      s.shape[k - 1] *= shape[d];
+      s.as[k - 1] = strides[d];
+    } else {
+      s.shape[k] = shape[d];
+      s.as[k] = strides[d];
+      s.bs[k] = 0;
+      s.rank++;
+    }
+  }
+  if (s.rank == 0) {
+    out[0] = x[0];
+    return true;
+  }
+  long rows = 1;
+  for (int d = 0; d < s.rank - 1; d++) rows *= s.shape[d];
+  const long n = s.shape[s.rank - 1];
+  parallelFor(rows, (double)rows * n, [&](long lo, long hi) { copyRows(x, out, s, lo, hi); });
+  return true;
+}
+
+namespace {
+
 GL_CLONES void reduceRows(int op, const float* GL_RESTRICT x, long len, long inner, float* GL_RESTRICT out, long i0,
                           long i1) {
   // Columns [i0, i1) of one [len, inner] slab.

@@ -167,6 +167,37 @@ test('native binary = js binary: contiguous, broadcast, transposed, negative str
   });
 });
 
+test('native copy = js copy: permuted, sliced, flipped and broadcast views, float32 and int32', { skip }, () => {
+  const rng = new Rng(9);
+  const src = rand(rng, 5000);
+  src[3] = NaN;
+  const isrc = Int32Array.from({ length: 5000 }, (_, i) => (i * 2654435761) | 0);
+  const cases: { shape: number[]; st: number[]; off: number }[] = [
+    { shape: [4, 5, 6], st: [30, 6, 1], off: 0 }, // contiguous
+    { shape: [6, 5, 4], st: [1, 6, 30], off: 2 }, // full permutation
+    { shape: [8, 40, 3], st: [120, 3, 1], off: 1 }, // merged
+    { shape: [10, 20], st: [40, -1], off: 19 }, // flip
+    { shape: [7, 30], st: [0, 1], off: 5 }, // broadcast (expand)
+    { shape: [3, 1, 50], st: [100, 0, 2], off: 0 }, // step slice
+    { shape: [], st: [], off: 4 },
+  ];
+  withThreads((threads) => {
+    for (const c of cases) {
+      const n = c.shape.reduce((p, v) => p * v, 1);
+      const meta = Int32Array.from([c.shape.length, ...c.shape, ...c.st]);
+      const on = new Float32Array(n), oj = new Float32Array(n);
+      assert.equal(N().copy(src, c.off, on, meta), true);
+      jsBackend.copy(src, c.off, c.st, oj, c.shape);
+      close(on, oj, 0, 0, `copy ${JSON.stringify(c.shape)} (threads ${threads})`);
+      const inn = new Int32Array(n), inj = new Int32Array(n);
+      N().copy(isrc, c.off, inn, meta);
+      jsBackend.copy(isrc, c.off, c.st, inj, c.shape);
+      assert.deepEqual(inn, inj, `int32 copy ${JSON.stringify(c.shape)}`);
+    }
+  });
+  assert.throws(() => N().copy(src, 4990, new Float32Array(20), Int32Array.from([1, 20, 1])), RangeError);
+});
+
 test('native reduce and softmax = js, NaN and -Inf rows included', { skip }, () => {
   const rng = new Rng(5);
   const shapes: [number, number, number][] = [[3, 17, 1], [1, 1000, 1], [2, 5, 7], [1, 13, 300], [4, 0, 3], [50, 33, 1], [2, 300, 70]];
@@ -255,6 +286,7 @@ test('native backend object: name, js fallbacks for small sizes, kernels the add
     close(cn, cj, 1e-5, 1e-5, `backend gemm ${M}x${Nn}x${K}`);
   }
   assert.equal(b.cumsum, jsBackend.cumsum);
+  assert.notEqual(b.copy, jsBackend.copy);
   assert.equal(b.gather, jsBackend.gather);
   const x = rand(rng, 1000);
   const on = new Float32Array(1000), oj = new Float32Array(1000);

@@ -4,13 +4,14 @@
  * vectorized elementwise/reduction/softmax/im2col/Adam loops). Arrays cross the
  * boundary zero-copy. A native call costs a fraction of a microsecond, so tiny
  * inputs stay in the js kernels (thresholds measured with bench/engine.ts); kernels
- * the addon lacks (copy, cumsum, gather...) come from js.
+ * the addon lacks (argReduce, cumsum, gather, scatterAdd, indexSelect, indexAdd) come
+ * from js.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Backend, BinaryOp, ReduceOp, UnaryOp } from './backend.js';
+import type { Backend, BinaryOp, ReduceOp, TypedArray, UnaryOp } from './backend.js';
 import { jsBackend } from './js.js';
 
 /** The functions the addon exports (native/addon.cpp). */
@@ -22,6 +23,8 @@ export interface NativeAddon {
   ): void;
   unary(op: number, x: Float32Array, xOff: number, out: Float32Array, n: number, p0: number, p1: number): boolean;
   binary(op: number, a: Float32Array, aOff: number, b: Float32Array, bOff: number, out: Float32Array, meta: Int32Array): boolean;
+  /** Strided copy of 4-byte elements; meta is [rank, shape..., strides...]. */
+  copy(x: TypedArray, xOff: number, out: TypedArray, meta: Int32Array): boolean;
   reduce(op: number, x: Float32Array, outer: number, len: number, inner: number, out: Float32Array): void;
   softmax(x: Float32Array, outer: number, len: number, inner: number, log: boolean, out: Float32Array): void;
   im2col(
@@ -133,6 +136,20 @@ export function loadNative(): Backend {
         if (a.binary(BINARY_CODES[op], x, xOff, y, yOff, out, meta)) return;
       }
       jsBackend.binary(op, x, xOff, xStrides, y, yOff, yStrides, out, shape);
+    },
+    copy(x, xOff, xStrides, out, shape) {
+      const rank = shape.length;
+      let n = 1;
+      for (let d = 0; d < rank; d++) n *= shape[d];
+      if (n >= T.elementwise && rank <= 16) {
+        meta[0] = rank;
+        for (let d = 0; d < rank; d++) {
+          meta[1 + d] = shape[d];
+          meta[1 + rank + d] = xStrides[d];
+        }
+        if (a.copy(x, xOff, out, meta)) return;
+      }
+      jsBackend.copy(x, xOff, xStrides, out, shape);
     },
     reduce(op, x, outer, len, inner, out) {
       if (outer * len * inner < T.elementwise) jsBackend.reduce(op, x, outer, len, inner, out);
