@@ -52,6 +52,21 @@ export const VAE_PRESETS: Record<string, { model?: Config; train?: Config }> = {
 
 const LOG_2PI = Math.log(2 * Math.PI);
 
+/**
+ * What latent-space tools (src/sample/latent.ts: interpolation, latent grids,
+ * reconstructions) need from a model with a latent prior N(0, I).
+ */
+export interface LatentModel {
+  /** Size of z. */
+  readonly latentDim: number;
+  /** Class count of a conditional model (undefined: unconditional). */
+  readonly numClasses?: number;
+  /** Data-space outputs (images in [0, 1], or points) for latents z [N, latentDim]; cond: labels [N]. */
+  decodeLatent(z: Tensor, cond?: Tensor): Tensor;
+  /** Posterior means E[z|x] [N, latentDim] (models with an encoder). */
+  encodeToLatent?(x: Tensor, cond?: Tensor): Tensor;
+}
+
 /** The encoder: x -> (mu, logvar). */
 class Encoder extends Module {
   private readonly layers: Module[];
@@ -105,7 +120,7 @@ class Decoder extends Module {
   }
 }
 
-export class VAE extends Module implements GenerativeModel {
+export class VAE extends Module implements GenerativeModel, LatentModel {
   readonly type = 'vae';
   readonly config: VaeConfig;
   readonly encoder: Encoder;
@@ -127,6 +142,23 @@ export class VAE extends Module implements GenerativeModel {
     this.encoder = this.registerModule('encoder', new Encoder(c, inDim, rng));
     this.decoder = this.registerModule('decoder', new Decoder(c, data.shape, rng));
     this.logScale = this.registerParameter('log_scale', c.likelihood === 'gaussian' ? new Tensor(new Float32Array(1), [1]) : null);
+  }
+
+  get latentDim(): number {
+    return this.config.latentDim;
+  }
+
+  /** Mean images (Bernoulli probabilities, or clamped Gaussian means) for latents z. */
+  decodeLatent(z: Tensor): Tensor {
+    return noGrad(() => {
+      const out = this.decode(z);
+      return this.config.likelihood === 'bernoulli' ? out.sigmoid() : out.clamp(0, 1);
+    });
+  }
+
+  /** Posterior means mu(x) [N, latentDim]. */
+  encodeToLatent(x: Tensor): Tensor {
+    return noGrad(() => this.encode(x).mu);
   }
 
   /** q(z|x): mean and log-variance, each [B, latentDim]. */
@@ -177,11 +209,7 @@ export class VAE extends Module implements GenerativeModel {
   }
 
   sample(n: number, rng: Rng): Samples {
-    return noGrad(() => {
-      const out = this.decode(randn([n, this.config.latentDim], rng));
-      const images = this.config.likelihood === 'bernoulli' ? out.sigmoid() : out.clamp(0, 1);
-      return { kind: 'image', images } as Samples;
-    });
+    return { kind: 'image', images: this.decodeLatent(randn([n, this.config.latentDim], rng)) };
   }
 
   /**
