@@ -340,14 +340,16 @@ void reduce(int op, const float* x, long outer, long len, long inner, float* out
 namespace {
 
 GL_CLONES void softmaxRow(const float* GL_RESTRICT x, long len, bool log, float* GL_RESTRICT out) {
+  // Max in 16 lanes. NaN needs no flag: a NaN input makes the sum below NaN, so every
+  // output is NaN, as in js (where the running max becomes NaN).
+  float mx[16];
+  for (int l = 0; l < 16; l++) mx[l] = -__builtin_inff();
+  long k0 = 0;
+  for (; k0 + 16 <= len; k0 += 16)
+    for (int l = 0; l < 16; l++) mx[l] = x[k0 + l] > mx[l] ? x[k0 + l] : mx[l];
   float m = -__builtin_inff();
-  bool nan = false;
-  for (long k = 0; k < len; k++) {
-    const float v = x[k];
-    nan |= v != v;
-    m = v > m ? v : m;
-  }
-  if (nan) m = __builtin_nanf("");
+  for (int l = 0; l < 16; l++) m = mx[l] > m ? mx[l] : m;
+  for (; k0 < len; k0++) m = x[k0] > m ? x[k0] : m;
   if (m == -__builtin_inff()) m = 0.f;
   float acc[16] = {};
   long k = 0;

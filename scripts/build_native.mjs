@@ -1,7 +1,9 @@
 // Builds the native addon native/build/genlab.node with a direct g++ call (no
 // node-gyp: it would download Node's headers). Headers come from GENLAB_NODE_INCLUDE,
 // npm's `nodedir` config, or the running node's prefix (<prefix>/include/node).
-// Never -march=native: the GEMM picks AVX-512 / AVX2 / scalar kernels at run time.
+// Never -march=native: the GEMM picks AVX-512 / AVX2 / scalar kernels at run time,
+// and elementwise loops get AVX-512 / AVX2 clones (target_clones). -fno-trapping-math
+// lets the vectorizer turn the NaN/Inf selects in native/fmath.h into blends.
 // `--optional` (used by `npm install`): a failed build prints one line and exits 0,
 // leaving the wasm/js backends in charge. CXX overrides the compiler.
 import { spawn } from 'node:child_process';
@@ -49,7 +51,7 @@ async function build() {
   const cxx = process.env.CXX || 'g++';
   const inc = nodeInclude();
   mkdirSync(OUT, { recursive: true });
-  const flags = ['-O3', '-std=c++17', '-fPIC', '-fno-math-errno', '-fvisibility=hidden', '-Wall', '-pthread', `-I${inc}`];
+  const flags = ['-O3', '-std=c++17', '-fPIC', '-fno-math-errno', '-fno-trapping-math', '-fvisibility=hidden', '-Wall', '-pthread', `-I${inc}`];
   // Compile objects in parallel, then link.
   const jobs = Math.max(1, Math.min(SOURCES.length, cpus().length));
   const queue = [...SOURCES];
