@@ -17,7 +17,8 @@ namespace {
 template <class F>
 void parallelFor(long n, double cost, F f) {
   int nt = numThreads();
-  if (cost < 2e5 || n < 2) nt = 1;
+  // A sleeping worker takes ~10-50 us to wake: split only work of ~50 us or more.
+  if (cost < 5e5 || n < 2) nt = 1;
   if (nt > n) nt = (int)n;
   if (nt <= 1) {
     f(0L, n);

@@ -83,7 +83,7 @@ struct Pool {
     }
     wake.notify_all();
     f(c, 0, nt);
-    for (int i = 0; i < 200000 && pending.load(std::memory_order_acquire) != 0; i++) pause();
+    for (int i = 0; i < 50000 && pending.load(std::memory_order_acquire) != 0; i++) pause();
     if (pending.load(std::memory_order_acquire) != 0) {
       std::unique_lock<std::mutex> lk(mu);
       done.wait(lk, [&] { return pending.load(std::memory_order_acquire) == 0; });
