@@ -2,11 +2,14 @@
 //   for jc (NC columns of C) / pc (KC of K): pack op(B) into panels of NR columns
 //     for ic (MC rows): pack op(A) into panels of MR rows
 //       for jr / ir: an MR x NR register-tile microkernel over the packed panels.
-// Packing absorbs all transpose combinations, lda/ldb/ldc and offsets, so the
-// microkernels see only contiguous panels. One microkernel per target: AVX-512
-// (6 x 64, zmm FMA), AVX2+FMA (6 x 16), wasm simd128 (6 x 8, mul+add), portable C.
-// Multi-threading splits C into per-thread column (or row) ranges, each an
-// independent sub-GEMM with its own packing buffers.
+// Packing absorbs all transpose combinations, lda/ldb/ldc and offsets. An operand
+// whose packed copy would be used only once or twice (A with N <= 2 NR, B with M <= MC,
+// both untransposed) is read in place instead, and A . B^T with few rows (weight
+// gradients) is computed as C^T = B . A^T so that the large operand needs no
+// transposed pack. Microkernels: AVX-512 (6 x 64, zmm FMA), AVX2+FMA (6 x 16), wasm
+// simd128 (4 x 8, mul+add: V8 has 16 xmm registers), portable C (4 x 16).
+// Threads take column (or row) chunks of C from a shared counter; each chunk is an
+// independent sub-GEMM with the thread's own packing buffers.
 // References: Goto & van de Geijn, "Anatomy of high-performance matrix
 // multiplication" (TOMS 2008); Van Zee & van de Geijn, "BLIS" (TOMS 2015).
 #include "common.h"
