@@ -21,8 +21,10 @@
  * `past_key_values` + logits processors + search loop) and fairseq's
  * `SequenceGenerator` with `reorder_incremental_state`.
  */
-import type { Tensor } from '../engine/tensor.js';
+import { Tensor, noGrad } from '../engine/tensor.js';
+import type { Rng } from '../engine/rng.js';
 import type { Tokenizer } from '../data/tokenizer.js';
+import type { SampleOptions } from './contract.js';
 
 /** A model's incremental decoding state (models add their own fields). */
 export interface DecodeState {
@@ -70,4 +72,97 @@ export interface TokenModel {
 export function isTokenModel(m: unknown): m is TokenModel {
   const t = m as Partial<TokenModel> | null;
   return !!t && typeof t.startDecoding === 'function' && typeof t.nextLogProbs === 'function' && typeof t.advance === 'function' && !!t.tokenizer;
+}
+
+/** Token ids a decoder must never emit: <pad>, <bos>, <unk> (those that exist). */
+export function bannedTokens(m: TokenModel): number[] {
+  return [m.padId, m.bosId, m.tokenizer.unk].filter((t, i, a) => t >= 0 && a.indexOf(t) === i);
+}
+
+/** The first tokens of a sequence without <bos>: the prompt, or a newline (nanoGPT's sample.py). */
+export function startTokens(tok: Tokenizer, bos: number, prompt: readonly number[] | undefined): number[] {
+  if (bos >= 0) return [bos, ...(prompt ?? [])];
+  if (prompt && prompt.length > 0) return [...prompt];
+  try {
+    const nl = tok.encode('\n');
+    if (nl.length > 0) return nl;
+  } catch {
+    // No newline in the vocabulary: start from token 0.
+  }
+  return [0];
+}
+
+/**
+ * Plain ancestral sampling with temperature, the models' own `sample()` (the full set of
+ * strategies is in src/sample/decoding.ts). opts: temperature (default 1; 0 = greedy),
+ * maxLen (new tokens, default `defaultMaxLen`), prompt (text every sample starts with).
+ * Returns the prompt plus the generated text, up to <eos>.
+ */
+export function ancestralSample(m: TokenModel, n: number, rng: Rng, opts: SampleOptions = {}, defaultMaxLen = 200): string[] {
+  const temperature = opts.temperature === undefined ? 1 : Number(opts.temperature);
+  const maxLen = opts.maxLen === undefined ? defaultMaxLen : Number(opts.maxLen);
+  if (!(temperature >= 0)) throw new RangeError(`sample: temperature must be >= 0, got ${opts.temperature}`);
+  if (!(Number.isInteger(maxLen) && maxLen >= 0)) throw new RangeError(`sample: maxLen must be a non-negative integer, got ${opts.maxLen}`);
+  const promptText = opts.prompt === undefined ? '' : String(opts.prompt);
+  const prompt = promptText ? m.tokenizer.encode(promptText) : undefined;
+  const banned = bannedTokens(m);
+  return noGrad(() => {
+    const out: number[][] = Array.from({ length: n }, () => []);
+    const done = new Uint8Array(n);
+    let s = m.startDecoding(n, { prompt });
+    const V = m.vocabSize;
+    for (let t = 0; t < maxLen; t++) {
+      const lp = Float32Array.from(m.nextLogProbs(s).f32('sample'));
+      for (let r = 0; r < n; r++) for (const b of banned) lp[r * V + b] = -Infinity;
+      const next = new Int32Array(n);
+      for (let r = 0; r < n; r++) {
+        const row = lp.subarray(r * V, (r + 1) * V);
+        next[r] = temperature === 0 ? argmaxOf(row) : drawFrom(row, temperature, rng);
+      }
+      let live = 0;
+      for (let r = 0; r < n; r++) {
+        if (done[r]) {
+          next[r] = m.eosId >= 0 ? m.eosId : next[r];
+          continue;
+        }
+        if (next[r] === m.eosId) done[r] = 1;
+        else {
+          out[r].push(next[r]);
+          live++;
+        }
+      }
+      if (live === 0 || t === maxLen - 1) break;
+      s = m.advance(s, next);
+    }
+    return out.map((ids) => promptText + m.tokenizer.decode(ids));
+  });
+}
+
+/** Index of the largest value (the first one on ties). */
+export function argmaxOf(row: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
+}
+
+/** One draw from softmax(logp / temperature) (logp may hold -Infinity). */
+export function drawFrom(logp: ArrayLike<number>, temperature: number, rng: Rng): number {
+  let m = -Infinity;
+  for (let i = 0; i < logp.length; i++) if (logp[i] > m) m = logp[i];
+  if (!Number.isFinite(m)) throw new RangeError('sample: every token has probability zero');
+  const p = new Float64Array(logp.length);
+  let total = 0;
+  for (let i = 0; i < logp.length; i++) total += p[i] = Math.exp((logp[i] - m) / temperature);
+  let u = rng.uniform() * total;
+  for (let i = 0; i < p.length; i++) {
+    u -= p[i];
+    if (u < 0 && p[i] > 0) return i;
+  }
+  return argmaxOf(logp);
+}
+
+/** Rows `idx` of every tensor in a list (beam reordering of per-row state). */
+export function selectRows(ts: Tensor[], idx: Int32Array, axis = 0): Tensor[] {
+  const it = new Tensor(idx, [idx.length]);
+  return ts.map((t) => t.indexSelect(axis, it));
 }
