@@ -7,7 +7,8 @@
  *
  *   npm run bench:engine               table
  *   npm run bench:engine -- --json     [{name, backend, gflops} | {name, backend, ns}]
- *   npm run bench:engine -- --crossover   js vs native at small sizes (the thresholds in native.ts)
+ *   npm run bench:engine -- --crossover   js vs native vs wasm at small sizes (the
+ *                                         thresholds in native.ts and wasm.ts)
  *
  * GENLAB_THREADS sets the native thread count (default: all cores).
  */
@@ -124,46 +125,56 @@ function torchGflops(threads: number, env: Record<string, string>): Map<string, 
   }
 }
 
-function crossover(): void {
-  const rng = new Rng(0);
-  const nat = backendObject('native');
-  const js = backendObject('js');
-  console.log('gemm n x n x n: microseconds js / native (raw addon, no threshold)');
-  for (const n of [4, 8, 12, 16, 24, 32, 48]) {
-    const s: GemmShape = { name: '', M: n, N: n, K: n, transA: false, transB: false, small: true };
-    const { A, B, C } = operands(s, rng);
-    const tj = timeIt(() => { for (let i = 0; i < 100; i++) js.gemm(false, false, n, n, n, A, 0, n, B, 0, n, 0, C, 0, n); }, 5, 0.1) / 100;
-    const tn = timeIt(() => { for (let i = 0; i < 100; i++) nativeRaw().gemm(false, false, n, n, n, A, 0, n, B, 0, n, 0, C, 0, n); }, 5, 0.1) / 100;
-    console.log(`  ${n}^3 = ${n * n * n}: js ${(tj * 1e6).toFixed(2)} us, native ${(tn * 1e6).toFixed(2)} us`);
-  }
-  console.log('x + y, n elements: ns js / native (raw addon)');
-  const meta = new Int32Array([1, 0, 1, 1]);
-  for (const n of [16, 32, 64, 128, 256, 512, 1024]) {
-    const a = randn([n], rng).values() as Float32Array;
-    const b = randn([n], rng).values() as Float32Array;
-    const o = new Float32Array(n);
-    meta[1] = n;
-    const tj = timeIt(() => { for (let i = 0; i < 1000; i++) js.binary('add', a, 0, [1], b, 0, [1], o, [n]); }, 5, 0.1) / 1000;
-    const tn = timeIt(() => { for (let i = 0; i < 1000; i++) nativeRaw().binary(0, a, 0, b, 0, o, meta); }, 5, 0.1) / 1000;
-    const te = timeIt(() => { for (let i = 0; i < 1000; i++) js.unary('exp', a, 0, o, n, 0, 0); }, 5, 0.1) / 1000;
-    const tne = timeIt(() => { for (let i = 0; i < 1000; i++) nativeRaw().unary(2, a, 0, o, n, 0, 0); }, 5, 0.1) / 1000;
-    console.log(`  n=${n}: add js ${(tj * 1e9).toFixed(0)} / native ${(tn * 1e9).toFixed(0)} ns; exp js ${(te * 1e9).toFixed(0)} / native ${(tne * 1e9).toFixed(0)} ns`);
-  }
-}
-
-// The raw addon, for the crossover sweep only (imported lazily: bench otherwise uses
-// the public API).
+// The raw addon, for the crossover sweep only (imported lazily: the benchmark
+// otherwise uses the public API).
 let rawAddon: import('../src/engine/backends/native.js').NativeAddon | null = null;
 function nativeRaw(): import('../src/engine/backends/native.js').NativeAddon {
   if (!rawAddon) throw new Error('native addon not loaded');
   return rawAddon;
 }
 
+/** js vs native (raw addon) vs wasm (thresholds off) at small sizes. */
+function crossover(): void {
+  const rng = new Rng(0);
+  const js = backendObject('js');
+  const wasm = hasBackend('wasm') ? backendObject('wasm') : null;
+  const us = (f: () => void, reps: number): string => ((timeIt(() => { for (let i = 0; i < reps; i++) f(); }, 5, 0.1) / reps) * 1e6).toFixed(2);
+  console.log('gemm n^3: microseconds per call, js / native / wasm');
+  for (const n of [4, 8, 12, 16, 24, 32, 48]) {
+    const s: GemmShape = { name: '', M: n, N: n, K: n, transA: false, transB: false, small: true };
+    const { A, B, C } = operands(s, rng);
+    const tj = us(() => js.gemm(false, false, n, n, n, A, 0, n, B, 0, n, 0, C, 0, n), 100);
+    const tn = rawAddon ? us(() => nativeRaw().gemm(false, false, n, n, n, A, 0, n, B, 0, n, 0, C, 0, n), 100) : '-';
+    const tw = wasm ? us(() => wasm.gemm(false, false, n, n, n, A, 0, n, B, 0, n, 0, C, 0, n), 100) : '-';
+    console.log(`  ${n}^3 = ${n * n * n}: js ${tj}, native ${tn}, wasm ${tw}`);
+  }
+  console.log('n elements: microseconds per call (x + y | exp(x)), js / native / wasm');
+  const meta = new Int32Array([1, 0, 1, 1]);
+  for (const n of [16, 32, 64, 128, 256, 512, 1024]) {
+    const a = randn([n], rng).values() as Float32Array;
+    const b = randn([n], rng).values() as Float32Array;
+    const o = new Float32Array(n);
+    meta[1] = n;
+    const aj = us(() => js.binary('add', a, 0, [1], b, 0, [1], o, [n]), 1000);
+    const an = rawAddon ? us(() => nativeRaw().binary(0, a, 0, b, 0, o, meta), 1000) : '-';
+    const aw = wasm ? us(() => wasm.binary('add', a, 0, [1], b, 0, [1], o, [n]), 1000) : '-';
+    const ej = us(() => js.unary('exp', a, 0, o, n, 0, 0), 1000);
+    const en = rawAddon ? us(() => nativeRaw().unary(2, a, 0, o, n, 0, 0), 1000) : '-';
+    const ew = wasm ? us(() => wasm.unary('exp', a, 0, o, n, 0, 0), 1000) : '-';
+    console.log(`  n=${n}: add ${aj} / ${an} / ${aw} | exp ${ej} / ${en} / ${ew}`);
+  }
+}
+
 async function main(): Promise<void> {
   const json = process.argv.includes('--json');
   if (process.argv.includes('--crossover')) {
-    if (!hasBackend('native')) throw new Error(`native backend unavailable: ${backendError('native')}`);
-    rawAddon = (await import('../src/engine/backends/native.js')).nativeAddon();
+    if (hasBackend('native')) rawAddon = (await import('../src/engine/backends/native.js')).nativeAddon();
+    if (hasBackend('wasm')) {
+      // Thresholds off, so the wasm column measures the module at every size.
+      const w = await import('../src/engine/backends/wasm.js');
+      w.WASM_THRESHOLDS.gemm = 0;
+      w.WASM_THRESHOLDS.elementwise = 0;
+    }
     crossover();
     return;
   }
