@@ -78,16 +78,25 @@ class Arena {
     return p;
   }
 
-  /** Grow memory to cover every allocation; call before taking views. */
-  commit(): void {
+  /**
+   * Grow memory to cover every allocation; call before taking views. False when the
+   * module cannot hold them (wasm32 stops at 4 GiB): the caller then uses js.
+   */
+  commit(): boolean {
     const have = this.ex.memory.buffer.byteLength;
     if (this.top > have) {
-      this.ex.memory.grow(Math.ceil((this.top - have) / 65536));
+      if (this.top > 0xffff0000) return false;
+      try {
+        this.ex.memory.grow(Math.ceil((this.top - have) / 65536));
+      } catch {
+        return false;
+      }
     }
     if (this.f32View.buffer !== this.ex.memory.buffer) {
       this.f32View = new Float32Array(this.ex.memory.buffer);
       this.i32View = new Int32Array(this.ex.memory.buffer);
     }
+    return true;
   }
 
   get f32(): Float32Array {
@@ -145,7 +154,7 @@ export function loadWasm(): Backend {
       if (n < T.elementwise || noWasm.has(op)) return jsBackend.unary(op, x, xOff, out, n, p0, p1);
       mem.reset();
       const px = mem.alloc(n), po = mem.alloc(n);
-      mem.commit();
+      if (!mem.commit()) return jsBackend.unary(op, x, xOff, out, n, p0, p1);
       put(px, x, xOff, n);
       ex.unary(UNARY_CODES[op], px, po, n, p0, p1);
       get(po, out, 0, n);
@@ -168,7 +177,7 @@ export function loadWasm(): Backend {
       const na = aHi - aLo + 1, nb = bHi - bLo + 1;
       mem.reset();
       const pa = mem.alloc(na), pb = mem.alloc(nb), po = mem.alloc(n), pm = mem.alloc(1 + 3 * rank);
-      mem.commit();
+      if (!mem.commit()) return jsBackend.binary(op, a, aOff, aStrides, b, bOff, bStrides, out, shape);
       put(pa, a, aOff + aLo, na);
       put(pb, b, bOff + bLo, nb);
       const i32 = mem.i32, m = pm >> 2;
@@ -187,7 +196,7 @@ export function loadWasm(): Backend {
       if (n < T.elementwise) return jsBackend.reduce(op, x, outer, len, inner, out);
       mem.reset();
       const px = mem.alloc(n), po = mem.alloc(outer * inner);
-      mem.commit();
+      if (!mem.commit()) return jsBackend.reduce(op, x, outer, len, inner, out);
       put(px, x, 0, n);
       ex.reduce(REDUCE_CODES[op], px, outer, len, inner, po);
       get(po, out, 0, outer * inner);
@@ -198,7 +207,7 @@ export function loadWasm(): Backend {
       if (n < T.elementwise) return jsBackend.softmax(x, outer, len, inner, log, out);
       mem.reset();
       const px = mem.alloc(n), po = mem.alloc(n);
-      mem.commit();
+      if (!mem.commit()) return jsBackend.softmax(x, outer, len, inner, log, out);
       put(px, x, 0, n);
       ex.softmax(px, outer, len, inner, log ? 1 : 0, po);
       get(po, out, 0, n);
@@ -211,7 +220,7 @@ export function loadWasm(): Backend {
       const nc = extent(M, N, ldc);
       mem.reset();
       const pa = mem.alloc(na), pb = mem.alloc(nb), pc = mem.alloc(nc);
-      mem.commit();
+      if (!mem.commit()) return jsBackend.gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
       put(pa, A, aOff, na);
       put(pb, B, bOff, nb);
       // C comes in when accumulating, or when its rows have gaps that the copy back
@@ -226,7 +235,7 @@ export function loadWasm(): Backend {
       if (nc < T.elementwise) return jsBackend.im2col(x, xOff, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols);
       mem.reset();
       const px = mem.alloc(nx), pc = mem.alloc(nc);
-      mem.commit();
+      if (!mem.commit()) return jsBackend.im2col(x, xOff, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols);
       put(px, x, xOff, nx);
       ex.im2col(px, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, pc);
       get(pc, cols, 0, nc);
@@ -237,7 +246,7 @@ export function loadWasm(): Backend {
       if (nc < T.elementwise) return jsBackend.col2im(cols, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, x, xOff);
       mem.reset();
       const pc = mem.alloc(nc), px = mem.alloc(nx);
-      mem.commit();
+      if (!mem.commit()) return jsBackend.col2im(cols, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, x, xOff);
       put(pc, cols, 0, nc);
       put(px, x, xOff, nx);
       ex.col2im(pc, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, px);
@@ -248,7 +257,7 @@ export function loadWasm(): Backend {
       if (n < T.elementwise) return jsBackend.adam(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, decoupled, step);
       mem.reset();
       const pp = mem.alloc(n), pg = mem.alloc(n), pm = mem.alloc(n), pv = mem.alloc(n);
-      mem.commit();
+      if (!mem.commit()) return jsBackend.adam(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, decoupled, step);
       put(pp, param, 0, n);
       put(pg, grad, 0, n);
       put(pm, m, 0, n);
