@@ -98,7 +98,7 @@ export function nativeAddon(): NativeAddon {
   try {
     addon = createRequire(import.meta.url)(path) as NativeAddon;
   } catch (e) {
-    addonError = `native addon ${path} failed to load: ${e instanceof Error ? e.message : String(e)}`;
+    addonError = `native addon ${path} failed to load: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`;
     throw new Error(addonError);
   }
   return addon;

@@ -123,7 +123,7 @@ function wasmExports(): WasmExports {
     const mod = new WebAssembly.Module(readFileSync(path));
     exportsCache = new WebAssembly.Instance(mod, {}).exports as unknown as WasmExports;
   } catch (e) {
-    loadError = `wasm module ${path} failed to load: ${e instanceof Error ? e.message : String(e)}`;
+    loadError = `wasm module ${path} failed to load: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`;
     throw new Error(loadError);
   }
   return exportsCache;
