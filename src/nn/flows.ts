@@ -17,7 +17,7 @@
  * axis is always 1. `forward` is the data -> latent direction (the direction of
  * density evaluation); `inverse` is latent -> data (sampling).
  */
-import { Tensor, noGrad } from '../engine/tensor.js';
+import { Tensor, noGrad, grad } from '../engine/tensor.js';
 import type { Rng } from '../engine/rng.js';
 import { ShapeError, fmtShape } from '../engine/shape.js';
 import { zeros, ones, eye } from '../engine/creation.js';
@@ -640,4 +640,37 @@ export function flowNll(logProb: (x: Tensor) => Tensor, x: Tensor, batchSize = 2
     const nll = total / n;
     return { nll, bitsPerDim: nll / (D * Math.LN2) };
   });
+}
+
+/** log|det A| of a row-major n x n matrix, in float64. */
+export function logAbsDet(a: ArrayLike<number>, n: number): number {
+  const { U } = luDecompose(a, n);
+  let s = 0;
+  for (let i = 0; i < n; i++) s += Math.log(Math.abs(U[i * n + i]));
+  return s;
+}
+
+/**
+ * Brute-force log|det df/dx| per example: the full Jacobian of f (one example at a
+ * time, one autograd pass per output value), then a float64 LU. For testing flow
+ * layers on small inputs (D up to a few hundred).
+ * @example
+ * const ld = bruteForceLogDet((x) => layer.forward(x).y, x); // compare with layer.forward(x).logdet
+ */
+export function bruteForceLogDet(f: (x: Tensor) => Tensor, x: Tensor): Float64Array {
+  const B = x.shape[0];
+  const out = new Float64Array(B);
+  for (let b = 0; b < B; b++) {
+    const xb = x.slice(0, b, b + 1).contiguous().detach().requiresGrad_();
+    const y = f(xb).reshape([-1]);
+    const D = xb.size;
+    if (y.size !== D) throw new ShapeError(`bruteForceLogDet: f maps ${D} values to ${y.size}`);
+    const J = new Float64Array(D * D);
+    for (let i = 0; i < D; i++) {
+      const [g] = grad(y.slice(0, i, i + 1).sum(), [xb], { allowUnused: true });
+      if (g) J.set(g.values(), i * D);
+    }
+    out[b] = logAbsDet(J, D);
+  }
+  return out;
 }
