@@ -61,6 +61,11 @@ export interface TokenModel {
   readonly padId: number;
   /** The longest sequence (including <bos>) the model was trained on, if limited. */
   readonly maxLength?: number;
+  /**
+   * Conditional models: the source ids [1, S] of a source text (for `--prompt` of a
+   * sequence-to-sequence model, where the prompt is the input to translate or copy).
+   */
+  encodeSource?(text: string): Tensor;
   startDecoding(rows: number, opts?: StartDecodingOptions): DecodeState;
   /** Log-probabilities of the next token of every row: [rows, V] float32. */
   nextLogProbs(state: DecodeState): Tensor;
