@@ -296,6 +296,17 @@ napi_value KernelName(napi_env env, napi_callback_info) {
   return v;
 }
 
+napi_value SetKernel(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  char name[32] = {0};
+  size_t len = 0;
+  if (a.argc < 1 || napi_get_value_string_utf8(env, a.argv[0], name, sizeof name, &len) != napi_ok) {
+    a.fail("genlab native: setKernel expects a string");
+    return nullptr;
+  }
+  return boolean(env, gl::setGemmKernel(name));
+}
+
 // A no-op, to measure the cost of crossing into the addon.
 napi_value Noop(napi_env env, napi_callback_info) { return undef(env); }
 
@@ -308,7 +319,7 @@ NAPI_MODULE_INIT() {
   } fns[] = {
       {"gemm", Gemm},       {"unary", Unary},         {"binary", Binary},   {"copy", Copy},       {"reduce", Reduce},
       {"softmax", Softmax}, {"im2col", Im2col},       {"col2im", Col2im},   {"adam", Adam},
-      {"setThreads", SetThreads}, {"threads", Threads}, {"kernel", KernelName}, {"noop", Noop},
+      {"setThreads", SetThreads}, {"threads", Threads}, {"kernel", KernelName}, {"setKernel", SetKernel}, {"noop", Noop},
   };
   for (const auto& f : fns) {
     napi_value fn;

@@ -38,6 +38,8 @@ void gemm(bool transA, bool transB, long M, long N, long K,
           float beta, float* C, long ldc);
 // Which GEMM microkernel runs: "avx512", "avx2", "simd128" or "scalar".
 const char* gemmKernelName();
+// Force a microkernel (tests run each one); false if this CPU/target lacks it.
+bool setGemmKernel(const char* name);
 
 // Unary op codes, in the order of UnaryOp in backend.ts. Returns false when the op
 // is not implemented on this target (the caller then falls back to js).

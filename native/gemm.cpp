@@ -191,26 +191,31 @@ void ukrSimd(int nv, long kc, const float* a, long lda, const float* b, long ldb
 }
 #endif
 
+#if !GL_WASM
+const Kernel kScalar = {"scalar", 4, 4, 4, ukrScalar};
+#if defined(__x86_64__)
+const Kernel k512 = {"avx512", 6, 16, 4, ukr512};
+const Kernel k256 = {"avx2", 6, 8, 2, ukr256};
+#endif
+const Kernel* chosen = nullptr;
+
+const Kernel* bestKernel() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return &k512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &k256;
+#endif
+  return &kScalar;
+}
+#endif
+
 const Kernel& pickKernel() {
 #if GL_WASM
   static const Kernel simd = {"simd128", GL_WASM_MR, 4, GL_WASM_NV, ukrSimd};
   return simd;
 #else
-  static const Kernel scalar = {"scalar", 4, 4, 4, ukrScalar};
-#if defined(__x86_64__)
-  static const Kernel k512 = {"avx512", 6, 16, 4, ukr512};
-  static const Kernel k256 = {"avx2", 6, 8, 2, ukr256};
-  static const Kernel* chosen = nullptr;
-  if (!chosen) {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) chosen = &k512;
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) chosen = &k256;
-    else chosen = &scalar;
-  }
+  if (!chosen) chosen = bestKernel();
   return *chosen;
-#else
-  return scalar;
-#endif
 #endif
 }
 
@@ -428,6 +433,30 @@ void gemmTask(void* ctx, int tid, int nt) {
 }  // namespace
 
 const char* gemmKernelName() { return pickKernel().name; }
+
+bool setGemmKernel(const char* name) {
+#if GL_WASM
+  (void)name;
+  return false;
+#else
+  const Kernel* want = nullptr;
+  auto is = [&](const char* s) {
+    int i = 0;
+    for (; s[i] && name[i] == s[i]; i++) {}
+    return s[i] == 0 && name[i] == 0;
+  };
+  if (is("scalar")) want = &kScalar;
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (is("avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) want = &k256;
+  if (is("avx512") && __builtin_cpu_supports("avx512f")) want = &k512;
+#endif
+  if (is("best")) want = bestKernel();
+  if (!want) return false;
+  chosen = want;
+  return true;
+#endif
+}
 
 namespace {
 void gemmThreaded(bool transA, bool transB, long M, long N, long K, const float* A, long lda, const float* B,

@@ -55,12 +55,16 @@ function withThreads(fn: (threads: number) => void): void {
   }
 }
 
-test('native gemm = js gemm: transposes, odd sizes, offsets, leading dims, beta, 1 and 2 threads', { skip }, () => {
+test('native gemm = js gemm: every microkernel, transposes, odd sizes, offsets, leading dims, beta, 1 and 2 threads', { skip }, () => {
   const rng = new Rng(1);
   const sizes: [number, number, number][] = [
     [1, 1, 1], [7, 63, 65], [65, 7, 63], [257, 65, 7], [63, 257, 33], [6, 64, 16], [13, 1100, 20], [150, 70, 500],
   ];
-  withThreads((threads) => {
+  const kernels = (['avx512', 'avx2', 'scalar'] as const).filter((k) => N().setKernel(k));
+  N().setKernel('best');
+  assert.ok(kernels.includes('scalar'));
+  const prevThreads = N().threads();
+  try {
     for (const [M, Nn, K] of sizes) {
       for (const tA of [false, true]) {
         for (const tB of [false, true]) {
@@ -74,24 +78,34 @@ test('native gemm = js gemm: transposes, odd sizes, offsets, leading dims, beta,
           for (const beta of [0, 1]) {
             const C0 = rand(rng, cOff + M * ldc);
             if (beta === 0) C0.fill(NaN, cOff); // beta 0 must overwrite, even NaN
-            const Cn = C0.slice(), Cj = C0.slice();
-            N().gemm(tA, tB, M, Nn, K, A, aOff, lda, B, bOff, ldb, beta, Cn, cOff, ldc);
+            const Cj = C0.slice();
             jsBackend.gemm(tA, tB, M, Nn, K, A, aOff, lda, B, bOff, ldb, beta, Cj, cOff, ldc);
-            const what = `gemm ${M}x${Nn}x${K} tA=${tA} tB=${tB} beta=${beta} threads=${threads}`;
-            for (let i = 0; i < Cn.length; i++) {
-              const x = Cn[i], y = Cj[i];
-              if (Number.isNaN(y)) {
-                assert.ok(Number.isNaN(x), `${what}: [${i}] native ${x}, js NaN`);
-                continue;
+            for (const kernel of kernels) {
+              N().setKernel(kernel);
+              for (const threads of [1, 2]) {
+                N().setThreads(threads);
+                const Cn = C0.slice();
+                N().gemm(tA, tB, M, Nn, K, A, aOff, lda, B, bOff, ldb, beta, Cn, cOff, ldc);
+                const what = `gemm ${kernel} ${M}x${Nn}x${K} tA=${tA} tB=${tB} beta=${beta} threads=${threads}`;
+                for (let i = 0; i < Cn.length; i++) {
+                  const x = Cn[i], y = Cj[i];
+                  if (Number.isNaN(y)) {
+                    assert.ok(Number.isNaN(x), `${what}: [${i}] native ${x}, js NaN`);
+                    continue;
+                  }
+                  const tol = 1e-6 * (absC[i] + Math.abs(y) + 1);
+                  if (!(Math.abs(x - y) <= tol)) assert.fail(`${what}: [${i}] native ${x}, js ${y}`);
+                }
               }
-              const tol = 1e-6 * (absC[i] + Math.abs(y) + 1);
-              if (!(Math.abs(x - y) <= tol)) assert.fail(`${what}: [${i}] native ${x}, js ${y}`);
             }
           }
         }
       }
     }
-  });
+  } finally {
+    N().setKernel('best');
+    N().setThreads(prevThreads);
+  }
 });
 
 test('native gemm propagates NaN and Inf like js', { skip }, () => {

@@ -43,6 +43,8 @@ export interface NativeAddon {
   threads(): number;
   /** The GEMM microkernel in use: 'avx512', 'avx2' or 'scalar'. */
   kernel(): string;
+  /** Force a GEMM microkernel (tests cover each); false if the CPU lacks it. 'best' restores the default. */
+  setKernel(name: 'avx512' | 'avx2' | 'scalar' | 'best'): boolean;
   noop(): void;
 }
 
