@@ -6,18 +6,11 @@
  */
 import { Rng } from '../engine/rng.js';
 import { Tensor } from '../engine/tensor.js';
+import { randperm } from '../engine/ops/random.js';
 
-/** A random permutation of 0..n-1 (Fisher-Yates). */
+/** A random permutation of 0..n-1 (the engine's Fisher-Yates randperm). */
 export function shuffledIndices(n: number, rng: Rng): Int32Array {
-  const d = new Int32Array(n);
-  for (let i = 0; i < n; i++) d[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.int(0, i + 1);
-    const t = d[i];
-    d[i] = d[j];
-    d[j] = t;
-  }
-  return d;
+  return randperm(n, rng).data as Int32Array;
 }
 
 export interface Splits {

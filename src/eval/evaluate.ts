@@ -42,11 +42,12 @@ export function evaluateRun(model: GenerativeModel, data: DataSource, opts: Eval
   const wasTraining = model.training;
   model.eval();
   try {
-    return noGrad(() => {
-      const out: Record<string, number> = model.evaluate ? model.evaluate(testSubset(data, o.quick), new Rng(o.seed), { quick: o.quick }) : {};
-      for (const fn of evaluators.get(model.type) ?? []) Object.assign(out, fn(model, data, o));
-      return out;
-    });
+    const out: Record<string, number> = model.evaluate
+      ? noGrad(() => model.evaluate!(testSubset(data, o.quick), new Rng(o.seed), { quick: o.quick }))
+      : {};
+    // Evaluators manage grad mode themselves (one may train a feature classifier).
+    for (const fn of evaluators.get(model.type) ?? []) Object.assign(out, fn(model, data, o));
+    return out;
   } finally {
     if (wasTraining) model.train();
   }
