@@ -22,6 +22,8 @@ import { registerModel } from './registry.js';
 import type { Config } from './registry.js';
 import { ancestralSample, startTokens } from './sequence.js';
 import type { DecodeState, StartDecodingOptions, TokenModel } from './sequence.js';
+// The hierarchical LM registers itself on import; models/index.ts does not list it yet.
+import './hier.js';
 
 export interface RnnLmConfig {
   type: 'rnn-lm';
@@ -51,7 +53,7 @@ export const RNN_LM_PRESETS: Record<string, { model?: Config; train?: Config }> 
   tiny: { model: { nLayer: 1, embedDim: 16, hiddenDim: 32, blockSize: 32 }, train: { steps: 100, batchSize: 16, lr: 1e-2 } },
   small: {
     model: { cell: 'lstm', nLayer: 1, embedDim: 32, hiddenDim: 256, dropout: 0.1 },
-    train: { steps: 3000, batchSize: 64, lr: 3e-3, schedule: 'cosine', warmupSteps: 100, minLr: 1e-4, clipNorm: 1, evalEvery: 1000, ckptEvery: 1000 },
+    train: { steps: 1500, batchSize: 64, lr: 5e-3, schedule: 'cosine', warmupSteps: 50, minLr: 1e-4, clipNorm: 1, evalEvery: 500, ckptEvery: 500 },
   },
 };
 

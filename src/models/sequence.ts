@@ -171,3 +171,35 @@ export function selectRows(ts: Tensor[], idx: Int32Array, axis = 0): Tensor[] {
   const it = new Tensor(idx, [idx.length]);
   return ts.map((t) => t.indexSelect(axis, it));
 }
+
+/** A conductor's state: one plan per row (models add their own fields). */
+export interface PlanState {
+  readonly rows: number;
+  /** Segments generated so far. */
+  readonly segment: number;
+}
+
+/**
+ * A two-level generator (MusicVAE's conductor, Roberts et al. 2018, arXiv:1803.05428;
+ * HRED, Serban et al. 2016): a top level turns the segments so far into the code of
+ * the next segment, and a bottom-level `TokenModel` decodes that segment's tokens
+ * conditioned on its code. Hierarchical sampling (src/sample/hierarchical.ts) drives it
+ * with any decoding strategy for the segments.
+ */
+export interface HierarchicalModel {
+  /** Segments per sequence the model was trained on. */
+  readonly segments: number;
+  /** The conductor before the first segment: the first segment's code for `rows` rows. */
+  startPlan(rows: number): PlanState;
+  /** A decoder of the next segment, conditioned on the current codes (of `rowsOf` only, when given). */
+  segmentDecoder(plan: PlanState, rowsOf?: Int32Array): TokenModel;
+  /** Feed the generated segments (token ids without <bos>/<eos>, one per row) to the conductor. */
+  endSegment(plan: PlanState, segments: readonly (readonly number[])[]): PlanState;
+  /** How segment texts join into one text. */
+  readonly separator: string;
+}
+
+export function isHierarchicalModel(m: unknown): m is HierarchicalModel {
+  const h = m as Partial<HierarchicalModel> | null;
+  return !!h && typeof h.startPlan === 'function' && typeof h.segmentDecoder === 'function' && typeof h.endSegment === 'function';
+}

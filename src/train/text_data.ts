@@ -15,6 +15,11 @@
  * - 'names' (Karpathy's makemore): one lower-case first name per row as
  *   [<bos>, name..., <eos>, <pad>...] of width maxLen + 2; 10% of the names, by seeded
  *   shuffle, are the test split. Models skip <pad> targets (crossEntropy ignoreIndex).
+ * - 'name-runs' (for hierarchical models): the names in alphabetical order cut into
+ *   disjoint runs of K consecutive names (K = `opts.model.segments`, default 4), each
+ *   run x [K, maxLen + 2] laid out as 'names' rows; 10% of the runs, by seeded
+ *   shuffle, are the test split. Consecutive names share prefixes, so a run is a
+ *   sequence of segments whose content depends on the previous segments.
  *
  * Tokenizer: characters by default; a model config with `tokenizer: 'word' | 'bpe'`
  * asks for words (minCount 2) or byte-pair encoding (`bpeMerges`, default 500) learnt
@@ -34,7 +39,7 @@ const CORPORA = ['moby-dick', 'sotu'] as const;
 
 /** Names of the built-in text data sets accepted by --data. */
 export function textDataNames(): string[] {
-  return [...CORPORA, 'names'];
+  return [...CORPORA, 'names', 'name-runs'];
 }
 
 /** Fraction of a corpus (chapters, speeches, characters, names) held out as the test split. */
@@ -131,6 +136,33 @@ function loadNames(opts: DataOptions): DataSource {
   };
 }
 
+/** Alphabetical runs of K names: x [N, K, maxLen + 2]. */
+function loadNameRuns(opts: DataOptions): DataSource {
+  const K = typeof opts.model?.segments === 'number' ? opts.model.segments : 4;
+  if (!(Number.isInteger(K) && K >= 1)) throw new Error(`name-runs: segments must be a positive integer, got ${K}`);
+  const unique = [...new Set(loadFirstNames().map((s) => s.toLowerCase()))].sort();
+  const tok = CharTokenizer.fromText(unique, { specials: true });
+  const maxLen = Math.max(...unique.map((s) => Array.from(s).length));
+  const width = maxLen + 2;
+  const runs = Math.floor(unique.length / K);
+  const perm = shuffledIndices(runs, new Rng(opts.seed ?? 0));
+  const nTest = Math.max(1, Math.round(runs * TEST_FRACTION));
+  const rows = (idx: Int32Array, limit?: number): Tensor => {
+    const m = limit === undefined ? idx.length : Math.min(idx.length, limit);
+    const out = new Int32Array(m * K * width).fill(tok.pad);
+    for (let i = 0; i < m; i++) {
+      for (let k = 0; k < K; k++) out.set([tok.bos, ...tok.encode(unique[idx[i] * K + k]), tok.eos], (i * K + k) * width);
+    }
+    return new Tensor(out, [m, K, width]);
+  };
+  const testLimit = opts.limit === undefined ? undefined : Math.max(1, Math.ceil(opts.limit / 10));
+  return {
+    info: { name: 'name-runs', kind: 'text', shape: [K, width], tokenizer: tok.toJSON(), extra: { format: 'segments', segments: K, maxLen } },
+    train: { x: rows(perm.subarray(nTest), opts.limit) },
+    test: { x: rows(perm.subarray(0, nTest), testLimit) },
+  };
+}
+
 /**
  * Load a built-in text set or a text file as token tensors.
  * @example
@@ -142,6 +174,7 @@ export function loadTextSource(spec: string, opts: DataOptions): DataSource {
     if (tokenizerKind(opts) !== 'char') throw new Error(`names: only the character tokenizer applies (model.tokenizer = ${JSON.stringify(opts.model?.tokenizer)})`);
     return loadNames(opts);
   }
+  if (spec === 'name-runs') return loadNameRuns(opts);
   return loadCorpus(spec, opts);
 }
 
