@@ -36,7 +36,7 @@ test('copy: train lengths 1..maxLen, test at 10/20/30/40 padded to the longest',
 
 test('cmudict: char ids -> <bos> phonemes <eos>, tokenizers round trip, held-out words', () => {
   const ds = loadTaskSource('cmudict', { limit: 400, seed: 0 });
-  assert.equal(ds.info.kind, 'text');
+  assert.equal(ds.info.kind, 'sequence');
   const src = tokenizerFromJSON(ds.info.tokenizer!);
   const tgt = tokenizerFromJSON(ds.info.targetTokenizer!);
   assert.equal(ds.train.x.shape[0] + ds.test.x.shape[0], 400);

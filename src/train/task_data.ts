@@ -20,9 +20,11 @@
  *                  query delimiter again; output the item that followed the query.
  * - 'cmudict' (spelling -> ARPAbet phonemes, held-out words by a seeded split) and
  *   'mobydick-keywords' (a summarisation proxy: a window of up to 24 words of
- *   Moby-Dick -> its 4 longest words in order), kind 'text': x [N, S] int32 source ids
+ *   Moby-Dick -> its 4 longest words in order): x [N, S] int32 source ids
  *   (padded with <pad> = 0), y [N, U] int32 target ids <bos> ... <eos> padded with 0;
- *   the tokenizers are in DataInfo.tokenizer / targetTokenizer.
+ *   the tokenizers are in DataInfo.tokenizer / targetTokenizer. Their DataInfo.kind is
+ *   'sequence' (token pairs), because data_source.ts routes task names only to models
+ *   taking 'sequence' and `genlab eval` reloads data by the saved kind.
  *
  * Task sizes come from the model config when it has the keys (taskBits, taskMinLen,
  * taskMaxLen, taskMaxRepeats, taskExamples; 0 = the task's default), so an NTM preset
@@ -134,7 +136,7 @@ function pairSource(name: string, src: number[][], tgt: number[][], seed: number
   const Y = new Tensor(y, [n, U]);
   const sp = splitIndices(n, { val: 0, test: testFrac }, seed);
   return {
-    info: { name, kind: 'text', shape: [S], ...info, extra: { ...(info.extra ?? {}), targetLength: U } },
+    info: { name, kind: 'sequence', shape: [S], ...info, extra: { ...(info.extra ?? {}), targetLength: U } },
     train: { x: takeRows(X, sp.train), y: takeRows(Y, sp.train) },
     test: { x: takeRows(X, sp.test), y: takeRows(Y, sp.test) },
   };
