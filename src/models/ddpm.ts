@@ -18,8 +18,7 @@ import { Tensor, noGrad } from '../engine/tensor.js';
 import { Rng } from '../engine/rng.js';
 import { randn, randint } from '../engine/ops/random.js';
 import { concat, stack } from '../engine/ops/shape_ops.js';
-import { Module, ModuleList } from '../nn/module.js';
-import { Linear } from '../nn/layers.js';
+import { Module } from '../nn/module.js';
 import type { Batch, DataInfo, GenerativeModel, LossOutput, SampleOptions, Samples } from './contract.js';
 import { registerModel } from './registry.js';
 import type { Config } from './registry.js';
@@ -27,7 +26,8 @@ import { NoiseSchedule } from './diffusion/schedule.js';
 import type { BetaSchedule, Prediction } from './diffusion/schedule.js';
 import { sampleLoop } from './diffusion/samplers.js';
 import type { SamplerName } from './diffusion/samplers.js';
-import { TimeLabelEmbedding, UNet } from './diffusion/unet.js';
+import { UNet } from './diffusion/unet.js';
+import { MlpDenoiser } from './diffusion/mlp.js';
 
 export interface DdpmConfig {
   type: 'ddpm';
@@ -95,43 +95,6 @@ export const DDPM_PRESETS: Record<string, { model?: Config; train?: Config }> = 
   small: { model: {}, train: { steps: 6000, batchSize: 64, lr: 1e-3, warmupSteps: 200, schedule: 'cosine', minLr: 1e-4, clipNorm: 1 } },
 };
 
-/** Points denoiser: x -> Linear -> nLayer x [h + W2 silu(W1 silu(h) + Wt silu(emb))] -> Linear. */
-class MlpBlock extends Module {
-  readonly fc1: Linear;
-  readonly timeEmbProj: Linear;
-  readonly fc2: Linear;
-  constructor(h: number, rng: Rng) {
-    super();
-    this.fc1 = this.registerModule('fc1', new Linear(h, h, rng));
-    this.timeEmbProj = this.registerModule('time_emb_proj', new Linear(h, h, rng));
-    this.fc2 = this.registerModule('fc2', new Linear(h, h, rng));
-  }
-  forward(h: Tensor, emb: Tensor): Tensor {
-    return h.add(this.fc2.forward(this.fc1.forward(h.silu()).add(this.timeEmbProj.forward(emb.silu())).silu()));
-  }
-}
-
-export class MlpDenoiser extends Module {
-  readonly embed: TimeLabelEmbedding;
-  readonly inp: Linear;
-  readonly blocks: ModuleList<MlpBlock>;
-  readonly out: Linear;
-  constructor(dim: number, c: DdpmConfig, numClasses: number, rng: Rng) {
-    super();
-    this.embed = this.registerModule('embedding', new TimeLabelEmbedding(c.timeEmbedDim, c.hiddenDim, numClasses, rng));
-    this.inp = this.registerModule('inp', new Linear(dim, c.hiddenDim, rng));
-    this.blocks = this.registerModule('blocks', new ModuleList<MlpBlock>());
-    for (let i = 0; i < c.nLayer; i++) this.blocks.append(new MlpBlock(c.hiddenDim, rng));
-    this.out = this.registerModule('out', new Linear(c.hiddenDim, dim, rng));
-  }
-  forward(x: Tensor, t: ArrayLike<number>, y: Tensor | null): Tensor {
-    const emb = this.embed.forward(t, y);
-    let h = this.inp.forward(x);
-    for (const b of this.blocks) h = b.forward(h, emb);
-    return this.out.forward(h.silu());
-  }
-}
-
 /** Resolved sampling settings: the config's defaults overridden by SampleOptions. */
 export interface DdpmSampleSettings {
   sampler: SamplerName;
@@ -184,7 +147,7 @@ export class DDPM extends Module implements GenerativeModel {
       this.net = this.registerModule('unet', unet);
     } else {
       if (data.shape.length !== 1) throw new Error(`ddpm: arch 'mlp' needs flat points, data ${data.name} has shape [${data.shape}]`);
-      this.net = this.registerModule('mlp', new MlpDenoiser(data.shape[0], c, this.numClasses, rng));
+      this.net = this.registerModule('mlp', new MlpDenoiser({ dim: data.shape[0], hiddenDim: c.hiddenDim, nLayer: c.nLayer, timeEmbedDim: c.timeEmbedDim, numClasses: this.numClasses }, rng));
     }
     const D = this.isImage ? 0 : data.shape[0];
     this.dataMean = this.registerBuffer('data_mean', this.isImage ? null : new Tensor(new Float32Array(D), [D]));
@@ -261,8 +224,7 @@ export class DDPM extends Module implements GenerativeModel {
     }
     // 3. Regress the output on the target of the parameterisation (L_simple).
     const out = this.denoise(xt, t, y, rng);
-    const loss = out.sub(this.schedule.target(this.prediction, x0, noise, t)).square().mean();
-    return { loss, metrics: { mse: loss.item() } };
+    return { loss: out.sub(this.schedule.target(this.prediction, x0, noise, t)).square().mean() };
   }
 
   /** The config's sampling defaults overridden by `opts` (checked). */
