@@ -72,3 +72,22 @@ test('ntm: copy task layout (delimiter, output phase, mask)', () => {
   const a = generateTask('assoc-recall', 2, TASK_DEFAULTS['assoc-recall'], new Rng(2), 3);
   assert.equal((a.mask.toList() as number[][])[0].reduce((s2, v) => s2 + v, 0), 3);
 });
+
+test('ntm: evaluate groups bit errors by test length, and cutting padding steps changes nothing', async () => {
+  const { loadTaskSource } = await import('../train/task_data.js');
+  const { NTM } = await import('./ntm.js');
+  const ds = loadTaskSource('copy', { limit: 40, model: { taskMaxLen: 4 } });
+  const m = new NTM({ hiddenDim: 8, memN: 8, memM: 4 }, new Rng(0), ds.info);
+  const full = m.evaluate(ds.test, new Rng(0));
+  assert.deepEqual(Object.keys(full).filter((k) => k.startsWith('bitErrors@')), ['bitErrors@2', 'bitErrors@4', 'bitErrors@6', 'bitErrors@8']);
+  // The same numbers from one example at a time on its full padded length.
+  const n = ds.test.x.shape[0];
+  let bits = 0;
+  for (let i = 0; i < n; i++) {
+    const one = { x: ds.test.x.slice(0, i, i + 1), y: ds.test.y.slice(0, i, i + 1), mask: ds.test.mask.slice(0, i, i + 1) };
+    bits += m.loss(one).metrics!.bitsPerSeq;
+  }
+  assert.ok(Math.abs(bits / n - full.bitsPerSeq) < 1e-3, `${bits / n} vs ${full.bitsPerSeq}`);
+  assert.equal(n, 16);
+  assert.equal(m.evaluate(ds.test, new Rng(0), { quick: true }).examples, 16);
+});

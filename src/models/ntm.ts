@@ -286,18 +286,31 @@ abstract class SequenceTaskModel extends Module implements GenerativeModel {
    */
   evaluate(test: Batch, _rng: Rng, opts: { quick?: boolean } = {}): Record<string, number> {
     return noGrad(() => {
-      const n = opts.quick ? Math.min(test.x.shape[0], 64) : test.x.shape[0];
-      const lens = test.len.i32();
+      const allLens = test.len.i32();
+      // Quick: at most 16 examples of each test size.
+      const seen = new Map<number, number>();
+      const keep = Array.from(allLens.keys()).filter((i) => {
+        const c = seen.get(allLens[i]) ?? 0;
+        seen.set(allLens[i], c + 1);
+        return !opts.quick || c < 16;
+      });
+      const n = keep.length;
+      const lens = keep.map((i) => allLens[i]);
       const errs: number[] = [];
       const bits: number[] = [];
-      const bs = 64;
-      for (let i = 0; i < n; i += bs) {
-        const j = Math.min(n, i + bs);
-        // Trim padding steps past the longest example of this chunk's masks.
-        const mask = test.mask.slice(0, i, j);
-        const logits = this.forwardLogits(test.x.slice(0, i, j));
-        errs.push(...this.bitErrors(logits, test.y.slice(0, i, j), mask));
-        bits.push(...Array.from(this.bcePerSequence(logits, test.y.slice(0, i, j), mask).values(), (v) => v / Math.LN2));
+      for (let i = 0; i < n; i += 64) {
+        const idx = new Tensor(Int32Array.from(keep.slice(i, i + 64)), [Math.min(64, n - i)]);
+        const mask0 = test.mask.indexSelect(0, idx);
+        // The models are causal: steps after the chunk's last output step can be cut.
+        const mv = mask0.f32();
+        const T0 = mask0.shape[1];
+        let T = 0;
+        for (let k = 0; k < mv.length; k++) if (mv[k] !== 0) T = Math.max(T, (k % T0) + 1);
+        const mask = mask0.slice(1, 0, Math.max(1, T));
+        const y = test.y.indexSelect(0, idx).slice(1, 0, Math.max(1, T));
+        const logits = this.forwardLogits(test.x.indexSelect(0, idx).slice(1, 0, Math.max(1, T)).contiguous());
+        errs.push(...this.bitErrors(logits, y, mask));
+        bits.push(...Array.from(this.bcePerSequence(logits, y, mask).values(), (v) => v / Math.LN2));
       }
       const out: Record<string, number> = {
         bitErrors: errs.reduce((a, b) => a + b, 0) / n,
@@ -305,8 +318,8 @@ abstract class SequenceTaskModel extends Module implements GenerativeModel {
         perfect: errs.filter((e) => e === 0).length / n,
         examples: n,
       };
-      for (const L of [...new Set(Array.from(lens.subarray(0, n)))].sort((a, b) => a - b)) {
-        const idx = Array.from({ length: n }, (_, i) => i).filter((i) => lens[i] === L);
+      for (const L of [...new Set(lens)].sort((a, b) => a - b)) {
+        const idx = lens.map((l, i) => (l === L ? i : -1)).filter((i) => i >= 0);
         out[`bitErrors@${L}`] = idx.reduce((a, i) => a + errs[i], 0) / idx.length;
         out[`bitsPerSeq@${L}`] = idx.reduce((a, i) => a + bits[i], 0) / idx.length;
       }

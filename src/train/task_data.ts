@@ -8,7 +8,8 @@
  *   targets, mask [N, T] (1 on the output phase, where the loss and bit errors count),
  *   len [N] int32 (the sequence length, or the number of items for recall).
  *   The test split holds longer sequences than training (generalisation, sec. 4.1):
- *   copy at lengths 10, 20, 30, 40 (120 each at full size); repeat-copy and recall
+ *   copy at 1/2, 1, 3/2 and 2 times the longest training length (10, 20, 30, 40 by
+ *   default; 120 each at full size); repeat-copy and recall
  *   at in- and out-of-range sizes.
  *     copy:        bits, then a delimiter (channel bits), then blank input while the
  *                  model writes the sequence back.
@@ -49,9 +50,9 @@ export function taskDataNames(): string[] {
   return [...ALGORITHMIC_TASKS, ...PAIR_TASKS];
 }
 
-/** Test sizes per task: copy at 10..40 (the paper's figure 4 goes to 120). */
+/** Test sizes per task: copy at 1/2, 1, 3/2 and 2 times the longest training length (10..40 by default). */
 export function taskTestSizes(task: AlgorithmicTask, s: TaskSpec): number[] {
-  if (task === 'copy') return [10, 20, 30, 40].filter((l) => l >= s.minLen);
+  if (task === 'copy') return [...new Set([0.5, 1, 1.5, 2].map((f) => Math.max(s.minLen, Math.round(f * s.maxLen))))];
   if (task === 'repeat-copy') return [s.maxLen, Math.round(s.maxLen * 1.5)];
   return [s.maxLen, s.maxLen + 2];
 }
