@@ -455,9 +455,10 @@ function modelClasses(model: GenerativeModel): number | undefined {
  */
 export function imageSampleMetrics(model: GenerativeModel, data: DataSource, opts: Required<EvalOptions>): Record<string, number> {
   if (!(CLASSIFIER_DATA as readonly string[]).includes(data.info.name)) return {};
-  const clf = featureClassifier(data.info.name, { quick: opts.quick });
   const real = testSubset(data, opts.quick).x;
   const n = Math.min(real.shape[0], opts.quick ? 500 : 2000);
+  if (n < 10) return {}; // too few test images for covariances and k-NN balls
+  const clf = featureClassifier(data.info.name, { quick: opts.quick });
   const realX = real.slice(0, 0, n);
   const K = modelClasses(model);
   const { x, cond } = drawSamples(model, n, new Rng(opts.seed + 1), K);
