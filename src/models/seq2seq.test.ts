@@ -14,6 +14,7 @@ import type { Config } from './registry.js';
 conformance('seq2seq', { data: 'cmudict', limit: 128, steps: 25 });
 conformance('seq2seq', { data: 'cmudict', limit: 64, steps: 15, modelOverrides: { arch: 'lstm', attention: 'luong' } });
 conformance('seq2seq', { data: 'cmudict', limit: 64, steps: 15, modelOverrides: { arch: 'lstm', attention: 'bahdanau' } });
+conformance('seq2seq', { data: 'mobydick-keywords', limit: 64, steps: 10, batchSize: 8 });
 
 test('editDistance: known cases', () => {
   assert.equal(editDistance([], []), 0);

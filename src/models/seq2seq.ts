@@ -461,12 +461,18 @@ export class Seq2Seq extends Module implements GenerativeModel, TokenModel {
     return Array.from({ length: y.shape[0] }, (_, b) => Array.from(v.subarray(b * U, (b + 1) * U)).filter((t) => t !== this.padId && t !== this.bosId && t !== this.eosId));
   }
 
-  /** Greedy outputs on held-out sources: translations shown as text ("source -> output"). */
+  /** Greedy outputs for the sources of `opts.prompt` (or a fixed list), as text "source -> output". */
   sample(n: number, _rng: Rng, _cond?: Tensor, opts: SampleOptions = {}): Samples {
     return noGrad(() => {
-      // Sources: the words of --prompt (comma or space separated), else a fixed list.
-      const given = typeof opts.prompt === 'string' ? opts.prompt.split(/[,\s]+/).filter(Boolean) : [];
-      const words = given.length > 0 ? given : ['cat', 'machine', 'telephone', 'river', 'genlab', 'quixotic', 'phoneme', 'zebra'];
+      // Sources from --prompt: for a character-level source each word is one source
+      // (spelling -> phonemes), for a word-level source '|' separates sources.
+      const charLevel = this.sourceTokenizer.toJSON().kind === 'char';
+      const prompt = typeof opts.prompt === 'string' ? opts.prompt : '';
+      const given = prompt.split(charLevel ? /[,|\s]+/ : '|').map((w) => w.trim()).filter(Boolean);
+      const fallback = charLevel
+        ? ['cat', 'machine', 'telephone', 'river', 'genlab', 'quixotic', 'phoneme', 'zebra']
+        : ['call me ishmael some years ago never mind how long precisely having little or no money in my purse'];
+      const words = given.length > 0 ? given : fallback;
       const srcRows = Array.from({ length: n }, (_, i) => this.sourceTokenizer.encode(words[i % words.length].toLowerCase()).slice(0, this.srcLen));
       const S = Math.min(this.srcLen, Math.max(1, ...srcRows.map((r) => r.length)));
       const src = new Int32Array(srcRows.length * S).fill(Math.max(0, this.sourceTokenizer.pad));
