@@ -82,6 +82,7 @@ describe('ddpm', () => {
     // Unconditional points models have no strip.
     const pts = tinyModel('moons').m;
     assert.throws(() => pts.sample(2, new Rng(0), undefined, { strip: true }), /strip/);
+    assert.throws(() => pts.sample(2, new Rng(0), new Tensor(Int32Array.from([0, 1]), [2])), /unconditional/);
   });
 
   test('sample options are checked; the DDPM sampler runs all T steps', () => {

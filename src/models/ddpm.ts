@@ -263,6 +263,7 @@ export class DDPM extends Module implements GenerativeModel {
   sample(n: number, rng: Rng, cond?: Tensor, opts: SampleOptions = {}): Samples {
     const st = this.sampleSettings(opts);
     if (st.strip && !this.isImage) throw new Error('ddpm: the denoising strip is for images');
+    if (cond && this.numClasses === 0) throw new Error('ddpm: this model is unconditional (conditional=false or data without classes); it takes no labels');
     return noGrad(() => {
       let y: Tensor | null = null;
       if (this.numClasses > 0) {
