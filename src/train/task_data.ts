@@ -124,8 +124,8 @@ function loadAlgorithmic(task: AlgorithmicTask, opts: DataOptions): DataSource {
 
 /** Source/target pairs -> padded int32 tensors and a seeded train/test split. */
 function pairSource(name: string, src: number[][], tgt: number[][], seed: number, testFrac: number, info: Omit<DataSource['info'], 'shape' | 'name' | 'kind'>): DataSource {
-  const S = Math.max(...src.map((a) => a.length));
-  const U = Math.max(...tgt.map((a) => a.length));
+  const S = src.reduce((m, a) => Math.max(m, a.length), 1);
+  const U = tgt.reduce((m, a) => Math.max(m, a.length), 1);
   const n = src.length;
   const x = new Int32Array(n * S);
   const y = new Int32Array(n * U);
