@@ -146,3 +146,33 @@ function readMetricsSafe(dir: string): number {
     return 0;
   }
 }
+
+test('sample options: decoding for text, latent strips, density maps', async () => {
+  const lm = join(tmp, 'gpt');
+  assert.equal((await run(['train', 'gpt', '--data', 'names', '--preset', 'tiny', '--steps', '3', '--quiet', '--out', lm])).code, 0);
+  let r = await run(['sample', lm, '--n', '2', '--prompt', 'Ma', '--sample.maxLen=12', '--sample.beam=2', '--out', join(tmp, 'names.png')]);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines.length, 2);
+  assert.ok(lines.every((l) => l.startsWith('Ma')), r.stdout);
+  assert.ok(existsSync(join(tmp, 'names.txt')));
+  r = await run(['sample', lm, '--sample.nonsense=1']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /unknown sample option 'nonsense'/);
+
+  const vae = join(tmp, 'vae');
+  const strip = join(tmp, 'strip.png');
+  r = await run(['sample', vae, '--sample.interpolate=lerp', '--sample.steps=5', '--sample.rows=2', '--out', strip]);
+  assert.equal(r.code, 0, r.stderr);
+  const img = decodePng(readFileSync(strip));
+  assert.equal(img.width, 5 * (56 + 2) + 2);
+  assert.equal(img.height, 2 * (56 + 2) + 2);
+
+  const flow = join(tmp, 'flow');
+  assert.equal((await run(['train', 'realnvp', '--data', '8gaussians', '--preset', 'tiny', '--steps', '3', '--quiet', '--out', flow])).code, 0);
+  r = await run(['sample', flow, '--sample.density=40', '--out', join(tmp, 'density.png')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /40x40 density map/);
+  r = await run(['sample', vae, '--sample.density=40']);
+  assert.equal(r.code, 2);
+});

@@ -8,9 +8,10 @@ import { fileURLToPath } from 'node:url';
 import { join, resolve } from 'node:path';
 import {
   Rng, Tensor, modelEntry, modelTypes, resolveConfig, ConfigError, Trainer, TRAIN_DEFAULTS, TRAIN_CHOICES, TrainingError,
-  loadDataSource, builtinData, evaluateRun, readMetrics, fmtMetrics, loadCheckpoint, writePng, imageGrid, scatterPlot, linePlot,
+  loadDataSource, builtinData, evaluateRun, latentSamples, isHierarchicalModel, hierarchicalSamples, isTokenModel, decodeSamples,
+  densityGrid, heatMap, readMetrics, fmtMetrics, loadCheckpoint, writePng, imageGrid, scatterPlot, linePlot,
 } from '../index.js';
-import type { GenerativeModel, RunConfig, Samples, DataSource, DataInfo, Config, SampleOptions } from '../index.js';
+import type { GenerativeModel, RunConfig, Samples, DataSource, DataInfo, Config, SampleOptions, DensityModel } from '../index.js';
 import { parseArgs, UsageError } from './args.js';
 import type { ParsedArgs } from './args.js';
 
@@ -47,8 +48,12 @@ Keys: genlab list shows each model's keys; unknown keys are errors.`,
   for 2-D models; prints text for sequence models (and writes it beside --out).
   --class K            class label for conditional models
   --prompt TEXT        prefix for sequence models
-  --sample.KEY=VALUE   model-specific settings, e.g. --sample.temperature=0.8
-                       --sample.topK=40 --sample.topP=0.9 --sample.beam=4`,
+  --sample.KEY=VALUE   settings, e.g.
+      sequence models:  temperature, topK, topP, greedy, beam, lengthPenalty, groups,
+                        diversity, maxLen, stop (--sample.temperature=0.8 --sample.topK=40)
+      latent models:    interpolate=lerp|slerp (steps, rows), grid=N, reconstruct=N
+      diffusion:        sampler=ddpm|ddim, steps, eta, guidance, strip
+      flows:            temperature, density=N (a heat map of p(x) for 2-D data)`,
   eval: `Usage: genlab eval <dir> [--json] [--quick] [--seed S]
 
   Evaluates the model on the held-out split of its data (e.g. VAE: negative ELBO and
@@ -204,9 +209,46 @@ function cmdSample(a: ParsedArgs): void {
     if (cls < 0 || cls >= k) throw new UsageError(`--class must be in 0..${k - 1}, got ${cls}`);
     cond = new Tensor(new Int32Array(n).fill(cls), [n]);
   }
-  const s = model.sample(n, new Rng(a.int('seed') ?? 0), cond, sampleOptions(a));
-  const data = s.kind === 'points' ? loadDataSource(cfg.data, [cfg.dataInfo.kind], { seed: cfg.seed, model: cfg.model }) : null;
-  out(writeSamples(resolve(a.str('out') ?? join(dir, 'samples.png')), s, data, a.int('cols')));
+  const rng = new Rng(a.int('seed') ?? 0);
+  const opts = sampleOptions(a);
+  const outPath = resolve(a.str('out') ?? join(dir, 'samples.png'));
+  let data: DataSource | null = null;
+  const getData = (): DataSource => (data ??= loadDataSource(cfg.data, [cfg.dataInfo.kind], { seed: cfg.seed, limit: cfg.limit, model: cfg.model }));
+  if (opts.density !== undefined) {
+    out(writeDensity(outPath, model, getData(), opts));
+    return;
+  }
+  const latentKeys = ['interpolate', 'grid', 'reconstruct'].filter((k) => opts[k] !== undefined);
+  let s: Samples;
+  if (latentKeys.length > 0) {
+    const needData = opts.reconstruct !== undefined;
+    s = latentSamples(model, rng, opts, { data: needData ? getData().test : undefined, cls })!;
+  } else if (isHierarchicalModel(model)) {
+    s = { kind: 'text', texts: hierarchicalSamples(model, n, rng, opts) };
+  } else if (isTokenModel(model) && !(model.encodeSource && opts.prompt === undefined)) {
+    s = { kind: 'text', texts: decodeSamples(model, n, rng, opts) };
+  } else {
+    s = model.sample(n, rng, cond, opts);
+  }
+  if (s.kind === 'points') getData();
+  const cols = a.int('cols') ?? (opts.interpolate !== undefined ? Number(opts.steps ?? 10) : opts.grid !== undefined ? Number(opts.grid === true ? 15 : opts.grid) : undefined);
+  out(writeSamples(outPath, s, data, cols));
+}
+
+/** --sample.density: a heat map of a 2-D density model's p(x) over the data's range. */
+function writeDensity(path: string, model: GenerativeModel, data: DataSource, opts: SampleOptions): string {
+  if (!('logProb' in model) || data.info.kind !== 'points' || data.info.shape[0] !== 2) {
+    throw new UsageError(`--sample.density needs a 2-D density model (realnvp, glow, maf on a 2-D toy); this is ${model.type} on ${data.info.name}`);
+  }
+  const pts = data.test.x.values();
+  let m = 0;
+  for (const v of pts) m = Math.max(m, Math.abs(v));
+  const range: [number, number] = [-m * 1.1, m * 1.1];
+  const n = typeof opts.density === 'number' ? opts.density : 160;
+  const logp = densityGrid(model as unknown as DensityModel, range, n);
+  const p = logp.map((v) => Math.exp(v));
+  writePng(path, heatMap(p, n, n, { scale: Math.max(1, Math.floor(480 / n)), title: `${model.type} density` }));
+  return `wrote a ${n}x${n} density map over [${range[0].toFixed(2)}, ${range[1].toFixed(2)}]^2 to ${path}`;
 }
 
 function cmdEval(a: ParsedArgs): void {
@@ -287,7 +329,7 @@ export async function main(argv: string[], sink: CliIO = STDIO): Promise<number>
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     const err = e as Error;
-    if (err instanceof UsageError || err instanceof ConfigError || /^unknown model type/.test(err.message)) {
+    if (err instanceof UsageError || err instanceof ConfigError || /^unknown (model type|sample option)|^sample\.\w+: /.test(err.message)) {
       io.err(`genlab: ${err.message}\n(see genlab ${HELP[cmd] ? cmd + ' ' : ''}--help)\n`);
       return 2;
     }

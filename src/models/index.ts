@@ -19,3 +19,5 @@ export * from './realnvp.js';
 export * from './glow.js';
 export * from './maf.js';
 export * from './ddpm.js';
+export * from './hier.js';
+export * from './sequence.js';
