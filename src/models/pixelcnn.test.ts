@@ -31,7 +31,7 @@ test('pixelcnn: logit of pixel p depends only on pixels before p (raster order)'
   assert.ok(reach > 100, `receptive field too small (${reach} links)`);
 });
 
-test('pixelcnn: rowLogits on a band of rows equals the full forward', () => {
+test('pixelcnn: rowLogits on a band of rows and pixelLogit on a window equal the full forward', () => {
   const m = new PixelCNN(cfg, new Rng(0), info);
   const x = bernoulli(rand([2, 1, 6, 6], new Rng(5)), new Rng(6));
   const full = m.logits(x);
@@ -39,6 +39,11 @@ test('pixelcnn: rowLogits on a band of rows equals the full forward', () => {
     const a = m.rowLogits(x, i).f32();
     const b = full.slice(2, i, i + 1).contiguous().f32();
     for (let k = 0; k < a.length; k++) assert.ok(Math.abs(a[k] - b[k]) < 1e-5, `row ${i}: ${a[k]} vs ${b[k]}`);
+  }
+  const fv = full.contiguous().f32();
+  for (const [i, j] of [[0, 0], [2, 3], [5, 0], [5, 5], [3, 1]]) {
+    const a = m.pixelLogit(x, i, j).f32();
+    for (let b = 0; b < 2; b++) assert.ok(Math.abs(a[b] - fv[b * 36 + i * 6 + j]) < 1e-5, `pixel (${i}, ${j}): ${a[b]} vs ${fv[b * 36 + i * 6 + j]}`);
   }
 });
 

@@ -6,7 +6,7 @@
  * 2h, each after a ReLU), two 1x1 ReLU layers and one Bernoulli logit per pixel, so
  *   log p(x) = sum_i log p(x_i | x_<i)   (eq. 1, raster order)
  * is exact. Sampling runs the network once per pixel (noGrad); each pass only covers
- * the rows inside the vertical receptive field of the row being drawn.
+ * the window of pixels inside the receptive field of the pixel being drawn.
  * Images are binarized as the VAE does (src/models/vae.ts): dynamic Bernoulli draws in
  * training, one fixed seeded binarization of the test set.
  */
@@ -121,7 +121,21 @@ export class PixelCNN extends Module implements GenerativeModel {
     return l.slice(2, i - top, i - top + 1); // (B, 1, 1, W)
   }
 
-  /** Pixel by pixel in raster order (H*W forward passes over a band of rows, no graph). */
+  /**
+   * Logit of pixel (i, j) for every image [B], from the window of rows
+   * [i - r, i] and columns [j - r, j + r] (r = receptiveRows: each layer reaches as
+   * far sideways as upwards), by the same argument as `rowLogits`.
+   */
+  pixelLogit(x: Tensor, i: number, j: number): Tensor {
+    const r = this.receptiveRows;
+    const W = x.shape[3];
+    const top = Math.max(0, i - r);
+    const left = Math.max(0, j - r);
+    const l = this.logits(x.slice(2, top, i + 1).slice(3, left, Math.min(W, j + r + 1)));
+    return l.slice(2, i - top, i - top + 1).slice(3, j - left, j - left + 1).reshape([x.shape[0]]);
+  }
+
+  /** Pixel by pixel in raster order (H*W forward passes over small windows, no graph). */
   sample(n: number, rng: Rng): Samples {
     return noGrad(() => {
       const [C, H, W] = this.shape;
@@ -129,7 +143,7 @@ export class PixelCNN extends Module implements GenerativeModel {
       const xt = new Tensor(x, [n, C, H, W]);
       for (let i = 0; i < H; i++) {
         for (let j = 0; j < W; j++) {
-          const p = this.rowLogits(xt, i).slice(3, j, j + 1).sigmoid().f32(); // (n)
+          const p = this.pixelLogit(xt, i, j).sigmoid().f32(); // (n)
           for (let b = 0; b < n; b++) x[(b * H + i) * W + j] = rng.uniform() < p[b] ? 1 : 0;
         }
       }
