@@ -25,8 +25,8 @@
 namespace gl {
 namespace {
 
-constexpr long KC_MAX = 384;   // K block; a K of at most KC_MAX is one block
-constexpr long KC_SPLIT = 256; // larger K is split into equal blocks of about this
+constexpr long KC_MAX = 512;   // K block; a K of at most KC_MAX is one block
+constexpr long KC_SPLIT = 512; // larger K is split into equal blocks of at most this
 constexpr long NC = 1024;      // columns of packed B per block (KC x NC lives in L2/L3)
 constexpr long MC = 144;       // rows of packed A per block (MC x KC lives in L2)
 constexpr int MR_MAX = 8;
