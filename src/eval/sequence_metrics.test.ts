@@ -10,7 +10,8 @@ import { CharTokenizer } from '../data/tokenizer.js';
 import type { DecodeState, TokenModel } from '../models/sequence.js';
 import { Seq2Seq } from '../models/seq2seq.js';
 import { loadTaskSource } from '../train/task_data.js';
-import { beamSearch, greedyDecode, greedyVsBeam, seq2seqEvaluator } from './sequence_metrics.js';
+import { batchBeamSearch, batchGreedyDecode, greedyVsBeam, seq2seqEvaluator } from './sequence_metrics.js';
+import { beamSearch } from '../sample/decoding.js';
 
 /**
  * Vocabulary <pad> <bos> <eos> <unk> a b. After <bos>: a 0.6, b 0.4. After 'a': <eos> 0.3,
@@ -49,16 +50,29 @@ class Toy implements TokenModel {
 test('greedy follows the argmax; beam search finds the more likely short output', () => {
   const m = new Toy();
   const src = new Tensor(new Int32Array(2), [2, 1]);
-  assert.deepEqual(greedyDecode(m, src), [[4, 4], [4, 4]]);
-  const b = beamSearch(m, src, { beamSize: 3, lengthPenalty: 0 });
+  assert.deepEqual(batchGreedyDecode(m, src), [[4, 4], [4, 4]]);
+  const b = batchBeamSearch(m, src, { beamSize: 3, lengthPenalty: 0 });
   assert.deepEqual(b.hyps, [[5], [5]]);
   assert.ok(Math.abs(b.logps[0] - Math.log(0.4)) < 1e-5);
   // Beam width 1 is greedy.
-  assert.deepEqual(beamSearch(m, src, { beamSize: 1, lengthPenalty: 0 }).hyps, [[4, 4], [4, 4]]);
+  assert.deepEqual(batchBeamSearch(m, src, { beamSize: 1, lengthPenalty: 0 }).hyps, [[4, 4], [4, 4]]);
   const g = greedyVsBeam(m, { x: src, y: new Tensor(Int32Array.of(1, 5, 2, 1, 5, 2), [2, 3]) }, { beamSize: 3, lengthPenalty: 0 });
   assert.equal(g.greedySeqAcc, 0);
   assert.equal(g.beamSeqAcc, 1);
   assert.equal(g.beamTer, 0);
+});
+
+test('batched beam search agrees with src/sample/decoding beamSearch on a tiny LSTM seq2seq', () => {
+  const ds = loadTaskSource('cmudict', { limit: 40, seed: 0 });
+  const m = new Seq2Seq({ arch: 'lstm', dModel: 16, nLayer: 1, hiddenDim: 16, dropout: 0 }, new Rng(2), ds.info);
+  m.eval();
+  const x = ds.train.x.slice(0, 0, 6).contiguous();
+  const mine = batchBeamSearch(m, x, { beamSize: 3, lengthPenalty: 0.6, maxLen: 8 });
+  for (let i = 0; i < 6; i++) {
+    const ref = beamSearch(m, { width: 3, lengthPenalty: 0.6, source: x.slice(0, i, i + 1).contiguous(), maxLen: 8, numReturn: 1 })[0];
+    assert.deepEqual(mine.hyps[i], ref.tokens, `row ${i}`);
+    assert.ok(Math.abs(mine.logps[i] - ref.logProb) < 1e-4, `row ${i}: ${mine.logps[i]} vs ${ref.logProb}`);
+  }
 });
 
 test('seq2seq evaluator: greedy vs beam figures on a tiny model', () => {

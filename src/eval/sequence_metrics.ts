@@ -5,33 +5,35 @@
  * corpus BLEU-4 with brevity penalty (Papineni et al. 2002, "BLEU: a Method for
  * Automatic Evaluation of Machine Translation").
  *
- * Decoding drives any TokenModel (src/models/sequence.ts). Beam search keeps the
- * `beamSize` best hypotheses per source, ranks finished ones by
- * log p / ((5 + |y|) / 6)^alpha (the length penalty of Wu et al. 2016, GNMT,
- * arXiv:1609.08144, eq. 14), and stops a source once it has `beamSize` finished
- * hypotheses or none of its live ones can still win. src/sample/decoding.ts was not
- * yet available when this was written, so greedy and beam search live here.
+ * Decoding drives any TokenModel (src/models/sequence.ts). The evaluator's beam figures
+ * come from src/sample/decoding.ts (one source at a time, width 5, GNMT length penalty
+ * alpha 0.6: lp = ((5 + |y|) / 6)^alpha, Wu et al. 2016, arXiv:1609.08144, eq. 14).
+ * `batchGreedyDecode` and `batchBeamSearch` here decode many sources at once (one
+ * state of B * beamSize rows) for throughput. Unlike decoding.ts, the batched beam
+ * considers the best 2 * beamSize extensions per step (as Hugging Face), so <eos> can
+ * end a hypothesis even when it is not among the best beamSize extensions.
  */
 import { Tensor } from '../engine/tensor.js';
 import type { Batch, DataSource, GenerativeModel } from '../models/contract.js';
-import { isTokenModel } from '../models/sequence.js';
+import { bannedTokens, isTokenModel } from '../models/sequence.js';
 import type { TokenModel } from '../models/sequence.js';
 import { sequenceScores } from '../models/seq2seq.js';
 import { registerEvaluator } from './evaluate.js';
+import { beamSearch } from '../sample/decoding.js';
 
-export interface DecodeOptions {
+export interface BatchDecodeOptions {
   /** Longest output, in tokens after <bos> (default: the model's maxLength - 1, else 64). */
   maxLen?: number;
 }
 
-export interface BeamOptions extends DecodeOptions {
+export interface BatchBeamOptions extends BatchDecodeOptions {
   /** Hypotheses kept per source (default 5). */
   beamSize?: number;
   /** GNMT length-penalty exponent alpha (0 = raw log-probability; default 0.6). */
   lengthPenalty?: number;
 }
 
-function maxLenOf(m: TokenModel, o: DecodeOptions): number {
+function maxLenOf(m: TokenModel, o: BatchDecodeOptions): number {
   return o.maxLen ?? (m.maxLength ? m.maxLength - 1 : 64);
 }
 
@@ -39,9 +41,9 @@ function maxLenOf(m: TokenModel, o: DecodeOptions): number {
  * Greedy decoding of sources [B, S]: the most likely token at each step until <eos>.
  * Returns token ids per row without <bos>/<eos>.
  * @example
- * const hyps = greedyDecode(model, src); // number[][]
+ * const hyps = batchGreedyDecode(model, src); // number[][]
  */
-export function greedyDecode(m: TokenModel, source: Tensor, opts: DecodeOptions = {}): number[][] {
+export function batchGreedyDecode(m: TokenModel, source: Tensor, opts: BatchDecodeOptions = {}): number[][] {
   const B = source.shape[0];
   const maxLen = maxLenOf(m, opts);
   const out: number[][] = Array.from({ length: B }, () => []);
@@ -74,14 +76,15 @@ function normScore(h: Hyp, alpha: number): number {
  * Returns the best finished hypothesis per source (token ids without specials) and its
  * log-probability.
  * @example
- * const { hyps } = beamSearch(model, src, { beamSize: 5 });
+ * const { hyps } = batchBeamSearch(model, src, { beamSize: 5 });
  */
-export function beamSearch(m: TokenModel, source: Tensor, opts: BeamOptions = {}): { hyps: number[][]; logps: number[] } {
+export function batchBeamSearch(m: TokenModel, source: Tensor, opts: BatchBeamOptions = {}): { hyps: number[][]; logps: number[] } {
   const B = source.shape[0];
   const K = opts.beamSize ?? 5;
   const alpha = opts.lengthPenalty ?? 0.6;
   const maxLen = maxLenOf(m, opts);
   const V = m.vocabSize;
+  const banned = bannedTokens(m);
   let s = m.startDecoding(B, { source });
   // live[b]: hypotheses of source b, in the order of their rows in the state.
   let live: Hyp[][] = Array.from({ length: B }, () => [{ tokens: [], logp: 0 }]);
@@ -103,7 +106,7 @@ export function beamSearch(m: TokenModel, source: Tensor, opts: BeamOptions = {}
       for (let i = 0; i < hs.length; i++) {
         const off = (base + i) * V;
         for (let v = 0; v < V; v++) {
-          if (v === m.padId || v === m.bosId) continue;
+          if (banned.includes(v)) continue;
           const sc = hs[i].logp + lp[off + v];
           if (cand.length < 2 * K) {
             cand.push({ r: i, v, logp: sc });
@@ -165,28 +168,33 @@ export function referenceIds(m: TokenModel, y: Tensor): number[][] {
 }
 
 /**
- * Greedy and beam-search scores of a token model on held-out pairs (the same pairs for
- * both), in chunks of `chunk` sources.
+ * Greedy (batched) and beam-search (src/sample/decoding.ts, width `beamSize`) scores of a
+ * token model on the same held-out pairs.
  */
-export function greedyVsBeam(m: TokenModel, test: Batch, opts: BeamOptions & { chunk?: number } = {}): Record<string, number> {
+export function greedyVsBeam(m: TokenModel, test: Batch, opts: { beamSize?: number; lengthPenalty?: number; maxLen?: number; chunk?: number } = {}): Record<string, number> {
   const n = test.x.shape[0];
   const chunk = opts.chunk ?? 64;
+  const width = opts.beamSize ?? 5;
+  const maxLen = maxLenOf(m, opts);
   const g: number[][] = [];
   const bm: number[][] = [];
   const refs: number[][] = [];
   for (let i = 0; i < n; i += chunk) {
     const j = Math.min(n, i + chunk);
     const x = test.x.slice(0, i, j).contiguous();
-    g.push(...greedyDecode(m, x, opts));
-    bm.push(...beamSearch(m, x, opts).hyps);
+    g.push(...batchGreedyDecode(m, x, { maxLen }));
     refs.push(...referenceIds(m, test.y.slice(0, i, j)));
+    for (let k = i; k < j; k++) {
+      const best = beamSearch(m, { width, lengthPenalty: opts.lengthPenalty ?? 0.6, source: test.x.slice(0, k, k + 1).contiguous(), maxLen, numReturn: 1 })[0];
+      bm.push(best ? best.tokens : []);
+    }
   }
   const sg = sequenceScores(g, refs);
   const sb = sequenceScores(bm, refs);
   return {
     greedySeqAcc: sg.seqAcc, greedyTer: sg.ter, greedyBleu: sg.bleu,
     beamSeqAcc: sb.seqAcc, beamTer: sb.ter, beamBleu: sb.bleu,
-    beamSize: opts.beamSize ?? 5, beamExamples: n,
+    beamSize: width, beamExamples: n,
   };
 }
 
