@@ -86,3 +86,14 @@ test('glow actnorm: data-dependent init is deterministic and restored from the s
   c.eval();
   assert.equal(a.evaluate({ x }, new Rng(1)).bitsPerDim, c.evaluate({ x }, new Rng(1)).bitsPerDim);
 });
+
+test('glow split prior: log-std is 0 at init and bounded above for extreme inputs (sampling cannot overflow)', () => {
+  const m = new Glow({ nLevels: 2, nSteps: 1, hiddenChannels: 4 }, new Rng(11), small);
+  const lv = [...m.levels!][0];
+  const h = randn([2, 2, 2, 2], new Rng(12)).mul(100);
+  assert.ok(lv.priorParams(h).logStd.values().every((v) => v === 0 || Math.abs(v) < 1e-6));
+  perturb(lv, 13, 1);
+  const ls = lv.priorParams(h).logStd.values();
+  assert.ok(ls.every((v) => v <= Math.log1p(Math.E) + 1e-5), `max log-std ${Math.max(...ls)}`);
+  assert.ok(ls.some((v) => v < -5), 'log-std should stay unbounded below');
+});

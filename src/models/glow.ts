@@ -18,6 +18,7 @@
 import { Tensor, noGrad } from '../engine/tensor.js';
 import { Rng } from '../engine/rng.js';
 import { concat } from '../engine/ops/shape_ops.js';
+import { softplus } from '../engine/ops/elementwise.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { Conv2d } from '../nn/layers.js';
 import {
@@ -51,8 +52,10 @@ export const GLOW_DEFAULTS: Config = { nLevels: 2, nSteps: 8, hiddenChannels: 64
 
 export const GLOW_PRESETS: Record<string, { model?: Config; train?: Config }> = {
   tiny: { model: { nLevels: 1, nSteps: 3, hiddenChannels: 8, hiddenDim: 32, nHidden: 2 }, train: { steps: 200, batchSize: 64, lr: 1e-3 } },
-  small: { model: { nLevels: 2, nSteps: 6, hiddenChannels: 32, hiddenDim: 128, nHidden: 2 }, train: { steps: 3000, batchSize: 64, lr: 1e-3, clipNorm: 100 } },
+  small: { model: { nLevels: 2, nSteps: 6, hiddenChannels: 32, hiddenDim: 128, nHidden: 2 }, train: { steps: 5000, batchSize: 128, lr: 1e-3, schedule: 'cosine', clipNorm: 100 } },
 };
+
+const SOFTPLUS_1 = Math.log1p(Math.E);
 
 /** One step of flow (Glow table 1): actnorm, invertible 1x1 conv, affine coupling. */
 function flowStep(C: number, net: Module & { forward(x: Tensor): Tensor }, rng: Rng): FlowLayer[] {
@@ -80,11 +83,17 @@ class Level extends Module {
     this.prior = this.registerModule('prior', prior);
   }
 
-  /** Mean and log-std of the split-off half given the kept half h. */
+  /**
+   * Mean and log-std of the split-off half given the kept half h. The log-std is
+   * bounded above, log sigma = softplus(1) - softplus(1 - raw) <= 1.31 (0 at raw = 0):
+   * an unbounded linear prior extrapolates to huge scales on the out-of-distribution h
+   * of an undertrained model at sampling time, and the samples overflow.
+   */
   priorParams(h: Tensor): { mean: Tensor; logStd: Tensor } {
     const o = this.prior!.forward(h);
     const c = o.shape[1] / 2;
-    return { mean: o.slice(1, 0, c), logStd: o.slice(1, c, 2 * c) };
+    const raw = o.slice(1, c, 2 * c);
+    return { mean: o.slice(1, 0, c), logStd: softplus(raw.neg().add(1)).neg().add(SOFTPLUS_1) };
   }
 }
 

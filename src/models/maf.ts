@@ -40,7 +40,7 @@ export const MAF_DEFAULTS: Config = { nMades: 5, hiddenDim: 256, nHidden: 2, bat
 
 export const MAF_PRESETS: Record<string, { model?: Config; train?: Config }> = {
   tiny: { model: { nMades: 3, hiddenDim: 32, nHidden: 1, batchNorm: true }, train: { steps: 200, batchSize: 64, lr: 1e-3 } },
-  small: { model: { nMades: 5, hiddenDim: 128, nHidden: 2, batchNorm: true }, train: { steps: 3000, batchSize: 100, lr: 1e-3, clipNorm: 100 } },
+  small: { model: { nMades: 5, hiddenDim: 128, nHidden: 2, batchNorm: true }, train: { steps: 5000, batchSize: 128, lr: 1e-3, schedule: 'cosine', clipNorm: 100 } },
 };
 
 /** One MADE as an autoregressive affine bijection x -> u (MAF eqs. 4-5). */

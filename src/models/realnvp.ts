@@ -43,7 +43,7 @@ export const REALNVP_DEFAULTS: Config = { nCouplings: 8, hiddenDim: 128, nHidden
 
 export const REALNVP_PRESETS: Record<string, { model?: Config; train?: Config }> = {
   tiny: { model: { nCouplings: 4, hiddenDim: 32, nHidden: 2, nScales: 1, hiddenChannels: 8 }, train: { steps: 200, batchSize: 64, lr: 1e-3 } },
-  small: { model: { nCouplings: 8, hiddenDim: 128, nHidden: 2, nScales: 2, hiddenChannels: 32 }, train: { steps: 3000, batchSize: 64, lr: 1e-3, clipNorm: 100 } },
+  small: { model: { nCouplings: 8, hiddenDim: 128, nHidden: 2, nScales: 2, hiddenChannels: 32 }, train: { steps: 5000, batchSize: 128, lr: 1e-3, schedule: 'cosine', clipNorm: 100 } },
 };
 
 /** One scale of the image flow: checkerboard couplings, squeeze, channel couplings. */

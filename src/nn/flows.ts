@@ -74,7 +74,7 @@ export function gaussianLogProb(z: Tensor, mean: Tensor, logStd: Tensor): Tensor
 
 /** A [B] tensor filled with v (a logdet that does not depend on x). */
 function constLogdet(B: number, v: Tensor | number): Tensor {
-  return typeof v === 'number' ? zeros([B]).add(v) : zeros([B]).add(v);
+  return zeros([B]).add(v);
 }
 
 /**
