@@ -32,5 +32,5 @@ test('evaluateRun merges the model NLL with novelty on names and segment order o
   const runs = loadTextSource('name-runs', { limit: 32 });
   const h = new HierLM({ embedDim: 8, segDim: 8, codeDim: 8, hiddenDim: 16 }, new Rng(0), runs.info);
   const e = evaluateRun(h, runs, { quick: true });
-  for (const k of ['nll', 'nllShuffledCodes', 'codeGain', 'segmentNovelty', 'orderedPairs']) assert.ok(Number.isFinite(e[k]), `${k}: ${e[k]}`);
+  for (const k of ['nll', 'nllShuffledCodes', 'codeGain', 'segmentNovelty', 'orderedPairs', 'sharedFirstLetter']) assert.ok(Number.isFinite(e[k]), `${k}: ${e[k]}`);
 });
