@@ -143,20 +143,24 @@ function pairSource(name: string, src: number[][], tgt: number[][], seed: number
   };
 }
 
+/** CMUdict parsed once per process (with and without stress digits). */
+const cmudictCache = new Map<boolean, ReturnType<typeof loadCmudict>>();
+
 function loadCmudictPairs(opts: DataOptions): DataSource {
   const stress = opts.model?.stress === true;
-  let prs = loadCmudict({ stress });
+  if (!cmudictCache.has(stress)) cmudictCache.set(stress, loadCmudict({ stress }));
+  const all = cmudictCache.get(stress)!;
   // A seeded shuffle before `limit`, so a small slice is still a sample of the whole.
   const rng = new Rng(1000 + (opts.seed ?? 0));
-  const order = Int32Array.from(prs.keys());
+  const order = Int32Array.from(all.keys());
   for (let i = order.length - 1; i > 0; i--) {
     const j = rng.int(0, i + 1);
     [order[i], order[j]] = [order[j], order[i]];
   }
-  prs = Array.from(order, (i) => prs[i]).filter((p) => p.word.length <= 20 && p.phonemes.length <= 20);
+  let prs = Array.from(order, (i) => all[i]).filter((p) => p.word.length <= 20 && p.phonemes.length <= 20);
   if (opts.limit !== undefined) prs = prs.slice(0, opts.limit);
   const chars = new CharTokenizer("'abcdefghijklmnopqrstuvwxyz".split(''), true);
-  const phones = new WordTokenizer([...new Set(loadCmudict({ stress }).flatMap((p) => p.phonemes.map((q) => q.toLowerCase())))].sort(), true);
+  const phones = new WordTokenizer([...new Set(all.flatMap((p) => p.phonemes.map((q) => q.toLowerCase())))].sort(), true);
   const src = prs.map((p) => chars.encode(p.word));
   const tgt = prs.map((p) => [phones.bos, ...phones.encode(p.phonemes.join(' ')), phones.eos]);
   const testFrac = prs.length >= 20000 ? 0.05 : 0.1;
