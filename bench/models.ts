@@ -35,13 +35,16 @@ export interface BenchCase {
   items: number;
   /** What `items` counts. */
   unit: 'samples' | 'tokens' | 'images';
+  /** Training cases: the loss tensor of the last step (its graph is the step's forward). */
+  lastLoss?: () => Tensor | null;
 }
 
 const SEED = 1234;
 
 /** A training case from a model, an optimizer-owning step and the batch size. */
 function trainCase(nParams: number, batch: number, step: () => Tensor): BenchCase {
-  return { nParams, items: batch, unit: 'samples', run: () => step().item() };
+  let last: Tensor | null = null;
+  return { nParams, items: batch, unit: 'samples', run: () => (last = step()).item(), lastLoss: () => last };
 }
 
 function adamStep(opt: Adam, loss: Tensor): void {
