@@ -121,6 +121,11 @@ export function sampleToy(name: ToyName, n: number, rng: Rng): Tensor {
   return new Tensor(out, [n, 2]);
 }
 
+/** Centres and standard deviation of a Gaussian-mixture toy (null for the others). */
+export function toyMixture(name: string): { centers: [number, number][]; std: number } | null {
+  return name === '8gaussians' || name === '25gaussians' ? mixture(name) : null;
+}
+
 /** Whether `toyLogDensity` knows the exact density of this toy. */
 export function hasToyDensity(name: ToyName): boolean {
   return name === '8gaussians' || name === '25gaussians' || name === 'checkerboard';

@@ -36,8 +36,8 @@ import { saveSafetensors, loadSafetensors } from '../io/safetensors.js';
 import type { DataSource, GenerativeModel } from '../models/contract.js';
 import { registerEvaluator, testSubset } from './evaluate.js';
 import type { EvalOptions } from './evaluate.js';
-import { mmdGaussian, gridDivergence, toyMixture, modeCoverage } from './mmd.js';
-import { sampleToy, isToyName } from '../data/toy2d.js';
+import { mmdGaussian, gridDivergence, modeCoverage } from './mmd.js';
+import { sampleToy, isToyName, toyMixture } from '../data/toy2d.js';
 
 // ---------------------------------------------------------------------------
 // The feature classifier.

@@ -2,8 +2,8 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng, Tensor, randn } from '../engine/index.js';
-import { sampleToy } from '../data/toy2d.js';
-import { mmdGaussian, gridDivergence, modeCoverage, toyMixture, medianBandwidth } from './mmd.js';
+import { sampleToy, toyMixture } from '../data/toy2d.js';
+import { mmdGaussian, gridDivergence, modeCoverage, medianBandwidth } from './mmd.js';
 
 test('MMD^2: ~0 for a sample against itself and against a fresh sample, clearly > 0 for different distributions', () => {
   const a = sampleToy('8gaussians', 400, new Rng(1));

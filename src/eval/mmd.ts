@@ -139,21 +139,6 @@ export function gridDivergence(data: Tensor, model: Tensor, opts: { bins?: numbe
   return { kl, js };
 }
 
-/** Centres and standard deviation of the Gaussian-mixture toys (as src/data/toy2d.ts). */
-export function toyMixture(name: string): { centers: [number, number][]; std: number } | null {
-  if (name === '8gaussians') {
-    const s = 1 / Math.SQRT2;
-    const raw: [number, number][] = [[1, 0], [-1, 0], [0, 1], [0, -1], [s, s], [s, -s], [-s, s], [-s, -s]];
-    return { centers: raw.map(([x, y]) => [(4 * x) / 1.414, (4 * y) / 1.414]), std: 0.5 / 1.414 };
-  }
-  if (name === '25gaussians') {
-    const centers: [number, number][] = [];
-    for (let i = -2; i <= 2; i++) for (let j = -2; j <= 2; j++) centers.push([i * 1.5, j * 1.5]);
-    return { centers, std: 0.15 };
-  }
-  return null;
-}
-
 /**
  * Modes hit (centres with at least `minCount` samples within `radius` std, default 3)
  * and the share of samples within that radius of some centre ("high quality").
