@@ -10,6 +10,8 @@ import { decodePng } from '../io/png.js';
 import { ROOT } from '../../test/helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'genlab-cli-'));
+// Keep the feature classifier that `genlab eval` trains out of the user's cache.
+process.env.GENLAB_CACHE_DIR = join(tmp, 'cache');
 const TINY = ['--preset', 'tiny', '--limit', '600', '--quiet', '--train.logEvery=1', '--train.batchSize=32'];
 
 /** Run main() capturing its output. */
