@@ -48,6 +48,16 @@ struct Args {
     return data;
   }
   float* f32(size_t i, size_t* len) { return (float*)array(i, napi_float32_array, len); }
+  // A Float32Array, or nullptr (len 0) when the argument is null or undefined.
+  float* f32opt(size_t i, size_t* len) {
+    napi_valuetype t = napi_undefined;
+    if (i < argc) napi_typeof(env, argv[i], &t);
+    if (t == napi_null || t == napi_undefined) {
+      *len = 0;
+      return nullptr;
+    }
+    return f32(i, len);
+  }
   // Checks [off, off + extent) lies inside an array of length len.
   void within(long off, long extent, size_t len, const char* what) {
     if (off < 0 || extent < 0 || (size_t)(off + extent) > len) {
@@ -276,6 +286,156 @@ napi_value Adam(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+// lstmCell(gates, c, B, H, h2, c2, act)
+napi_value LstmCell(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lg, lc, lh, lc2, la;
+  const float* gates = a.f32(0, &lg);
+  const float* c = a.f32(1, &lc);
+  const long B = a.lng(2), H = a.lng(3);
+  float* h2 = a.f32(4, &lh);
+  float* c2 = a.f32(5, &lc2);
+  float* act = a.f32(6, &la);
+  if (a.failed) return nullptr;
+  a.within(0, B * 4 * H, lg, "lstmCell gates");
+  a.within(0, B * H, lc, "lstmCell c");
+  a.within(0, B * H, lh, "lstmCell h2");
+  a.within(0, B * H, lc2, "lstmCell c2");
+  a.within(0, B * 5 * H, la, "lstmCell act");
+  if (a.failed) return nullptr;
+  gl::lstmCell(gates, c, B, H, h2, c2, act);
+  return undef(env);
+}
+
+// lstmCellBackward(act, c, dh, dc2, B, H, dgates, dc)
+napi_value LstmCellBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t la, lc, ldh, ldc2, ldg, ldc;
+  const float* act = a.f32(0, &la);
+  const float* c = a.f32(1, &lc);
+  const float* dh = a.f32(2, &ldh);
+  const float* dc2 = a.f32(3, &ldc2);
+  const long B = a.lng(4), H = a.lng(5);
+  float* dg = a.f32(6, &ldg);
+  float* dc = a.f32(7, &ldc);
+  if (a.failed) return nullptr;
+  a.within(0, B * 5 * H, la, "lstmCellBackward act");
+  a.within(0, B * H, lc, "lstmCellBackward c");
+  a.within(0, B * H, ldh, "lstmCellBackward dh");
+  a.within(0, B * H, ldc2, "lstmCellBackward dc2");
+  a.within(0, B * 4 * H, ldg, "lstmCellBackward dgates");
+  a.within(0, B * H, ldc, "lstmCellBackward dc");
+  if (a.failed) return nullptr;
+  gl::lstmCellBackward(act, c, dh, dc2, B, H, dg, dc);
+  return undef(env);
+}
+
+// gruCell(gi, gh, h, B, H, h2, act)
+napi_value GruCell(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lgi, lgh, lh, lh2, la;
+  const float* gi = a.f32(0, &lgi);
+  const float* gh = a.f32(1, &lgh);
+  const float* h = a.f32(2, &lh);
+  const long B = a.lng(3), H = a.lng(4);
+  float* h2 = a.f32(5, &lh2);
+  float* act = a.f32(6, &la);
+  if (a.failed) return nullptr;
+  a.within(0, B * 3 * H, lgi, "gruCell gi");
+  a.within(0, B * 3 * H, lgh, "gruCell gh");
+  a.within(0, B * H, lh, "gruCell h");
+  a.within(0, B * H, lh2, "gruCell h2");
+  a.within(0, B * 4 * H, la, "gruCell act");
+  if (a.failed) return nullptr;
+  gl::gruCell(gi, gh, h, B, H, h2, act);
+  return undef(env);
+}
+
+// gruCellBackward(act, h, dh2, B, H, dgi, dgh, dh)
+napi_value GruCellBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t la, lh, ldh2, ldgi, ldgh, ldh;
+  const float* act = a.f32(0, &la);
+  const float* h = a.f32(1, &lh);
+  const float* dh2 = a.f32(2, &ldh2);
+  const long B = a.lng(3), H = a.lng(4);
+  float* dgi = a.f32(5, &ldgi);
+  float* dgh = a.f32(6, &ldgh);
+  float* dh = a.f32(7, &ldh);
+  if (a.failed) return nullptr;
+  a.within(0, B * 4 * H, la, "gruCellBackward act");
+  a.within(0, B * H, lh, "gruCellBackward h");
+  a.within(0, B * H, ldh2, "gruCellBackward dh2");
+  a.within(0, B * 3 * H, ldgi, "gruCellBackward dgi");
+  a.within(0, B * 3 * H, ldgh, "gruCellBackward dgh");
+  a.within(0, B * H, ldh, "gruCellBackward dh");
+  if (a.failed) return nullptr;
+  gl::gruCellBackward(act, h, dh2, B, H, dgi, dgh, dh);
+  return undef(env);
+}
+
+// attention(q, k, v, mask | null, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p)
+napi_value Attention(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lq, lk, lv, lm, lo, lp;
+  const float* q = a.f32(0, &lq);
+  const float* k = a.f32(1, &lk);
+  const float* v = a.f32(2, &lv);
+  const float* mask = a.f32opt(3, &lm);
+  const long ms = a.lng(4), BH = a.lng(5), L = a.lng(6), S = a.lng(7), D = a.lng(8), Dv = a.lng(9);
+  const float scale = (float)a.num(10);
+  const long causal = a.lng(11);
+  float* out = a.f32(12, &lo);
+  float* p = a.f32(13, &lp);
+  if (a.failed) return nullptr;
+  if (BH < 0 || L < 0 || S < 0 || D < 0 || Dv < 0 || ms < 0) a.fail("genlab native: attention: negative size");
+  a.within(0, BH * L * D, lq, "attention q");
+  a.within(0, BH * S * D, lk, "attention k");
+  a.within(0, BH * S * Dv, lv, "attention v");
+  if (mask && BH > 0) a.within(0, (BH - 1) * ms + L * S, lm, "attention mask");
+  a.within(0, BH * L * Dv, lo, "attention out");
+  a.within(0, BH * L * S, lp, "attention weights");
+  if (a.failed) return nullptr;
+  gl::attention(q, k, v, mask, ms, BH, L, S, D, Dv, scale, causal, out, p);
+  return undef(env);
+}
+
+// attentionBackward(q, k, v, p, dout | null, dp | null, BH, L, S, D, Dv, scale,
+//                   dq | null, dk | null, dv | null, scratch)
+napi_value AttentionBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lq, lk, lv, lp, ldo, ldp, ldq, ldk, ldv, ls;
+  const float* q = a.f32(0, &lq);
+  const float* k = a.f32(1, &lk);
+  const float* v = a.f32(2, &lv);
+  const float* p = a.f32(3, &lp);
+  const float* dout = a.f32opt(4, &ldo);
+  const float* dp = a.f32opt(5, &ldp);
+  const long BH = a.lng(6), L = a.lng(7), S = a.lng(8), D = a.lng(9), Dv = a.lng(10);
+  const float scale = (float)a.num(11);
+  float* dq = a.f32opt(12, &ldq);
+  float* dk = a.f32opt(13, &ldk);
+  float* dv = a.f32opt(14, &ldv);
+  float* scratch = a.f32(15, &ls);
+  if (a.failed) return nullptr;
+  if (BH < 0 || L < 0 || S < 0 || D < 0 || Dv < 0) a.fail("genlab native: attentionBackward: negative size");
+  if (!dout && !dp) a.fail("genlab native: attentionBackward: needs dout or dp");
+  if (!dout && dv) a.fail("genlab native: attentionBackward: dv needs dout");
+  a.within(0, BH * L * D, lq, "attentionBackward q");
+  a.within(0, BH * S * D, lk, "attentionBackward k");
+  a.within(0, BH * S * Dv, lv, "attentionBackward v");
+  a.within(0, BH * L * S, lp, "attentionBackward p");
+  if (dout) a.within(0, BH * L * Dv, ldo, "attentionBackward dout");
+  if (dp) a.within(0, BH * L * S, ldp, "attentionBackward dp");
+  if (dq) a.within(0, BH * L * D, ldq, "attentionBackward dq");
+  if (dk) a.within(0, BH * S * D, ldk, "attentionBackward dk");
+  if (dv) a.within(0, BH * S * Dv, ldv, "attentionBackward dv");
+  a.within(0, BH * L * S, ls, "attentionBackward scratch");
+  if (a.failed) return nullptr;
+  gl::attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv, scratch);
+  return undef(env);
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   Args a(env, info);
   const long n = a.lng(0);
@@ -319,6 +479,8 @@ NAPI_MODULE_INIT() {
   } fns[] = {
       {"gemm", Gemm},       {"unary", Unary},         {"binary", Binary},   {"copy", Copy},       {"reduce", Reduce},
       {"softmax", Softmax}, {"im2col", Im2col},       {"col2im", Col2im},   {"adam", Adam},
+      {"lstmCell", LstmCell}, {"lstmCellBackward", LstmCellBackward}, {"gruCell", GruCell},
+      {"gruCellBackward", GruCellBackward}, {"attention", Attention}, {"attentionBackward", AttentionBackward},
       {"setThreads", SetThreads}, {"threads", Threads}, {"kernel", KernelName}, {"setKernel", SetKernel}, {"noop", Noop},
   };
   for (const auto& f : fns) {

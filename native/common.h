@@ -58,4 +58,26 @@ void col2im(const float* cols, long C, long H, long W, long kh, long kw, long sh
 void adam(float* param, const float* grad, float* m, float* v, long n, double lr, double beta1, double beta2,
           double eps, double weightDecay, bool decoupled, double step);
 
+// Fused kernels (fused.cpp). LSTM: gates [B, 4H] pre-activations (i, f, g, o), c [B, H]
+// -> h2, c2 [B, H] and act [B, 5H] (i, f, g, o, tanh(c2)) saved for the backward.
+void lstmCell(const float* gates, const float* c, long B, long H, float* h2, float* c2, float* act);
+void lstmCellBackward(const float* act, const float* c, const float* dh, const float* dc2, long B, long H,
+                      float* dgates, float* dc);
+// GRU: gi = W_ih x + b_ih, gh = W_hh h + b_hh [B, 3H] (r, z, n), h [B, H] -> h2 [B, H]
+// and act [B, 4H] (r, z, n, gh_n).
+void gruCell(const float* gi, const float* gh, const float* h, long B, long H, float* h2, float* act);
+void gruCellBackward(const float* act, const float* h, const float* dh2, long B, long H, float* dgi, float* dgh,
+                     float* dh);
+// Attention over BH contiguous heads: q [BH, L, D], k [BH, S, D], v [BH, S, Dv]; mask
+// (additive, nullable) [L, S] at maskStride per head (0: shared); causalOffset < 0: no
+// causal mask, else key j is blocked for query i when j > i + causalOffset.
+// Writes out [BH, L, Dv] and the weights p [BH, L, S].
+void attention(const float* q, const float* k, const float* v, const float* mask, long maskStride, long BH, long L,
+               long S, long D, long Dv, float scale, long causalOffset, float* out, float* p);
+// Gradients from dout [BH, L, Dv] and/or dpIn [BH, L, S] (either nullable); dq, dk,
+// dv nullable; scratch [BH, L, S].
+void attentionBackward(const float* q, const float* k, const float* v, const float* p, const float* dout,
+                       const float* dpIn, long BH, long L, long S, long D, long Dv, float scale, float* dq, float* dk,
+                       float* dv, float* scratch);
+
 }  // namespace gl

@@ -77,5 +77,37 @@ GL_EXPORT(adam) void wAdam(float* param, const float* grad, float* m, float* v, 
                            double beta2, double eps, double weightDecay, int decoupled, double step) {
   gl::adam(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, decoupled != 0, step);
 }
+
+GL_EXPORT(lstm_cell) void wLstmCell(const float* gates, const float* c, int B, int H, float* h2, float* c2, float* act) {
+  gl::lstmCell(gates, c, B, H, h2, c2, act);
+}
+
+GL_EXPORT(lstm_cell_backward) void wLstmCellBackward(const float* act, const float* c, const float* dh, const float* dc2,
+                                                     int B, int H, float* dgates, float* dc) {
+  gl::lstmCellBackward(act, c, dh, dc2, B, H, dgates, dc);
+}
+
+GL_EXPORT(gru_cell) void wGruCell(const float* gi, const float* gh, const float* h, int B, int H, float* h2, float* act) {
+  gl::gruCell(gi, gh, h, B, H, h2, act);
+}
+
+GL_EXPORT(gru_cell_backward) void wGruCellBackward(const float* act, const float* h, const float* dh2, int B, int H,
+                                                   float* dgi, float* dgh, float* dh) {
+  gl::gruCellBackward(act, h, dh2, B, H, dgi, dgh, dh);
+}
+
+// Null pointers (0) mark absent arrays, as in the addon.
+GL_EXPORT(attention) void wAttention(const float* q, const float* k, const float* v, const float* mask, int maskStride,
+                                     int BH, int L, int S, int D, int Dv, float scale, int causalOffset, float* out,
+                                     float* p) {
+  gl::attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p);
+}
+
+GL_EXPORT(attention_backward) void wAttentionBackward(const float* q, const float* k, const float* v, const float* p,
+                                                      const float* dout, const float* dp, int BH, int L, int S, int D,
+                                                      int Dv, float scale, float* dq, float* dk, float* dv,
+                                                      float* scratch) {
+  gl::attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv, scratch);
+}
 }
 #endif

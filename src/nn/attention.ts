@@ -11,6 +11,11 @@
  * whatever its dtype. `attnMask` [L, S] or [B*nh, L, S] is additive when float32 (add
  * -Infinity to block) and boolean when int32 (nonzero = blocked), as torch's float
  * and bool masks. `causal: true` blocks keys after each query's position.
+ *
+ * The score/softmax/value product runs as one fused primitive (src/engine/ops/fused.ts
+ * `attention`: per batch*head a GEMM, the masked softmax and a GEMM, with a fused
+ * backward) unless attention dropout is active; `scaledDotProductAttentionComposite`
+ * is the unfused definition it is tested against.
  */
 import { Tensor } from '../engine/tensor.js';
 import type { Rng } from '../engine/rng.js';
@@ -18,6 +23,7 @@ import { ShapeError, fmtShape } from '../engine/shape.js';
 import { zeros, arange } from '../engine/creation.js';
 import { concat } from '../engine/ops/shape_ops.js';
 import { gt, ne, maximum, where } from '../engine/ops/elementwise.js';
+import { attention as fusedAttention, canFuseAttention } from '../engine/ops/fused.js';
 import { Module } from './module.js';
 import { Linear, dropout, linear } from './layers.js';
 import { xavierUniform_, zeros_ } from './init.js';
@@ -85,6 +91,26 @@ export function causalMask(L: number, S: number, offset = 0): Tensor {
  * returns the attention weights [..., L, S].
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions & { training?: boolean } = {}): [Tensor, Tensor] {
+  const d = q.shape[q.rank - 1];
+  const L = q.shape[q.rank - 2];
+  const S = k.shape[k.rank - 2];
+  const dropping = (opts.dropoutP ?? 0) > 0 && (opts.training ?? true);
+  const m = opts.attnMask ? boolToAdditive(opts.attnMask) : null;
+  if (!dropping && k.shape[k.rank - 1] === d && canFuseAttention(q, k, v, m)) {
+    return fusedAttention(q, k, v, { scale: 1 / Math.sqrt(d), causalOffset: opts.causal ? S - L : null, mask: m });
+  }
+  return scaledDotProductAttentionComposite(q, k, v, opts);
+}
+
+/** A boolean (int32, nonzero = blocked) mask as an additive one; float masks pass through. */
+function boolToAdditive(m: Tensor): Tensor {
+  return m.dtype === 'int32' ? where(ne(m, 0), -Infinity, 0) : m;
+}
+
+/** scaledDotProductAttention with unfused ops (the definition; also the dropout path). */
+export function scaledDotProductAttentionComposite(
+  q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions & { training?: boolean } = {},
+): [Tensor, Tensor] {
   const d = q.shape[q.rank - 1];
   const L = q.shape[q.rank - 2];
   const S = k.shape[k.rank - 2];
@@ -236,13 +262,29 @@ export class MultiheadAttention extends Module {
       else additive = m4;
     }
 
-    // 4. Attention per head: (B, nh, L, hd) x (B, nh, hd, S).
-    let scores = q.mul(1 / Math.sqrt(hd)).matmul(k.transpose(-2, -1)); // (B, nh, L, S)
-    if (additive) scores = scores.add(additive);
-    if (blocks.length > 0) scores = where(blocks.reduce((a, b) => maximum(a, b)), -Infinity, scores);
-    let attn = scores.softmax(-1);
-    if (this.dropout > 0 && this.training) attn = dropout(attn, this.dropout, opts.rng, true);
-    const ctx = attn.matmul(v).transpose(1, 2).reshape([B, L, E]); // (B, L, E)
+    // 4. Attention per head: (B, nh, L, hd) x (B, nh, hd, S), fused unless dropping.
+    let attn: Tensor;
+    let ctxHeads: Tensor; // (B, nh, L, hd)
+    const dropping = this.dropout > 0 && this.training;
+    // One additive mask: -Infinity where blocked, plus the float mask.
+    let addMask: Tensor | null = null;
+    if (!dropping) {
+      const nonCausal = opts.causal ? blocks.slice(1) : blocks;
+      const blocked = nonCausal.length ? nonCausal.reduce((a, b) => maximum(a, b)) : null;
+      addMask = blocked ? where(blocked, -Infinity, 0) : null;
+      if (additive) addMask = addMask ? addMask.add(additive) : additive;
+    }
+    if (!dropping && canFuseAttention(q, k, v, addMask)) {
+      [ctxHeads, attn] = fusedAttention(q, k, v, { scale: 1 / Math.sqrt(hd), causalOffset: opts.causal ? S - L : null, mask: addMask });
+    } else {
+      let scores = q.mul(1 / Math.sqrt(hd)).matmul(k.transpose(-2, -1)); // (B, nh, L, S)
+      if (additive) scores = scores.add(additive);
+      if (blocks.length > 0) scores = where(blocks.reduce((a, b) => maximum(a, b)), -Infinity, scores);
+      attn = scores.softmax(-1);
+      if (dropping) attn = dropout(attn, this.dropout, opts.rng, true);
+      ctxHeads = attn.matmul(v);
+    }
+    const ctx = ctxHeads.transpose(1, 2).reshape([B, L, E]); // (B, L, E)
     let out = this.outProj.forward(ctx);
     out = unbatched ? out.squeeze(0) : this.batchFirst ? out : out.transpose(0, 1);
 

@@ -11,8 +11,11 @@
  *
  * The one-step cell maths (`rnnCellStep`, `lstmCellStep`, `gruCellStep`) is kept
  * apart from the loop over time, and takes the input projection already computed, so
- * the unrolls project a whole sequence with one matmul per layer and direction; a
- * fused native cell can replace a step function and be checked against it.
+ * the unrolls project a whole sequence with one matmul per layer and direction. The
+ * LSTM and GRU steps run their pointwise part as one fused primitive
+ * (src/engine/ops/fused.ts: one kernel forward, one backward); the composites
+ * `lstmCellStepComposite` and `gruCellStepComposite` are their definition and tests
+ * check the two agree.
  * Multi-layer, bidirectional unrolls name their weights weight_ih_l{k}[_reverse],
  * weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k}, all initialised U(-1/sqrt(H), 1/sqrt(H)).
  */
@@ -21,6 +24,7 @@ import type { Rng } from '../engine/rng.js';
 import { ShapeError, fmtShape } from '../engine/shape.js';
 import { zeros } from '../engine/creation.js';
 import { concat, stack } from '../engine/ops/shape_ops.js';
+import { lstmCell, gruCell } from '../engine/ops/fused.js';
 import { Module } from './module.js';
 import { uniform_ } from './init.js';
 import { dropout, linear } from './layers.js';
@@ -44,6 +48,11 @@ export function rnnCellStep(gi: Tensor, h: Tensor, wHh: Tensor, bHh: Tensor | nu
  * One LSTM step. gi = W_ih x + b_ih [B, 4H]; h, c [B, H] -> [h', c'].
  */
 export function lstmCellStep(gi: Tensor, h: Tensor, c: Tensor, wHh: Tensor, bHh: Tensor | null): [Tensor, Tensor] {
+  return lstmCell(gi.add(hiddenProj(h, wHh, bHh)), c); // gates (B, 4H)
+}
+
+/** lstmCellStep with unfused ops: the definition the fused cell is tested against. */
+export function lstmCellStepComposite(gi: Tensor, h: Tensor, c: Tensor, wHh: Tensor, bHh: Tensor | null): [Tensor, Tensor] {
   const gates = gi.add(hiddenProj(h, wHh, bHh)); // (B, 4H)
   const [i, f, g, o] = gates.chunk(4, -1);
   const c2 = f.sigmoid().mul(c).add(i.sigmoid().mul(g.tanh()));
@@ -56,6 +65,11 @@ export function lstmCellStep(gi: Tensor, h: Tensor, c: Tensor, wHh: Tensor, bHh:
  * reset gate's product, as torch (and cuDNN).
  */
 export function gruCellStep(gi: Tensor, h: Tensor, wHh: Tensor, bHh: Tensor | null): Tensor {
+  return gruCell(gi, hiddenProj(h, wHh, bHh), h);
+}
+
+/** gruCellStep with unfused ops: the definition the fused cell is tested against. */
+export function gruCellStepComposite(gi: Tensor, h: Tensor, wHh: Tensor, bHh: Tensor | null): Tensor {
   const gh = hiddenProj(h, wHh, bHh); // (B, 3H)
   const [ri, zi, ni] = gi.chunk(3, -1);
   const [rh, zh, nh] = gh.chunk(3, -1);

@@ -105,4 +105,55 @@ export interface Backend {
     param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, n: number,
     lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, decoupled: boolean, step: number,
   ): void;
+
+  // ---- Fused kernels (src/engine/ops/fused.ts; native/fused.cpp) ---------------------
+
+  /**
+   * LSTM cell pointwise step (torch gate order i, f, g, o): gates [B, 4H] are the
+   * pre-activations W_ih x + b_ih + W_hh h + b_hh, c [B, H]. Writes h2 = o * tanh(c2),
+   * c2 = f * c + i * g [B, H], and act [B, 5H] = (i, f, g, o, tanh(c2)) for the backward.
+   */
+  lstmCell(gates: Float32Array, c: Float32Array, B: number, H: number, h2: Float32Array, c2: Float32Array, act: Float32Array): void;
+
+  /** Gradients of lstmCell: from dh, dc2 [B, H] (and act, c) to dgates [B, 4H] and dc [B, H]. */
+  lstmCellBackward(
+    act: Float32Array, c: Float32Array, dh: Float32Array, dc2: Float32Array, B: number, H: number,
+    dgates: Float32Array, dc: Float32Array,
+  ): void;
+
+  /**
+   * GRU cell pointwise step (gate order r, z, n): gi = W_ih x + b_ih, gh = W_hh h + b_hh
+   * [B, 3H], h [B, H]. h2 = (1 - z) * n + z * h with n = tanh(gi_n + r * gh_n); act
+   * [B, 4H] = (r, z, n, gh_n) for the backward.
+   */
+  gruCell(gi: Float32Array, gh: Float32Array, h: Float32Array, B: number, H: number, h2: Float32Array, act: Float32Array): void;
+
+  /** Gradients of gruCell: from dh2 [B, H] to dgi, dgh [B, 3H] and dh [B, H]. */
+  gruCellBackward(
+    act: Float32Array, h: Float32Array, dh2: Float32Array, B: number, H: number,
+    dgi: Float32Array, dgh: Float32Array, dh: Float32Array,
+  ): void;
+
+  /**
+   * Scaled dot-product attention over BH contiguous heads: q [BH, L, D], k [BH, S, D],
+   * v [BH, S, Dv]. p = softmax(scale * q k^T + mask) with key j blocked (-Infinity) for
+   * query i when causalOffset >= 0 and j > i + causalOffset; out = p v [BH, L, Dv].
+   * `mask` (additive, or null) is [L, S] at `maskStride` elements per head (0: shared).
+   */
+  attention(
+    q: Float32Array, k: Float32Array, v: Float32Array, mask: Float32Array | null, maskStride: number,
+    BH: number, L: number, S: number, D: number, Dv: number, scale: number, causalOffset: number,
+    out: Float32Array, p: Float32Array,
+  ): void;
+
+  /**
+   * Gradients of attention from dout [BH, L, Dv] and/or dp [BH, L, S] (the gradient that
+   * reaches the weights directly), given the saved weights p. Writes whichever of dq
+   * [BH, L, D], dk [BH, S, D], dv [BH, S, Dv] is not null (dv needs dout).
+   */
+  attentionBackward(
+    q: Float32Array, k: Float32Array, v: Float32Array, p: Float32Array, dout: Float32Array | null, dp: Float32Array | null,
+    BH: number, L: number, S: number, D: number, Dv: number, scale: number,
+    dq: Float32Array | null, dk: Float32Array | null, dv: Float32Array | null,
+  ): void;
 }

@@ -117,7 +117,126 @@ function forEachRow(
   }
 }
 
+const sigmoid = (v: number): number => (v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.exp(v) / (1 + Math.exp(v)));
+
+/** Fused kernels (definitions for native/fused.cpp). */
+const fusedKernels: Pick<Backend, 'lstmCell' | 'lstmCellBackward' | 'gruCell' | 'gruCellBackward' | 'attention' | 'attentionBackward'> = {
+  lstmCell(gates, c, B, H, h2, c2, act) {
+    for (let b = 0; b < B; b++) {
+      const a = b * 4 * H, s = b * 5 * H, o = b * H;
+      for (let j = 0; j < H; j++) {
+        const i = sigmoid(gates[a + j]), f = sigmoid(gates[a + H + j]), g = Math.tanh(gates[a + 2 * H + j]), og = sigmoid(gates[a + 3 * H + j]);
+        const cn = Math.fround(f * c[o + j] + i * g);
+        const tc = Math.tanh(cn);
+        act[s + j] = i;
+        act[s + H + j] = f;
+        act[s + 2 * H + j] = g;
+        act[s + 3 * H + j] = og;
+        act[s + 4 * H + j] = tc;
+        c2[o + j] = cn;
+        h2[o + j] = og * tc;
+      }
+    }
+  },
+
+  lstmCellBackward(act, c, dh, dc2, B, H, dgates, dc) {
+    for (let b = 0; b < B; b++) {
+      const s = b * 5 * H, d = b * 4 * H, o = b * H;
+      for (let j = 0; j < H; j++) {
+        const i = act[s + j], f = act[s + H + j], g = act[s + 2 * H + j], og = act[s + 3 * H + j], tc = act[s + 4 * H + j];
+        const gh = dh[o + j];
+        // d c2 total: directly, and through h2 = o * tanh(c2).
+        const dct = dc2[o + j] + gh * og * (1 - tc * tc);
+        dgates[d + j] = dct * g * i * (1 - i);
+        dgates[d + H + j] = dct * c[o + j] * f * (1 - f);
+        dgates[d + 2 * H + j] = dct * i * (1 - g * g);
+        dgates[d + 3 * H + j] = gh * tc * og * (1 - og);
+        dc[o + j] = dct * f;
+      }
+    }
+  },
+
+  gruCell(gi, gh, h, B, H, h2, act) {
+    for (let b = 0; b < B; b++) {
+      const x = b * 3 * H, s = b * 4 * H, o = b * H;
+      for (let j = 0; j < H; j++) {
+        const r = sigmoid(Math.fround(gi[x + j] + gh[x + j]));
+        const z = sigmoid(Math.fround(gi[x + H + j] + gh[x + H + j]));
+        const hn = gh[x + 2 * H + j];
+        const n = Math.tanh(Math.fround(gi[x + 2 * H + j] + Math.fround(r * hn)));
+        act[s + j] = r;
+        act[s + H + j] = z;
+        act[s + 2 * H + j] = n;
+        act[s + 3 * H + j] = hn;
+        h2[o + j] = n + z * (h[o + j] - n);
+      }
+    }
+  },
+
+  gruCellBackward(act, h, dh2, B, H, dgi, dgh, dh) {
+    for (let b = 0; b < B; b++) {
+      const s = b * 4 * H, x = b * 3 * H, o = b * H;
+      for (let j = 0; j < H; j++) {
+        const r = act[s + j], z = act[s + H + j], n = act[s + 2 * H + j], hn = act[s + 3 * H + j];
+        const g = dh2[o + j];
+        const dn = g * (1 - z) * (1 - n * n); // through tanh: the gradient of n's pre-activation
+        const dz = g * (h[o + j] - n) * z * (1 - z);
+        const dr = dn * hn * r * (1 - r);
+        dgi[x + j] = dr;
+        dgh[x + j] = dr;
+        dgi[x + H + j] = dz;
+        dgh[x + H + j] = dz;
+        dgi[x + 2 * H + j] = dn;
+        dgh[x + 2 * H + j] = dn * r;
+        dh[o + j] = g * z;
+      }
+    }
+  },
+
+  attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p) {
+    for (let bh = 0; bh < BH; bh++) {
+      for (let i = 0; i < L; i++) {
+        const row = (bh * L + i) * S;
+        const lim = causalOffset < 0 ? S : causalOffset + i + 1;
+        const qi = (bh * L + i) * D;
+        for (let j = 0; j < S; j++) {
+          let dot = 0;
+          const kj = (bh * S + j) * D;
+          for (let t = 0; t < D; t++) dot += q[qi + t] * k[kj + t];
+          let sv = Math.fround(dot) * scale;
+          if (mask) sv += mask[bh * maskStride + i * S + j];
+          p[row + j] = j >= lim ? -Infinity : sv;
+        }
+      }
+    }
+    jsBackend.softmax(p, BH * L, S, 1, false, p);
+    for (let bh = 0; bh < BH; bh++) {
+      jsBackend.gemm(false, false, L, Dv, S, p, bh * L * S, S, v, bh * S * Dv, Dv, 0, out, bh * L * Dv, Dv);
+    }
+  },
+
+  attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv) {
+    const ds = new Float32Array(L * S);
+    for (let bh = 0; bh < BH; bh++) {
+      const po = bh * L * S;
+      // dP = dO v^T (+ dp); dS = P * (dP - rowsum(dP * P)) * scale
+      if (dout) jsBackend.gemm(false, true, L, S, Dv, dout, bh * L * Dv, Dv, v, bh * S * Dv, Dv, 0, ds, 0, S);
+      else ds.fill(0);
+      if (dp) for (let i = 0; i < L * S; i++) ds[i] += dp[po + i];
+      for (let i = 0; i < L; i++) {
+        let dot = 0;
+        for (let j = 0; j < S; j++) dot += ds[i * S + j] * p[po + i * S + j];
+        for (let j = 0; j < S; j++) ds[i * S + j] = p[po + i * S + j] * (ds[i * S + j] - dot) * scale;
+      }
+      if (dq) jsBackend.gemm(false, false, L, D, S, ds, 0, S, k, bh * S * D, D, 0, dq, bh * L * D, D);
+      if (dk) jsBackend.gemm(true, false, S, D, L, ds, 0, S, q, bh * L * D, D, 0, dk, bh * S * D, D);
+      if (dv && dout) jsBackend.gemm(true, false, S, Dv, L, p, po, S, dout, bh * L * Dv, Dv, 0, dv, bh * S * Dv, Dv);
+    }
+  },
+};
 export const jsBackend: Backend = {
+  ...fusedKernels,
+
   name: 'js',
 
   unary(op, x, xOff, out, n, p0, p1) {
@@ -364,6 +483,7 @@ export const jsBackend: Backend = {
     }
   },
 };
+
 
 function transposeBlock(B: Float32Array, bOff: number, ldb: number, N: number, K: number): Float32Array {
   // B is N x K (row stride ldb); return its transpose K x N, contiguous.

@@ -39,6 +39,23 @@ export interface NativeAddon {
     param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number,
     beta1: number, beta2: number, eps: number, weightDecay: number, decoupled: boolean, step: number,
   ): void;
+  lstmCell(gates: Float32Array, c: Float32Array, B: number, H: number, h2: Float32Array, c2: Float32Array, act: Float32Array): void;
+  lstmCellBackward(
+    act: Float32Array, c: Float32Array, dh: Float32Array, dc2: Float32Array, B: number, H: number, dgates: Float32Array, dc: Float32Array,
+  ): void;
+  gruCell(gi: Float32Array, gh: Float32Array, h: Float32Array, B: number, H: number, h2: Float32Array, act: Float32Array): void;
+  gruCellBackward(
+    act: Float32Array, h: Float32Array, dh2: Float32Array, B: number, H: number, dgi: Float32Array, dgh: Float32Array, dh: Float32Array,
+  ): void;
+  attention(
+    q: Float32Array, k: Float32Array, v: Float32Array, mask: Float32Array | null, maskStride: number, BH: number, L: number,
+    S: number, D: number, Dv: number, scale: number, causalOffset: number, out: Float32Array, p: Float32Array,
+  ): void;
+  attentionBackward(
+    q: Float32Array, k: Float32Array, v: Float32Array, p: Float32Array, dout: Float32Array | null, dp: Float32Array | null,
+    BH: number, L: number, S: number, D: number, Dv: number, scale: number,
+    dq: Float32Array | null, dk: Float32Array | null, dv: Float32Array | null, scratch: Float32Array,
+  ): void;
   setThreads(n: number): void;
   threads(): number;
   /** The GEMM microkernel in use: 'avx512', 'avx2' or 'scalar'. */
@@ -70,6 +87,10 @@ export const NATIVE_THRESHOLDS = {
   gemm: 256,
   /** Elements of an elementwise op, reduction, softmax, im2col or Adam update. */
   elementwise: 64,
+  /** B*H of a fused LSTM/GRU cell (several transcendentals per element). */
+  cell: 16,
+  /** BH*L*S*(D+Dv) of an attention call. */
+  attention: 256,
 };
 
 let addon: NativeAddon | null = null;
@@ -176,6 +197,30 @@ export function loadNative(): Backend {
     adam(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, decoupled, step) {
       if (n < T.elementwise) jsBackend.adam(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, decoupled, step);
       else a.adam(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, decoupled, step);
+    },
+    lstmCell(gates, c, B, H, h2, c2, act) {
+      if (B * H < T.cell) jsBackend.lstmCell(gates, c, B, H, h2, c2, act);
+      else a.lstmCell(gates, c, B, H, h2, c2, act);
+    },
+    lstmCellBackward(act, c, dh, dc2, B, H, dgates, dc) {
+      if (B * H < T.cell) jsBackend.lstmCellBackward(act, c, dh, dc2, B, H, dgates, dc);
+      else a.lstmCellBackward(act, c, dh, dc2, B, H, dgates, dc);
+    },
+    gruCell(gi, gh, h, B, H, h2, act) {
+      if (B * H < T.cell) jsBackend.gruCell(gi, gh, h, B, H, h2, act);
+      else a.gruCell(gi, gh, h, B, H, h2, act);
+    },
+    gruCellBackward(act, h, dh2, B, H, dgi, dgh, dh) {
+      if (B * H < T.cell) jsBackend.gruCellBackward(act, h, dh2, B, H, dgi, dgh, dh);
+      else a.gruCellBackward(act, h, dh2, B, H, dgi, dgh, dh);
+    },
+    attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p) {
+      if (BH * L * S * (D + Dv) < T.attention) jsBackend.attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p);
+      else a.attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p);
+    },
+    attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv) {
+      if (BH * L * S * (D + Dv) < T.attention) jsBackend.attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv);
+      else a.attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv, new Float32Array(BH * L * S));
     },
   };
   return { ...jsBackend, name: 'native', ...overrides };

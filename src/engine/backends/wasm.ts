@@ -29,6 +29,14 @@ interface WasmExports {
     pw: number, dh: number, dw: number, oh: number, ow: number, x: number): void;
   adam(param: number, grad: number, m: number, v: number, n: number, lr: number, beta1: number, beta2: number,
     eps: number, weightDecay: number, decoupled: number, step: number): void;
+  lstm_cell(gates: number, c: number, B: number, H: number, h2: number, c2: number, act: number): void;
+  lstm_cell_backward(act: number, c: number, dh: number, dc2: number, B: number, H: number, dgates: number, dc: number): void;
+  gru_cell(gi: number, gh: number, h: number, B: number, H: number, h2: number, act: number): void;
+  gru_cell_backward(act: number, h: number, dh2: number, B: number, H: number, dgi: number, dgh: number, dh: number): void;
+  attention(q: number, k: number, v: number, mask: number, maskStride: number, BH: number, L: number, S: number, D: number,
+    Dv: number, scale: number, causalOffset: number, out: number, p: number): void;
+  attention_backward(q: number, k: number, v: number, p: number, dout: number, dp: number, BH: number, L: number, S: number,
+    D: number, Dv: number, scale: number, dq: number, dk: number, dv: number, scratch: number): void;
 }
 
 /**
@@ -42,6 +50,10 @@ export const WASM_THRESHOLDS = {
   gemm: 512,
   /** Elements of an elementwise op, reduction, softmax, im2col or Adam update. */
   elementwise: 128,
+  /** B*H of a fused LSTM/GRU cell. */
+  cell: 32,
+  /** BH*L*S*(D+Dv) of an attention call. */
+  attention: 512,
 };
 
 function findModule(): string | null {
@@ -266,6 +278,101 @@ export function loadWasm(): Backend {
       get(pp, param, 0, n);
       get(pm, m, 0, n);
       get(pv, v, 0, n);
+    },
+
+    lstmCell(gates, c, B, H, h2, c2, act) {
+      const n = B * H;
+      if (n < T.cell) return jsBackend.lstmCell(gates, c, B, H, h2, c2, act);
+      mem.reset();
+      const pg = mem.alloc(4 * n), pc = mem.alloc(n), ph = mem.alloc(n), pc2 = mem.alloc(n), pa = mem.alloc(5 * n);
+      if (!mem.commit()) return jsBackend.lstmCell(gates, c, B, H, h2, c2, act);
+      put(pg, gates, 0, 4 * n);
+      put(pc, c, 0, n);
+      ex.lstm_cell(pg, pc, B, H, ph, pc2, pa);
+      get(ph, h2, 0, n);
+      get(pc2, c2, 0, n);
+      get(pa, act, 0, 5 * n);
+    },
+
+    lstmCellBackward(act, c, dh, dc2, B, H, dgates, dc) {
+      const n = B * H;
+      if (n < T.cell) return jsBackend.lstmCellBackward(act, c, dh, dc2, B, H, dgates, dc);
+      mem.reset();
+      const pa = mem.alloc(5 * n), pc = mem.alloc(n), pdh = mem.alloc(n), pdc2 = mem.alloc(n), pdg = mem.alloc(4 * n), pdc = mem.alloc(n);
+      if (!mem.commit()) return jsBackend.lstmCellBackward(act, c, dh, dc2, B, H, dgates, dc);
+      put(pa, act, 0, 5 * n);
+      put(pc, c, 0, n);
+      put(pdh, dh, 0, n);
+      put(pdc2, dc2, 0, n);
+      ex.lstm_cell_backward(pa, pc, pdh, pdc2, B, H, pdg, pdc);
+      get(pdg, dgates, 0, 4 * n);
+      get(pdc, dc, 0, n);
+    },
+
+    gruCell(gi, gh, h, B, H, h2, act) {
+      const n = B * H;
+      if (n < T.cell) return jsBackend.gruCell(gi, gh, h, B, H, h2, act);
+      mem.reset();
+      const pgi = mem.alloc(3 * n), pgh = mem.alloc(3 * n), ph = mem.alloc(n), ph2 = mem.alloc(n), pa = mem.alloc(4 * n);
+      if (!mem.commit()) return jsBackend.gruCell(gi, gh, h, B, H, h2, act);
+      put(pgi, gi, 0, 3 * n);
+      put(pgh, gh, 0, 3 * n);
+      put(ph, h, 0, n);
+      ex.gru_cell(pgi, pgh, ph, B, H, ph2, pa);
+      get(ph2, h2, 0, n);
+      get(pa, act, 0, 4 * n);
+    },
+
+    gruCellBackward(act, h, dh2, B, H, dgi, dgh, dh) {
+      const n = B * H;
+      if (n < T.cell) return jsBackend.gruCellBackward(act, h, dh2, B, H, dgi, dgh, dh);
+      mem.reset();
+      const pa = mem.alloc(4 * n), ph = mem.alloc(n), pd = mem.alloc(n), pgi = mem.alloc(3 * n), pgh = mem.alloc(3 * n), pdh = mem.alloc(n);
+      if (!mem.commit()) return jsBackend.gruCellBackward(act, h, dh2, B, H, dgi, dgh, dh);
+      put(pa, act, 0, 4 * n);
+      put(ph, h, 0, n);
+      put(pd, dh2, 0, n);
+      ex.gru_cell_backward(pa, ph, pd, B, H, pgi, pgh, pdh);
+      get(pgi, dgi, 0, 3 * n);
+      get(pgh, dgh, 0, 3 * n);
+      get(pdh, dh, 0, n);
+    },
+
+    attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p) {
+      if (BH * L * S * (D + Dv) < T.attention) return jsBackend.attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p);
+      const nm = mask ? (BH - 1) * maskStride + L * S : 0;
+      mem.reset();
+      const pq = mem.alloc(BH * L * D), pk = mem.alloc(BH * S * D), pv = mem.alloc(BH * S * Dv), pm = mem.alloc(nm);
+      const po = mem.alloc(BH * L * Dv), pp = mem.alloc(BH * L * S);
+      if (!mem.commit()) return jsBackend.attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p);
+      put(pq, q, 0, BH * L * D);
+      put(pk, k, 0, BH * S * D);
+      put(pv, v, 0, BH * S * Dv);
+      if (mask) put(pm, mask, 0, nm);
+      ex.attention(pq, pk, pv, mask ? pm : 0, maskStride, BH, L, S, D, Dv, scale, causalOffset, po, pp);
+      get(po, out, 0, BH * L * Dv);
+      get(pp, p, 0, BH * L * S);
+    },
+
+    attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv) {
+      if (BH * L * S * (D + Dv) < T.attention) return jsBackend.attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv);
+      const nq = BH * L * D, nk = BH * S * D, nv = BH * S * Dv, np = BH * L * S, no = BH * L * Dv;
+      mem.reset();
+      const pq = mem.alloc(nq), pk = mem.alloc(nk), pv = mem.alloc(nv), pp = mem.alloc(np);
+      const pdo = mem.alloc(dout ? no : 0), pdp = mem.alloc(dp ? np : 0);
+      const pdq = mem.alloc(dq ? nq : 0), pdk = mem.alloc(dk ? nk : 0), pdv = mem.alloc(dv ? nv : 0), ps = mem.alloc(np);
+      if (!mem.commit()) return jsBackend.attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv);
+      put(pq, q, 0, nq);
+      put(pk, k, 0, nk);
+      put(pv, v, 0, nv);
+      put(pp, p, 0, np);
+      if (dout) put(pdo, dout, 0, no);
+      if (dp) put(pdp, dp, 0, np);
+      ex.attention_backward(pq, pk, pv, pp, dout ? pdo : 0, dp ? pdp : 0, BH, L, S, D, Dv, scale, dq ? pdq : 0, dk ? pdk : 0,
+        dv && dout ? pdv : 0, ps);
+      if (dq) get(pdq, dq, 0, nq);
+      if (dk) get(pdk, dk, 0, nk);
+      if (dv && dout) get(pdv, dv, 0, nv);
     },
   };
   return { ...jsBackend, name: 'wasm', ...overrides };

@@ -1,0 +1,222 @@
+// Fused kernels: the pointwise part of an LSTM and a GRU step (forward and backward),
+// scaled dot-product attention (per batch*head: GEMM, masked softmax, GEMM) and its
+// backward, max pooling with argmax, and LayerNorm/GroupNorm statistics. Each replaces
+// a chain of elementwise ops whose intermediates would otherwise each be a fresh
+// array; src/engine/backends/js.ts has the reference loops, and the engine tests
+// compare these with the unfused composites (src/engine/ops/fused.ts).
+// Gate formulas as torch.nn.LSTM / GRU (gate order i,f,g,o and r,z,n); attention as
+// torch.nn.functional.scaled_dot_product_attention.
+#include "common.h"
+#include "fmath.h"
+
+namespace gl {
+namespace {
+
+template <class F>
+void parallelRows(long n, double cost, F f) {
+  int nt = numThreads();
+  if (cost < 5e5 || n < 2) nt = 1;
+  if (nt > n) nt = (int)n;
+  if (nt <= 1) {
+    f(0L, n);
+    return;
+  }
+  struct Ctx {
+    F* f;
+    long n;
+  } ctx = {&f, n};
+  parallel(nt, [](void* c, int tid, int t) {
+    Ctx& x = *(Ctx*)c;
+    const long lo = x.n * tid / t, hi = x.n * (tid + 1) / t;
+    if (lo < hi) (*x.f)(lo, hi);
+  }, &ctx);
+}
+
+static inline float fsigmoid(float v) {
+  const float e = fexp(v < 0.f ? v : -v);
+  return v >= 0.f ? 1.f / (1.f + e) : e / (1.f + e);
+}
+
+GL_CLONES void lstmRows(const float* GL_RESTRICT gates, const float* GL_RESTRICT c, long H, long r0, long r1,
+                        float* GL_RESTRICT h2, float* GL_RESTRICT c2, float* GL_RESTRICT act) {
+  for (long b = r0; b < r1; b++) {
+    const float* a = gates + b * 4 * H;
+    float* s = act + b * 5 * H;
+    const float* cb = c + b * H;
+    for (long j = 0; j < H; j++) {
+      const float i = fsigmoid(a[j]), f = fsigmoid(a[H + j]), g = ftanh(a[2 * H + j]), o = fsigmoid(a[3 * H + j]);
+      const float cn = f * cb[j] + i * g;
+      const float tc = ftanh(cn);
+      s[j] = i;
+      s[H + j] = f;
+      s[2 * H + j] = g;
+      s[3 * H + j] = o;
+      s[4 * H + j] = tc;
+      c2[b * H + j] = cn;
+      h2[b * H + j] = o * tc;
+    }
+  }
+}
+
+GL_CLONES void lstmBackRows(const float* GL_RESTRICT act, const float* GL_RESTRICT c, const float* GL_RESTRICT dh,
+                            const float* GL_RESTRICT dc2, long H, long r0, long r1, float* GL_RESTRICT dgates,
+                            float* GL_RESTRICT dc) {
+  for (long b = r0; b < r1; b++) {
+    const float* s = act + b * 5 * H;
+    float* d = dgates + b * 4 * H;
+    for (long j = 0; j < H; j++) {
+      const float i = s[j], f = s[H + j], g = s[2 * H + j], o = s[3 * H + j], tc = s[4 * H + j];
+      const float gh = dh[b * H + j];
+      const float dct = dc2[b * H + j] + gh * o * (1.f - tc * tc);
+      d[j] = dct * g * i * (1.f - i);
+      d[H + j] = dct * c[b * H + j] * f * (1.f - f);
+      d[2 * H + j] = dct * i * (1.f - g * g);
+      d[3 * H + j] = gh * tc * o * (1.f - o);
+      dc[b * H + j] = dct * f;
+    }
+  }
+}
+
+GL_CLONES void gruRows(const float* GL_RESTRICT gi, const float* GL_RESTRICT gh, const float* GL_RESTRICT h, long H,
+                       long r0, long r1, float* GL_RESTRICT h2, float* GL_RESTRICT act) {
+  for (long b = r0; b < r1; b++) {
+    const float* x = gi + b * 3 * H;
+    const float* y = gh + b * 3 * H;
+    float* s = act + b * 4 * H;
+    for (long j = 0; j < H; j++) {
+      const float r = fsigmoid(x[j] + y[j]);
+      const float z = fsigmoid(x[H + j] + y[H + j]);
+      const float hn = y[2 * H + j];
+      const float n = ftanh(x[2 * H + j] + r * hn);
+      s[j] = r;
+      s[H + j] = z;
+      s[2 * H + j] = n;
+      s[3 * H + j] = hn;
+      h2[b * H + j] = n + z * (h[b * H + j] - n);
+    }
+  }
+}
+
+GL_CLONES void gruBackRows(const float* GL_RESTRICT act, const float* GL_RESTRICT h, const float* GL_RESTRICT dh2,
+                           long H, long r0, long r1, float* GL_RESTRICT dgi, float* GL_RESTRICT dgh,
+                           float* GL_RESTRICT dh) {
+  for (long b = r0; b < r1; b++) {
+    const float* s = act + b * 4 * H;
+    float* x = dgi + b * 3 * H;
+    float* y = dgh + b * 3 * H;
+    for (long j = 0; j < H; j++) {
+      const float r = s[j], z = s[H + j], n = s[2 * H + j], hn = s[3 * H + j];
+      const float g = dh2[b * H + j];
+      const float dn = g * (1.f - z) * (1.f - n * n);
+      const float dz = g * (h[b * H + j] - n) * z * (1.f - z);
+      const float dr = dn * hn * r * (1.f - r);
+      x[j] = dr;
+      y[j] = dr;
+      x[H + j] = dz;
+      y[H + j] = dz;
+      x[2 * H + j] = dn;
+      y[2 * H + j] = dn * r;
+      dh[b * H + j] = g * z;
+    }
+  }
+}
+
+// One attention row: s = s * scale + mask, causal -inf beyond `lim`, then softmax in
+// place with js's semantics (a row blocked everywhere becomes NaN, as torch).
+GL_CLONES void attnRow(float* GL_RESTRICT s, const float* GL_RESTRICT mask, long S, float scale, long lim) {
+  if (mask) {
+    for (long j = 0; j < S; j++) s[j] = s[j] * scale + mask[j];
+  } else {
+    for (long j = 0; j < S; j++) s[j] = s[j] * scale;
+  }
+  for (long j = lim < 0 ? 0 : lim; j < S; j++) s[j] = -__builtin_inff();
+  float m = -__builtin_inff();
+  bool nan = false;
+  for (long j = 0; j < S; j++) {
+    nan |= s[j] != s[j];
+    m = s[j] > m ? s[j] : m;
+  }
+  if (nan) {
+    for (long j = 0; j < S; j++) s[j] = __builtin_nanf("");
+    return;
+  }
+  if (m == -__builtin_inff()) m = 0.f;
+  float sum = 0.f;
+  for (long j = 0; j < S; j++) {
+    const float e = s[j] == -__builtin_inff() ? 0.f : fexp(s[j] - m);
+    s[j] = e;
+    sum += e;
+  }
+  const float inv = 1.f / sum;
+  for (long j = 0; j < S; j++) s[j] *= inv;
+}
+
+// dS = P * (dP - rowsum(dP * P)) * scale, in place over dP.
+GL_CLONES void attnBackRow(const float* GL_RESTRICT p, float* GL_RESTRICT dp, long S, float scale) {
+  float dot = 0.f;
+  for (long j = 0; j < S; j++) dot += dp[j] * p[j];
+  for (long j = 0; j < S; j++) dp[j] = p[j] * (dp[j] - dot) * scale;
+}
+
+}  // namespace
+
+void lstmCell(const float* gates, const float* c, long B, long H, float* h2, float* c2, float* act) {
+  parallelRows(B, (double)B * H * 40, [&](long lo, long hi) { lstmRows(gates, c, H, lo, hi, h2, c2, act); });
+}
+
+void lstmCellBackward(const float* act, const float* c, const float* dh, const float* dc2, long B, long H,
+                      float* dgates, float* dc) {
+  parallelRows(B, (double)B * H * 12, [&](long lo, long hi) { lstmBackRows(act, c, dh, dc2, H, lo, hi, dgates, dc); });
+}
+
+void gruCell(const float* gi, const float* gh, const float* h, long B, long H, float* h2, float* act) {
+  parallelRows(B, (double)B * H * 30, [&](long lo, long hi) { gruRows(gi, gh, h, H, lo, hi, h2, act); });
+}
+
+void gruCellBackward(const float* act, const float* h, const float* dh2, long B, long H, float* dgi, float* dgh,
+                     float* dh) {
+  parallelRows(B, (double)B * H * 12, [&](long lo, long hi) { gruBackRows(act, h, dh2, H, lo, hi, dgi, dgh, dh); });
+}
+
+void attention(const float* q, const float* k, const float* v, const float* mask, long maskStride, long BH, long L,
+               long S, long D, long Dv, float scale, long causalOffset, float* out, float* p) {
+  const double cost = (double)BH * L * S * (D + Dv + 10) * 2;
+  parallelRows(BH, cost, [&](long lo, long hi) {
+    for (long bh = lo; bh < hi; bh++) {
+      float* pb = p + bh * L * S;
+      gemm(false, true, L, S, D, q + bh * L * D, D, k + bh * S * D, D, 0.f, pb, S);
+      const float* mb = mask ? mask + bh * maskStride : nullptr;
+      for (long i = 0; i < L; i++)
+        attnRow(pb + i * S, mb ? mb + i * S : nullptr, S, scale, causalOffset < 0 ? S : causalOffset + i + 1);
+      gemm(false, false, L, Dv, S, pb, S, v + bh * S * Dv, Dv, 0.f, out + bh * L * Dv, Dv);
+    }
+  });
+}
+
+void attentionBackward(const float* q, const float* k, const float* v, const float* p, const float* dout,
+                       const float* dpIn, long BH, long L, long S, long D, long Dv, float scale, float* dq, float* dk,
+                       float* dv, float* scratch) {
+  const double cost = (double)BH * L * S * (2 * D + 2 * Dv + 6) * 2;
+  parallelRows(BH, cost, [&](long lo, long hi) {
+    for (long bh = lo; bh < hi; bh++) {
+      const float* pb = p + bh * L * S;
+      float* ds = scratch + bh * L * S;
+      const float* qb = q + bh * L * D;
+      const float* kb = k + bh * S * D;
+      if (dout) {
+        // dP = dO . V^T (+ the gradient that reached the weights directly)
+        gemm(false, true, L, S, Dv, dout + bh * L * Dv, Dv, v + bh * S * Dv, Dv, 0.f, ds, S);
+        if (dpIn)
+          for (long i = 0; i < L * S; i++) ds[i] += dpIn[bh * L * S + i];
+        if (dv) gemm(true, false, S, Dv, L, pb, S, dout + bh * L * Dv, Dv, 0.f, dv + bh * S * Dv, Dv);
+      } else {
+        for (long i = 0; i < L * S; i++) ds[i] = dpIn[bh * L * S + i];
+      }
+      for (long i = 0; i < L; i++) attnBackRow(pb + i * S, ds + i * S, S, scale);
+      if (dq) gemm(false, false, L, D, S, ds, S, kb, D, 0.f, dq + bh * L * D, D);
+      if (dk) gemm(true, false, S, D, L, ds, S, qb, D, 0.f, dk + bh * S * D, D);
+    }
+  });
+}
+
+}  // namespace gl

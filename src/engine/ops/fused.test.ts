@@ -1,0 +1,169 @@
+/**
+ * The fused primitives (lstmCell, gruCell, attention) against the same maths written
+ * with unfused ops, on every backend present: values, first gradients (through each
+ * output alone and both together), and second gradients through createGraph. The
+ * native/wasm size thresholds are set to 0 so even small cases reach their kernels.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { Tensor, grad, noGrad } from '../tensor.js';
+import { Rng } from '../rng.js';
+import { randn } from './random.js';
+import { tensor } from '../creation.js';
+import { add, mul, sub, sigmoid, tanh, where, gt } from './elementwise.js';
+import { sum } from './reduce.js';
+import { matmul } from './matmul.js';
+import { lstmCell, gruCell, attention, attentionWeightsOps, canFuseAttention } from './fused.js';
+import { withBackend } from '../backends/index.js';
+import { NATIVE_THRESHOLDS } from '../backends/native.js';
+import { WASM_THRESHOLDS } from '../backends/wasm.js';
+import { assertClose, testBackends } from '../../../test/helpers.js';
+
+NATIVE_THRESHOLDS.cell = 0;
+NATIVE_THRESHOLDS.attention = 0;
+WASM_THRESHOLDS.cell = 0;
+WASM_THRESHOLDS.attention = 0;
+
+function lstmComposite(gates: Tensor, c: Tensor): [Tensor, Tensor] {
+  const [i, f, g, o] = gates.chunk(4, -1);
+  const c2 = add(mul(sigmoid(f), c), mul(sigmoid(i), tanh(g)));
+  return [mul(sigmoid(o), tanh(c2)), c2];
+}
+
+function gruComposite(gi: Tensor, gh: Tensor, h: Tensor): Tensor {
+  const [ri, zi, ni] = gi.chunk(3, -1);
+  const [rh, zh, nh] = gh.chunk(3, -1);
+  const r = sigmoid(add(ri, rh));
+  const z = sigmoid(add(zi, zh));
+  const n = tanh(add(ni, mul(r, nh)));
+  return add(n, mul(z, sub(h, n)));
+}
+
+function attnComposite(q: Tensor, k: Tensor, v: Tensor, causal: number, mask: Tensor | null): [Tensor, Tensor] {
+  const p = attentionWeightsOps(q, k, 1 / Math.sqrt(q.shape[q.rank - 1]), causal, mask);
+  return [matmul(p, v), p];
+}
+
+/** A fixed weighting so a scalar loss covers every output element. */
+function weights(shape: readonly number[], seed: number): Tensor {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return tensor(Float32Array.from({ length: n }, (_, i) => Math.sin(i * 1.3 + seed) + 0.2), shape);
+}
+
+function loss(outs: Tensor[], use: boolean[]): Tensor {
+  let l: Tensor | null = null;
+  outs.forEach((o, i) => {
+    if (!use[i]) return;
+    const t = sum(mul(o, weights(o.shape, i)));
+    l = l ? add(l, t) : t;
+  });
+  return l!;
+}
+
+/**
+ * Compare fused and composite: values, gradients for each subset of used outputs, and
+ * the gradient of the squared gradient norm (double backward).
+ */
+function compare(
+  name: string, fused: (...xs: Tensor[]) => Tensor[], composite: (...xs: Tensor[]) => Tensor[], inputs: Tensor[],
+  rtol = 2e-5, atol = 2e-6,
+): void {
+  const lead = (): Tensor[] => inputs.map((x) => x.detach().clone().requiresGrad_());
+  const xf = lead(), xc = lead();
+  const yf = fused(...xf), yc = composite(...xc);
+  yf.forEach((y, i) => assertClose(y, yc[i], rtol, atol, `${name}: output ${i}`));
+  const n = yf.length;
+  const subsets: boolean[][] = n === 1 ? [[true]] : [[true, false], [false, true], [true, true]];
+  for (const use of subsets) {
+    const gf = grad(loss(fused(...xf), use), xf, { allowUnused: true });
+    const gc = grad(loss(composite(...xc), use), xc, { allowUnused: true });
+    gf.forEach((g, i) => {
+      const ref = gc[i] ?? tensor(new Float32Array(xc[i].size), xc[i].shape);
+      assertClose(g ?? tensor(new Float32Array(xf[i].size), xf[i].shape), ref, rtol * 10, atol * 10, `${name}: grad of input ${i} (outputs used ${use})`);
+    });
+  }
+  // Double backward: d/dx of |d loss / dx|^2.
+  const second = (f: (...xs: Tensor[]) => Tensor[], xs: Tensor[]): (Tensor | null)[] => {
+    const g1 = grad(loss(f(...xs), new Array(n).fill(true)), xs, { createGraph: true, allowUnused: true });
+    let s: Tensor | null = null;
+    for (const g of g1) if (g) s = s ? add(s, sum(mul(g, g))) : sum(mul(g, g));
+    return grad(s!, xs, { allowUnused: true });
+  };
+  const sf = second(fused, xf), sc = second(composite, xc);
+  sf.forEach((g, i) => {
+    const zero = (x: Tensor): Tensor => tensor(new Float32Array(x.size), x.shape);
+    assertClose(g ?? zero(xf[i]), sc[i] ?? zero(xc[i]), 1e-3, 1e-4, `${name}: second-order grad of input ${i}`);
+  });
+}
+
+for (const be of testBackends()) {
+  test(`lstmCell matches the composite on ${be}`, () => {
+    withBackend(be, () => {
+      const rng = new Rng(1);
+      for (const [B, H] of [[3, 5], [4, 32], [1, 1]]) {
+        compare(`lstm ${B}x${H}`, (g, c) => lstmCell(g, c), (g, c) => lstmComposite(g, c), [randn([B, 4 * H], rng, 0, 2), randn([B, H], rng)]);
+      }
+      // Leading dims other than one batch axis.
+      compare('lstm [2,3,4]', (g, c) => lstmCell(g, c), (g, c) => lstmComposite(g, c), [randn([2, 3, 16], rng), randn([2, 3, 4], rng)]);
+      // Saturated gates and a NaN propagate as in the composite.
+      const gates = tensor(Float32Array.from([40, -40, 30, -30, 0, NaN, 1, 2]), [1, 8]);
+      const c = tensor(Float32Array.from([1, -2]), [1, 2]);
+      const [hf, cf] = noGrad(() => lstmCell(gates, c));
+      const [hc, cc] = lstmComposite(gates, c);
+      assertClose(hf, hc, 1e-6, 1e-6, 'saturated h');
+      assertClose(cf, cc, 1e-6, 1e-6, 'saturated c');
+    });
+  });
+
+  test(`gruCell matches the composite on ${be}`, () => {
+    withBackend(be, () => {
+      const rng = new Rng(2);
+      for (const [B, H] of [[3, 5], [4, 32], [1, 1]]) {
+        compare(`gru ${B}x${H}`, (gi, gh, h) => [gruCell(gi, gh, h)], (gi, gh, h) => [gruComposite(gi, gh, h)], [
+          randn([B, 3 * H], rng, 0, 2), randn([B, 3 * H], rng, 0, 2), randn([B, H], rng),
+        ]);
+      }
+    });
+  });
+
+  test(`attention matches the composite on ${be} (masks, causal, KV-cache offset)`, () => {
+    withBackend(be, () => {
+      const rng = new Rng(3);
+      const B = 2, nh = 3, L = 5, S = 7, D = 4, Dv = 6;
+      const cases: [string, number, () => Tensor | null, number][] = [
+        ['plain', -1, () => null, L],
+        ['causal self', 0, () => null, S],
+        ['causal with cache offset', S - L, () => null, L],
+        ['one new token after a cache', S - 1, () => null, 1],
+        ['shared float mask', -1, () => randn([L, S], rng), L],
+        ['per-batch padding mask', -1, () => where(gt(randn([B, 1, 1, S], rng), 0.8), -Infinity, 0), L],
+        ['full mask with causal', S - L, () => randn([B, nh, L, S], rng), L],
+      ];
+      for (const [name, causal, mk, Lq] of cases) {
+        const mask = mk();
+        const q = randn([B, nh, Lq, D], rng), k = randn([B, nh, S, D], rng), v = randn([B, nh, S, Dv], rng);
+        assert.ok(canFuseAttention(q, k, v, mask), name);
+        compare(`attention ${name}`, (a, b, c) => attention(a, b, c, { causalOffset: causal < 0 ? null : causal, mask }),
+          (a, b, c) => attnComposite(a, b, c, causal, mask), [q, k, v], 1e-4, 1e-5);
+      }
+      // A row with every key blocked is NaN, as torch; 3-D inputs work too.
+      const q = randn([2, 2, 3], rng), k = randn([2, 4, 3], rng), v = randn([2, 4, 3], rng);
+      const mask = tensor(Float32Array.from([-Infinity, -Infinity, -Infinity, -Infinity, 0, 0, -Infinity, 0]), [2, 4]);
+      const [of] = noGrad(() => attention(q, k, v, { mask }));
+      const [oc] = attnComposite(q, k, v, -1, mask);
+      assertClose(of, oc, 1e-5, 1e-6, 'blocked row');
+      assert.ok(Number.isNaN(of.values()[0]) && !Number.isNaN(of.values()[3]), 'blocked row is NaN, the other finite');
+    });
+  });
+}
+
+test('attention refuses operands it cannot fuse, naming the shapes', () => {
+  const rng = new Rng(4);
+  const q = randn([2, 3, 4], rng);
+  assert.equal(canFuseAttention(q, randn([1, 5, 4], rng), randn([1, 5, 4], rng)), false, 'broadcast batch');
+  assert.equal(canFuseAttention(q, randn([2, 5, 4], rng), randn([2, 5, 4], rng), randn([4, 5], rng)), false, 'bad mask');
+  assert.throws(() => attention(q, randn([2, 5, 3], rng), randn([2, 5, 4], rng)), /attention: .*\[2,3,4\].*\[2,5,3\]/);
+  assert.throws(() => lstmCell(randn([2, 7], rng), randn([2, 2], rng)), /lstmCell: gates \[2,7\]/);
+  assert.throws(() => gruCell(randn([2, 6], rng), randn([2, 6], rng), randn([2, 3], rng)), /gruCell/);
+});

@@ -1,0 +1,251 @@
+/**
+ * Fused primitives for the hot loops of recurrent and attention models: the pointwise
+ * part of an LSTM and a GRU step, and scaled dot-product attention. Each is one kernel
+ * (backends: lstmCell, gruCell, attention; native/fused.cpp) in place of a chain of
+ * elementwise ops, with a fused backward that works from activations saved in the
+ * forward. Formulas as torch.nn.LSTM / torch.nn.GRU (gate orders i,f,g,o and r,z,n,
+ * with b_hn inside the reset product) and torch.nn.functional.scaled_dot_product_attention.
+ *
+ * Double backward: when the gradient itself is being recorded (`grad(...,
+ * {createGraph: true})`), the backward closures switch to the same formulas written
+ * with differentiable tensor ops, so second derivatives stay correct (WGAN-GP through
+ * a recurrent critic). The composites in src/nn/rnn.ts and src/nn/attention.ts are the
+ * definitions these are tested against (fused.test.ts).
+ */
+import { backend } from '../backends/index.js';
+import { Tensor, fromOp, isGradEnabled } from '../tensor.js';
+import { ShapeError, fmtShape, shapesEqual } from '../shape.js';
+import { add, mul, sub, square, sigmoid, tanh, where } from './elementwise.js';
+import { concat, expand, select, transpose } from './shape_ops.js';
+import { matmul } from './matmul.js';
+import { softmax, sum, sumTo } from './reduce.js';
+import { arange } from '../creation.js';
+import { gt } from './elementwise.js';
+
+/** Activations of a forward made without autograd go to one reused buffer. */
+let scratch = new Float32Array(0);
+function saveBuffer(n: number, keep: boolean): Float32Array {
+  if (keep) return new Float32Array(n);
+  if (scratch.length < n) scratch = new Float32Array(n);
+  return scratch.subarray(0, n);
+}
+
+function recording(inputs: Tensor[]): boolean {
+  if (!isGradEnabled()) return false;
+  for (const t of inputs) if (t.requiresGrad) return true;
+  return false;
+}
+
+/**
+ * The pointwise LSTM step: gates [..., 4H] = W_ih x + b_ih + W_hh h + b_hh (order i, f,
+ * g, o), c [..., H] -> [h', c'] with c' = sigmoid(f) c + sigmoid(i) tanh(g) and
+ * h' = sigmoid(o) tanh(c').
+ * @example
+ * const [h2, c2] = lstmCell(gi.add(linear(h, wHh, bHh)), c);
+ */
+export function lstmCell(gates: Tensor, c: Tensor): [Tensor, Tensor] {
+  const H = c.shape[c.rank - 1];
+  if (c.rank < 1 || gates.rank !== c.rank || !shapesEqual(gates.shape.slice(0, -1), c.shape.slice(0, -1)) || gates.shape[gates.rank - 1] !== 4 * H) {
+    throw new ShapeError(`lstmCell: gates ${fmtShape(gates.shape)} should be [..., 4H] for c ${fmtShape(c.shape)} [..., H]`);
+  }
+  const n = c.size;
+  const B = H > 0 ? n / H : 0;
+  const gv = gates.f32('lstmCell');
+  const cv = c.f32('lstmCell');
+  const keep = recording([gates, c]);
+  const out = new Float32Array(2 * n); // h' then c'
+  const act = saveBuffer(5 * n, keep);
+  backend().lstmCell(gv, cv, B, H, out.subarray(0, n), out.subarray(n), act);
+  const y = fromOp('lstmCell', out, [2, ...c.shape], [gates, c], (g) => {
+    if (isGradEnabled()) return lstmCellGradOps(gates, c, g);
+    const gg = g.f32('lstmCell backward');
+    const dg = new Float32Array(4 * n);
+    const dc = new Float32Array(n);
+    backend().lstmCellBackward(act, cv, gg.subarray(0, n), gg.subarray(n), B, H, dg, dc);
+    return [new Tensor(dg, gates.shape), c.requiresGrad ? new Tensor(dc, c.shape) : null];
+  });
+  return [select(y, 0, 0), select(y, 0, 1)];
+}
+
+/** lstmCell's gradient with differentiable ops (for createGraph). g: [2, B, H]. */
+function lstmCellGradOps(gates: Tensor, c: Tensor, g: Tensor): [Tensor, Tensor] {
+  const [ai, af, ag, ao] = gates.chunk(4, -1);
+  const i = sigmoid(ai), f = sigmoid(af), gt_ = tanh(ag), o = sigmoid(ao);
+  const tc = tanh(add(mul(f, c), mul(i, gt_)));
+  const dh = select(g, 0, 0), dc2 = select(g, 0, 1);
+  const dct = add(dc2, mul(mul(dh, o), sub(1, square(tc))));
+  const dsig = (s: Tensor): Tensor => mul(s, sub(1, s));
+  const dgates = concat([
+    mul(mul(dct, gt_), dsig(i)),
+    mul(mul(dct, c), dsig(f)),
+    mul(mul(dct, i), sub(1, square(gt_))),
+    mul(mul(dh, tc), dsig(o)),
+  ], -1);
+  return [dgates, mul(dct, f)];
+}
+
+/**
+ * The pointwise GRU step: gi = W_ih x + b_ih and gh = W_hh h + b_hh [..., 3H] (order r,
+ * z, n), h [..., H] -> h' = (1 - z) n + z h, n = tanh(gi_n + r gh_n).
+ * @example
+ * const h2 = gruCell(gi, linear(h, wHh, bHh), h);
+ */
+export function gruCell(gi: Tensor, gh: Tensor, h: Tensor): Tensor {
+  const H = h.shape[h.rank - 1];
+  if (h.rank < 1 || !shapesEqual(gi.shape, gh.shape) || gi.rank !== h.rank || !shapesEqual(gi.shape.slice(0, -1), h.shape.slice(0, -1)) ||
+    gi.shape[gi.rank - 1] !== 3 * H) {
+    throw new ShapeError(`gruCell: gi ${fmtShape(gi.shape)} and gh ${fmtShape(gh.shape)} should be [..., 3H] for h ${fmtShape(h.shape)} [..., H]`);
+  }
+  const n = h.size;
+  const B = H > 0 ? n / H : 0;
+  const hv = h.f32('gruCell');
+  const keep = recording([gi, gh, h]);
+  const out = new Float32Array(n);
+  const act = saveBuffer(4 * n, keep);
+  backend().gruCell(gi.f32('gruCell'), gh.f32('gruCell'), hv, B, H, out, act);
+  return fromOp('gruCell', out, h.shape, [gi, gh, h], (g) => {
+    if (isGradEnabled()) return gruCellGradOps(gi, gh, h, g);
+    const dgi = new Float32Array(3 * n);
+    const dgh = new Float32Array(3 * n);
+    const dh = new Float32Array(n);
+    backend().gruCellBackward(act, hv, g.f32('gruCell backward'), B, H, dgi, dgh, dh);
+    return [
+      gi.requiresGrad ? new Tensor(dgi, gi.shape) : null,
+      gh.requiresGrad ? new Tensor(dgh, gh.shape) : null,
+      h.requiresGrad ? new Tensor(dh, h.shape) : null,
+    ];
+  });
+}
+
+/** gruCell's gradient with differentiable ops (for createGraph). */
+function gruCellGradOps(gi: Tensor, gh: Tensor, h: Tensor, g: Tensor): [Tensor, Tensor, Tensor] {
+  const [ri, zi, ni] = gi.chunk(3, -1);
+  const [rh, zh, nh] = gh.chunk(3, -1);
+  const r = sigmoid(add(ri, rh));
+  const z = sigmoid(add(zi, zh));
+  const nn = tanh(add(ni, mul(r, nh)));
+  const dn = mul(mul(g, sub(1, z)), sub(1, square(nn)));
+  const dz = mul(mul(g, sub(h, nn)), mul(z, sub(1, z)));
+  const dr = mul(mul(dn, nh), mul(r, sub(1, r)));
+  return [concat([dr, dz, dn], -1), concat([dr, dz, mul(dn, r)], -1), mul(g, z)];
+}
+
+export interface FusedAttentionOptions {
+  /** Multiplies q k^T (default 1 / sqrt(D)). */
+  scale?: number;
+  /**
+   * Causal masking: key j is blocked for query i when j > i + causalOffset (the offset is
+   * the number of positions already cached, S - L for self-attention). null: none.
+   */
+  causalOffset?: number | null;
+  /** Additive float mask broadcasting to [..., L, S] (-Infinity blocks); no gradient. */
+  mask?: Tensor | null;
+}
+
+/**
+ * Whether `attention` can take these operands: float32, equal batch dimensions, and a
+ * mask that is float32, broadcasts to [..., L, S] and needs no gradient.
+ */
+export function canFuseAttention(q: Tensor, k: Tensor, v: Tensor, mask?: Tensor | null): boolean {
+  if (q.dtype !== 'float32' || k.dtype !== 'float32' || v.dtype !== 'float32') return false;
+  if (q.rank < 2 || k.rank !== q.rank || v.rank !== q.rank) return false;
+  for (let d = 0; d < q.rank - 2; d++) if (q.shape[d] !== k.shape[d] || q.shape[d] !== v.shape[d]) return false;
+  if (k.shape[k.rank - 1] !== q.shape[q.rank - 1] || v.shape[v.rank - 2] !== k.shape[k.rank - 2]) return false;
+  if (mask) {
+    if (mask.dtype !== 'float32' || mask.requiresGrad || mask.rank > q.rank) return false;
+    const L = q.shape[q.rank - 2], S = k.shape[k.rank - 2];
+    const full = [...q.shape.slice(0, -2), L, S];
+    const off = full.length - mask.rank;
+    for (let d = 0; d < mask.rank; d++) if (mask.shape[d] !== 1 && mask.shape[d] !== full[off + d]) return false;
+  }
+  return true;
+}
+
+/**
+ * softmax(scale q k^T + mask) v in one primitive per batch*head, on q [..., L, D],
+ * k [..., S, D], v [..., S, Dv] (same batch dims). Returns [out [..., L, Dv], weights
+ * [..., L, S]]; both carry gradients (to q, k, v and to q, k).
+ * @example
+ * const [y, w] = attention(q, k, v, { causalOffset: 0 }); // causal self-attention
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, opts: FusedAttentionOptions = {}): [Tensor, Tensor] {
+  const mask = opts.mask ?? null;
+  if (!canFuseAttention(q, k, v, mask)) {
+    throw new ShapeError(
+      `attention: needs float32 q [..., L, D], k [..., S, D], v [..., S, Dv] with equal batch dims and a float mask without grad ` +
+        `broadcasting to [..., L, S]; got q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)}` +
+        (mask ? `, mask ${mask.dtype} ${fmtShape(mask.shape)}` : ''),
+    );
+  }
+  const r = q.rank;
+  const batch = q.shape.slice(0, -2);
+  let BH = 1;
+  for (const d of batch) BH *= d;
+  const L = q.shape[r - 2], D = q.shape[r - 1], S = k.shape[r - 2], Dv = v.shape[r - 1];
+  const scale = opts.scale ?? 1 / Math.sqrt(D);
+  const causal = opts.causalOffset ?? -1;
+  if (!Number.isInteger(causal)) throw new RangeError(`attention: causalOffset must be an integer, got ${opts.causalOffset}`);
+  const qv = q.f32('attention'), kv = k.f32('attention'), vv = v.f32('attention');
+  // The mask as [L, S] shared by every head, or [BH, L, S].
+  let mv: Float32Array | null = null;
+  let maskStride = 0;
+  if (mask) {
+    const shared = mask.shape.slice(0, Math.max(0, mask.rank - 2)).every((d) => d === 1);
+    if (shared) {
+      const m2 = mask.rank >= 2 ? mask.reshape([mask.shape[mask.rank - 2], mask.shape[mask.rank - 1]]) : mask;
+      mv = expand(m2, [L, S]).f32('attention');
+    } else {
+      mv = expand(mask, [...batch, L, S]).f32('attention');
+      maskStride = L * S;
+    }
+  }
+  const out = new Float32Array(BH * L * Dv);
+  const p = new Float32Array(BH * L * S);
+  backend().attention(qv, kv, vv, mv, maskStride, BH, L, S, D, Dv, scale, causal, out, p);
+  const grads = (dout: Float32Array | null, dp: Float32Array | null): (Tensor | null)[] => {
+    const dq = q.requiresGrad ? new Float32Array(BH * L * D) : null;
+    const dk = k.requiresGrad ? new Float32Array(BH * S * D) : null;
+    const dv = dout && v.requiresGrad ? new Float32Array(BH * S * Dv) : null;
+    backend().attentionBackward(qv, kv, vv, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv);
+    return [dq && new Tensor(dq, q.shape), dk && new Tensor(dk, k.shape), dv && new Tensor(dv, v.shape)];
+  };
+  const weights = fromOp('attentionWeights', p, [...batch, L, S], [q, k], (g) => {
+    if (isGradEnabled()) return attentionGradOps(q, k, null, g, null, scale, causal, mask);
+    return grads(null, g.f32('attention backward')).slice(0, 2);
+  });
+  const y = fromOp('attention', out, [...batch, L, Dv], [q, k, v], (g) => {
+    if (isGradEnabled()) return attentionGradOps(q, k, v, null, g, scale, causal, mask);
+    return grads(g.f32('attention backward'), null);
+  });
+  return [y, weights];
+}
+
+/** The attention weights with differentiable ops (the composite). */
+export function attentionWeightsOps(q: Tensor, k: Tensor, scale: number, causalOffset: number, mask: Tensor | null): Tensor {
+  let s = mul(matmul(q, transpose(k, -2, -1)), scale); // (..., L, S)
+  if (mask) s = add(s, mask);
+  if (causalOffset >= 0) {
+    const L = q.shape[q.rank - 2], S = k.shape[k.rank - 2];
+    const blocked = gt(arange(0, S).reshape([1, S]), arange(0, L).add(causalOffset).reshape([L, 1]));
+    s = where(blocked, -Infinity, s);
+  }
+  return softmax(s, -1);
+}
+
+/** Attention's gradients with differentiable ops (createGraph), from dP and/or dO. */
+function attentionGradOps(
+  q: Tensor, k: Tensor, v: Tensor | null, dP: Tensor | null, dO: Tensor | null, scale: number, causal: number, mask: Tensor | null,
+): (Tensor | null)[] {
+  const P = attentionWeightsOps(q, k, scale, causal, mask);
+  let dp = dP;
+  if (dO && v) {
+    const fromOut = matmul(dO, transpose(v, -2, -1));
+    dp = dp ? add(dp, fromOut) : fromOut;
+  }
+  const ds = mul(mul(P, sub(dp!, sum(mul(dp!, P), -1, true))), scale);
+  const dq = q.requiresGrad ? matmul(ds, k) : null;
+  const dk = k.requiresGrad ? matmul(transpose(ds, -2, -1), q) : null;
+  const res: (Tensor | null)[] = [dq, dk];
+  if (v) res.push(dO && v.requiresGrad ? sumTo(matmul(transpose(P, -2, -1), dO), v.shape) : null);
+  return res;
+}
