@@ -17,11 +17,10 @@
 import { Tensor, noGrad } from '../engine/tensor.js';
 import { Rng } from '../engine/rng.js';
 import { concat } from '../engine/ops/shape_ops.js';
-import { where } from '../engine/ops/elementwise.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { Linear, Embedding, dropout } from '../nn/layers.js';
 import { LayerNorm } from '../nn/norm.js';
-import { causalMask } from '../nn/attention.js';
+import { scaledDotProductAttention } from '../nn/attention.js';
 import { crossEntropy } from '../nn/losses.js';
 import { normal_, zeros_ } from '../nn/init.js';
 import { tokenizerFromJSON } from '../data/tokenizer.js';
@@ -121,23 +120,10 @@ class Rotary {
 class CausalSelfAttention extends Module {
   readonly cAttn: Linear;
   readonly cProj: Linear;
-  private readonly masks = new Map<string, Tensor>();
   constructor(private readonly cfg: GptConfig, private readonly rotary: Rotary | null, rng: Rng) {
     super();
     this.cAttn = this.registerModule('c_attn', new Linear(cfg.dModel, 3 * cfg.dModel, rng, { bias: cfg.bias }));
     this.cProj = this.registerModule('c_proj', new Linear(cfg.dModel, cfg.dModel, rng, { bias: cfg.bias }));
-  }
-
-  private mask(T: number, S: number): Tensor {
-    const key = `${T},${S}`;
-    let m = this.masks.get(key);
-    if (!m) {
-      // Additive form (0 or -Infinity): one broadcast add instead of a select.
-      m = where(causalMask(T, S, S - T), -Infinity, 0);
-      if (this.masks.size > 64) this.masks.clear();
-      this.masks.set(key, m);
-    }
-    return m;
   }
 
   /** x (B, T, C); `pos` is the position of x's first token; `cache` is extended in place. */
@@ -162,12 +148,10 @@ class CausalSelfAttention extends Module {
       cache.k = k;
       cache.v = v;
     }
-    const S = k.shape[2];
-    let att = q.mul(1 / Math.sqrt(hd)).matmul(k.transpose(-2, -1)); // (B, nh, T, S)
-    if (T > 1) att = att.add(this.mask(T, S));
-    att = att.softmax(-1);
-    if (this.training && this.cfg.dropout > 0) att = dropout(att, this.cfg.dropout, rng, true);
-    const y = att.matmul(v).transpose(1, 2).reshape([B, T, C]); // (B, T, C)
+    // softmax(q k^T / sqrt(hd)) v, query i seeing keys up to its own position (the
+    // fused kernel when there is no attention dropout).
+    const [att] = scaledDotProductAttention(q, k, v, { causal: true, dropoutP: this.cfg.dropout, rng, training: this.training });
+    const y = att.transpose(1, 2).reshape([B, T, C]); // (B, T, C)
     return this.cProj.forward(y);
   }
 }
