@@ -22,8 +22,6 @@ import { registerModel } from './registry.js';
 import type { Config } from './registry.js';
 import { ancestralSample, startTokens } from './sequence.js';
 import type { DecodeState, StartDecodingOptions, TokenModel } from './sequence.js';
-// The hierarchical LM registers itself on import; models/index.ts does not list it yet.
-import './hier.js';
 
 export interface RnnLmConfig {
   type: 'rnn-lm';
