@@ -262,19 +262,14 @@ async function cpuProfile(c: { run(): number }, n: number, path: string): Promis
 interface ProfNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
 interface Profile { nodes: ProfNode[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number }
 
-const NATIVE_KERNELS = new Set(['gemm', 'im2col', 'col2im', 'unary', 'binary', 'copy', 'reduce', 'softmax', 'adam']);
-
 /** Where a function's self time goes, by the file it lives in. */
 function category(f: ProfNode['callFrame']): string {
   const u = f.url;
-  if (u === '' && NATIVE_KERNELS.has(f.functionName)) {
-    if (f.functionName === 'gemm') return 'native GEMM';
-    if (f.functionName === 'im2col' || f.functionName === 'col2im') return 'native im2col/col2im';
-    if (f.functionName === 'adam') return 'native Adam';
-    return 'native elementwise/copy/reduce/softmax';
-  }
   if (f.functionName === '(garbage collector)') return 'GC';
-  if (u === '') return `V8 ${f.functionName || '(anonymous)'}`;
+  if (f.functionName === '(program)') return 'V8 (program)';
+  // Addon functions carry no URL (V8 may name them all after one template, e.g. 'noop'):
+  // the kernel timers, not the profile, split them by kernel.
+  if (u === '') return 'native addon calls (all kernels; see timers)';
   if (u.includes('/engine/backends/js.')) return 'js kernels (per-element JS loops)';
   if (u.includes('/engine/backends/')) return 'backend glue (native.ts/wasm.ts)';
   if (u.includes('/engine/')) return 'engine JS (op wrappers, autograd, shapes)';
