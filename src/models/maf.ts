@@ -43,6 +43,9 @@ export const MAF_PRESETS: Record<string, { model?: Config; train?: Config }> = {
   small: { model: { nMades: 5, hiddenDim: 128, nHidden: 2, batchNorm: true }, train: { steps: 5000, batchSize: 128, lr: 1e-3, schedule: 'cosine', clipNorm: 100 } },
 };
 
+/** Bound A of the log-scales, alpha in (-A, A). */
+const ALPHA_BOUND = 5;
+
 /** One MADE as an autoregressive affine bijection x -> u (MAF eqs. 4-5). */
 export class MadeFlow extends FlowLayer {
   readonly dim: number;
@@ -74,7 +77,11 @@ export class MadeFlow extends FlowLayer {
       h = l.forward(h);
       if (i < this.layers.length - 1) h = h.relu();
     });
-    return { mu: h.slice(1, 0, this.dim), alpha: h.slice(1, this.dim, 2 * this.dim) };
+    // alpha = A tanh(raw / A): unbounded log-scales overflowed float32 on test images
+    // unlike any training batch (exp(-alpha) stacked over MADEs); A = 5 caps each MADE's
+    // per-dimension scale at e^5.
+    const raw = h.slice(1, this.dim, 2 * this.dim);
+    return { mu: h.slice(1, 0, this.dim), alpha: raw.div(ALPHA_BOUND).tanh().mul(ALPHA_BOUND) };
   }
 
   forward(x: Tensor): FlowOutput {
