@@ -12,7 +12,8 @@ import { Glow } from '../models/glow.js';
 import { MAF } from '../models/maf.js';
 import { loadDataSource } from '../train/data_source.js';
 import { evaluateRun } from './evaluate.js';
-import { mmdGaussian, densityGrid } from './flow_metrics.js';
+import { densityGrid } from './flow_metrics.js';
+import { mmdGaussian } from './mmd.js';
 import type { Module } from '../nn/module.js';
 
 function perturb(m: Module, seed: number, scale = 0.2): void {

@@ -2,9 +2,8 @@
  * Metrics of normalizing flows (realnvp, glow, maf) on 2-D points, registered with
  * `registerEvaluator` and merged into `genlab eval` beside the models' own exact test
  * NLL:
- * - `mmd`: the squared maximum mean discrepancy (Gretton et al. 2012, "A Kernel
- *   Two-Sample Test", JMLR 13, eq. 3, the unbiased estimate) between model samples and
- *   held-out data, Gaussian kernel with the median-distance bandwidth.
+ * - `mmd`: the unbiased squared MMD (eval/mmd.ts, Gaussian kernel, median-distance
+ *   bandwidth) between model samples and held-out data.
  * - `trueNll`: for toys with a closed-form density (8gaussians, 25gaussians,
  *   checkerboard), mean -log p_true on the test points, an estimate of the entropy,
  *   the floor of any model's test NLL; `nllGap` = model NLL - trueNll on the same points.
@@ -15,6 +14,7 @@ import { Rng } from '../engine/rng.js';
 import { isToyName, hasToyDensity, toyLogDensity } from '../data/toy2d.js';
 import type { DataSource, GenerativeModel } from '../models/contract.js';
 import { registerEvaluator } from './evaluate.js';
+import { mmdGaussian } from './mmd.js';
 import type { EvalOptions } from './evaluate.js';
 
 /** A model with an exact log-density per example [B] (nats). */
@@ -24,54 +24,6 @@ export interface DensityModel {
 
 function hasLogProb(m: unknown): m is DensityModel {
   return typeof (m as { logProb?: unknown }).logProb === 'function';
-}
-
-/**
- * Unbiased MMD^2 between point sets a [n, D] and b [m, D] with the Gaussian kernel
- * k(x, y) = exp(-|x - y|^2 / (2 sigma^2)); sigma defaults to the median pairwise
- * distance of the pooled points. Float64 throughout.
- * @example
- * mmdGaussian(samples, testPoints); // ~0 when both come from one distribution
- */
-export function mmdGaussian(a: Tensor, b: Tensor, sigma?: number): number {
-  const D = a.shape[1];
-  const av = a.values();
-  const bv = b.values();
-  const n = a.shape[0];
-  const m = b.shape[0];
-  const pts = (i: number): [ArrayLike<number>, number] => (i < n ? [av, i * D] : [bv, (i - n) * D]);
-  const d2 = (i: number, j: number): number => {
-    const [x, xo] = pts(i);
-    const [y, yo] = pts(j);
-    let s = 0;
-    for (let k = 0; k < D; k++) {
-      const t = x[xo + k] - y[yo + k];
-      s += t * t;
-    }
-    return s;
-  };
-  let s2 = sigma === undefined ? 0 : sigma * sigma;
-  if (sigma === undefined) {
-    // Median heuristic on a strided subset of pairs (at most ~20000).
-    const N = n + m;
-    const stride = Math.max(1, Math.floor((N * N) / 40000));
-    const ds: number[] = [];
-    for (let p = 0; p < N * N; p += stride) {
-      const i = Math.floor(p / N);
-      const j = p % N;
-      if (i < j) ds.push(d2(i, j));
-    }
-    ds.sort((x, y) => x - y);
-    s2 = ds[Math.floor(ds.length / 2)] || 1;
-  }
-  const k = (i: number, j: number): number => Math.exp(-d2(i, j) / (2 * s2));
-  let xx = 0;
-  let yy = 0;
-  let xy = 0;
-  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) xx += 2 * k(i, j);
-  for (let i = 0; i < m; i++) for (let j = i + 1; j < m; j++) yy += 2 * k(n + i, n + j);
-  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) xy += k(i, n + j);
-  return xx / (n * (n - 1)) + yy / (m * (m - 1)) - (2 * xy) / (n * m);
 }
 
 /**
