@@ -77,6 +77,9 @@ export class NumericsError extends Error {
   }
 }
 
+/** The init that fromOp passes by default (identity-checked; see the constructor). */
+const OP_RESULT: TensorInit = Object.freeze({});
+
 export interface TensorInit {
   strides?: readonly number[];
   offset?: number;
@@ -100,6 +103,27 @@ export class Tensor {
 
   constructor(data: TypedArray, shape: Shape, init: TensorInit = {}) {
     this.data = data;
+    if (init === OP_RESULT) {
+      // fromOp's results: row-major from offset 0, dtype from the array. One loop
+      // copies the shape and makes the strides (this is on every op's path).
+      const r = shape.length;
+      const sh = new Array<number>(r);
+      const st = new Array<number>(r);
+      let n = 1;
+      for (let i = r - 1; i >= 0; i--) {
+        const d = shape[i];
+        sh[i] = d;
+        st[i] = n;
+        n *= d;
+      }
+      this.shape = sh;
+      this.strides = st;
+      this.offset = 0;
+      this.dtype = data instanceof Float32Array ? 'float32' : 'int32';
+      this.requiresGrad = false;
+      if (n > data.length) throw new RangeError(`Tensor: shape ${fmtShape(shape)} needs ${n} elements, storage has ${data.length}`);
+      return;
+    }
     this.shape = [...shape];
     this.strides = init.strides ? [...init.strides] : stridesOf(shape);
     this.offset = init.offset ?? 0;
@@ -297,12 +321,17 @@ function flatArgs(a: number[] | [readonly number[]]): number[] {
   return a.length === 1 && Array.isArray(a[0]) ? [...(a[0] as readonly number[])] : (a as number[]);
 }
 
+/** A row-major tensor over `data` (internal fast constructor: no checks beyond the size). */
+export function rowMajorTensor(data: TypedArray, shape: Shape): Tensor {
+  return new Tensor(data, shape, OP_RESULT);
+}
+
 /**
  * Make an op's result and, when grad is on and an input requires grad, record its node.
  * Every primitive op ends here; composites are built from primitives.
  */
 export function fromOp(
-  op: string, data: TypedArray, shape: Shape, inputs: Tensor[], backward: BackwardFn | null, init: TensorInit = {},
+  op: string, data: TypedArray, shape: Shape, inputs: Tensor[], backward: BackwardFn | null, init: TensorInit = OP_RESULT,
 ): Tensor {
   const out = new Tensor(data, shape, init);
   if (checkNumerics && data instanceof Float32Array) numericsCheck(op, out, inputs);

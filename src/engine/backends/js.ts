@@ -83,6 +83,44 @@ function binaryFn(op: BinaryOp): (a: number, b: number) => number {
   }
 }
 
+/** Whether strides read `shape` in row-major order (size-1 axes may have any stride). */
+function isRowMajor(shape: readonly number[], strides: readonly number[]): boolean {
+  let s = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    const n = shape[d];
+    if (n !== 1 && strides[d] !== s) return false;
+    s *= n;
+  }
+  return true;
+}
+
+/** Odometer scratch of the strided binary loop (kernels never nest). */
+let rowIdx = new Int32Array(16);
+
+/** out[oi + j] = f(a[ai + j as], b[bi + j bs]) for j < n, unit and broadcast strides spelled out. */
+function binaryRow(
+  op: BinaryOp, f: (x: number, y: number) => number, a: Float32Array, ai: number, as: number, b: Float32Array, bi: number, bs: number,
+  out: Float32Array, oi: number, n: number,
+): void {
+  if (as === 1 && bs === 0) {
+    const bv = b[bi];
+    switch (op) {
+      case 'add': for (let j = 0; j < n; j++) out[oi + j] = a[ai + j] + bv; return;
+      case 'sub': for (let j = 0; j < n; j++) out[oi + j] = a[ai + j] - bv; return;
+      case 'mul': for (let j = 0; j < n; j++) out[oi + j] = a[ai + j] * bv; return;
+      case 'div': for (let j = 0; j < n; j++) out[oi + j] = a[ai + j] / bv; return;
+    }
+  } else if (as === 1 && bs === 1) {
+    switch (op) {
+      case 'add': for (let j = 0; j < n; j++) out[oi + j] = a[ai + j] + b[bi + j]; return;
+      case 'sub': for (let j = 0; j < n; j++) out[oi + j] = a[ai + j] - b[bi + j]; return;
+      case 'mul': for (let j = 0; j < n; j++) out[oi + j] = a[ai + j] * b[bi + j]; return;
+      case 'div': for (let j = 0; j < n; j++) out[oi + j] = a[ai + j] / b[bi + j]; return;
+    }
+  }
+  for (let j = 0; j < n; j++) out[oi + j] = f(a[ai + j * as], b[bi + j * bs]);
+}
+
 /** Iterate a strided N-d index space; calls body(aIdx, bIdx, outIdx, n, aStep, bStep) per row. */
 function forEachRow(
   shape: readonly number[], aStrides: readonly number[], bStrides: readonly number[], aOff: number, bOff: number,
@@ -253,27 +291,53 @@ export const jsBackend: Backend = {
   },
 
   binary(op, a, aOff, aStrides, b, bOff, bStrides, out, shape) {
+    // Both operands row-major over `shape` (the common case): one flat loop.
+    if (isRowMajor(shape, aStrides) && isRowMajor(shape, bStrides)) {
+      let n = 1;
+      for (let d = 0; d < shape.length; d++) n *= shape[d];
+      switch (op) {
+        case 'add': for (let i = 0; i < n; i++) out[i] = a[aOff + i] + b[bOff + i]; return;
+        case 'sub': for (let i = 0; i < n; i++) out[i] = a[aOff + i] - b[bOff + i]; return;
+        case 'mul': for (let i = 0; i < n; i++) out[i] = a[aOff + i] * b[bOff + i]; return;
+        case 'div': for (let i = 0; i < n; i++) out[i] = a[aOff + i] / b[bOff + i]; return;
+        default: {
+          const f = binaryFn(op);
+          for (let i = 0; i < n; i++) out[i] = f(a[aOff + i], b[bOff + i]);
+          return;
+        }
+      }
+    }
+    // Broadcast or strided: rows of the last axis under an odometer over the others.
+    const rank = shape.length;
+    const n = shape[rank - 1], as = aStrides[rank - 1], bs = bStrides[rank - 1];
+    let rows = 1;
+    for (let d = 0; d < rank - 1; d++) rows *= shape[d];
+    if (rows === 0 || n === 0) return;
     const f = binaryFn(op);
-    const fast = op === 'add' || op === 'mul' || op === 'sub';
-    forEachRow(shape, aStrides, bStrides, aOff, bOff, (ai, bi, oi, n, as, bs) => {
-      if (fast && as === 1 && bs === 1) {
-        if (op === 'add') for (let j = 0; j < n; j++) out[oi + j] = a[ai + j] + b[bi + j];
-        else if (op === 'mul') for (let j = 0; j < n; j++) out[oi + j] = a[ai + j] * b[bi + j];
-        else for (let j = 0; j < n; j++) out[oi + j] = a[ai + j] - b[bi + j];
-        return;
+    const idx = rowIdx.length >= rank ? rowIdx : (rowIdx = new Int32Array(rank));
+    idx.fill(0, 0, rank);
+    let ai = aOff, bi = bOff;
+    for (let r = 0, oi = 0; r < rows; r++, oi += n) {
+      binaryRow(op, f, a, ai, as, b, bi, bs, out, oi, n);
+      for (let d = rank - 2; d >= 0; d--) {
+        idx[d]++;
+        ai += aStrides[d];
+        bi += bStrides[d];
+        if (idx[d] < shape[d]) break;
+        ai -= aStrides[d] * shape[d];
+        bi -= bStrides[d] * shape[d];
+        idx[d] = 0;
       }
-      if (fast && as === 1 && bs === 0) {
-        const bv = b[bi];
-        if (op === 'add') for (let j = 0; j < n; j++) out[oi + j] = a[ai + j] + bv;
-        else if (op === 'mul') for (let j = 0; j < n; j++) out[oi + j] = a[ai + j] * bv;
-        else for (let j = 0; j < n; j++) out[oi + j] = a[ai + j] - bv;
-        return;
-      }
-      for (let j = 0; j < n; j++) out[oi + j] = f(a[ai + j * as], b[bi + j * bs]);
-    });
+    }
   },
 
   copy(x, xOff, xStrides, out, shape) {
+    if (isRowMajor(shape, xStrides)) {
+      let n = 1;
+      for (let d = 0; d < shape.length; d++) n *= shape[d];
+      for (let i = 0; i < n; i++) out[i] = x[xOff + i];
+      return;
+    }
     forEachRow(shape, xStrides, xStrides, xOff, xOff, (xi, _bi, oi, n, xs) => {
       if (xs === 1) for (let j = 0; j < n; j++) out[oi + j] = x[xi + j];
       else for (let j = 0; j < n; j++) out[oi + j] = x[xi + j * xs];

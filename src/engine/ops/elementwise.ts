@@ -6,15 +6,15 @@
  */
 import { backend } from '../backends/index.js';
 import type { BinaryOp, UnaryOp } from '../backends/backend.js';
-import { Tensor, fromOp } from '../tensor.js';
-import { broadcastShapes, broadcastStrides, fmtShape, DTypeError } from '../shape.js';
+import { Tensor, fromOp, isGradEnabled, rowMajorTensor } from '../tensor.js';
+import { broadcastShapes, broadcastStrides, fmtShape, shapesEqual, DTypeError } from '../shape.js';
 import { sumTo } from './reduce.js';
 
 /** A 0-D float tensor holding `v`. */
 export function scalar(v: number): Tensor {
   const d = new Float32Array(1);
   d[0] = v;
-  return new Tensor(d, []);
+  return rowMajorTensor(d, []);
 }
 
 function asTensor(v: Tensor | number): Tensor {
@@ -25,7 +25,9 @@ function unary(op: UnaryOp, x: Tensor, grad: ((g: Tensor, y: Tensor) => Tensor) 
   const xv = x.f32(op);
   const out = new Float32Array(xv.length);
   backend().unary(op, xv, 0, out, xv.length, p0, p1);
-  const y: Tensor = fromOp(op, out, x.shape, [x], grad ? (g) => [grad(g, y)] : null);
+  // The backward closure only when a graph is being recorded (saves an allocation per op).
+  if (grad === null || !x.requiresGrad || !isGradEnabled()) return fromOp(op, out, x.shape, [x], null);
+  const y: Tensor = fromOp(op, out, x.shape, [x], (g) => [grad(g, y)]);
   return y;
 }
 
@@ -127,44 +129,88 @@ export function step(x: Tensor): Tensor {
 type BinaryGrad = (g: Tensor, out: Tensor) => [Tensor | null, Tensor | null];
 
 function binary(op: BinaryOp, av: Tensor | number, bv: Tensor | number, grad: ((a: Tensor, b: Tensor) => BinaryGrad) | null): Tensor {
-  let a = asTensor(av);
-  let b = asTensor(bv);
+  let a = typeof av === 'number' ? scalar(av) : av;
+  let b = typeof bv === 'number' ? scalar(bv) : bv;
   if (a.dtype !== 'float32' || b.dtype !== 'float32') {
     if (grad) throw new DTypeError(`${op}: expected float32 tensors, got ${a.dtype} ${fmtShape(a.shape)} and ${b.dtype} ${fmtShape(b.shape)}`);
     // Comparisons accept int32 (labels == predictions).
     a = a.dtype === 'int32' ? toFloatRaw(a) : a;
     b = b.dtype === 'int32' ? toFloatRaw(b) : b;
   }
-  const shape = broadcastShapes(op, a.shape, b.shape);
+  // Equal shapes (the common case) need no broadcasting: read both with their own
+  // strides (a size-1 axis is only ever read at index 0, whatever its stride).
+  let shape: readonly number[];
+  let aStrides: readonly number[];
+  let bStrides: readonly number[];
+  if (shapesEqual(a.shape, b.shape)) {
+    shape = a.shape;
+    aStrides = a.strides;
+    bStrides = b.strides;
+  } else if (b.shape.length === 0) {
+    // Tensor op scalar.
+    shape = a.shape;
+    aStrides = a.strides;
+    bStrides = zeroStrides(shape.length);
+  } else if (a.shape.length === 0) {
+    shape = b.shape;
+    aStrides = zeroStrides(shape.length);
+    bStrides = b.strides;
+  } else {
+    shape = broadcastShapes(op, a.shape, b.shape);
+    aStrides = stretch(a, shape.length);
+    bStrides = stretch(b, shape.length);
+  }
   let n = 1;
-  for (const d of shape) n *= d;
+  for (let d = 0; d < shape.length; d++) n *= shape[d];
   const out = new Float32Array(n);
-  backend().binary(
-    op,
-    a.data as Float32Array, a.offset, broadcastStrides(a.shape, a.strides, shape),
-    b.data as Float32Array, b.offset, broadcastStrides(b.shape, b.strides, shape),
-    out, shape,
-  );
-  const rule = grad ? grad(a, b) : null;
-  const y: Tensor = fromOp(op, out, shape, [a, b], rule ? (g) => rule(g, y) : null);
+  backend().binary(op, a.data as Float32Array, a.offset, aStrides, b.data as Float32Array, b.offset, bStrides, out, shape);
+  if (grad === null || !(a.requiresGrad || b.requiresGrad) || !isGradEnabled()) return fromOp(op, out, shape, [a, b], null);
+  const rule = grad(a, b);
+  const y: Tensor = fromOp(op, out, shape, [a, b], (g) => rule(g, y));
   return y;
+}
+
+const zeroStridesByRank: number[][] = [];
+/** All-zero strides of rank r (shared and never written: kernels only read strides). */
+function zeroStrides(r: number): number[] {
+  return (zeroStridesByRank[r] ??= new Array<number>(r).fill(0));
+}
+
+/** Strides reading t as the broadcast shape of rank r: 0 on new and size-1 axes. */
+function stretch(t: Tensor, r: number): number[] {
+  const out: number[] = [];
+  const off = r - t.shape.length;
+  for (let i = 0; i < off; i++) out.push(0);
+  for (let i = 0; i < t.shape.length; i++) out.push(t.shape[i] === 1 ? 0 : t.strides[i]);
+  return out;
 }
 
 function toFloatRaw(t: Tensor): Tensor {
   return new Tensor(Float32Array.from(t.values()), t.shape);
 }
 
+// Gradient rules of the hot binary ops, made once (an inline arrow is a new closure per call).
+const addGrad = (a: Tensor, b: Tensor): BinaryGrad => (g) => [
+  a.requiresGrad ? sumTo(g, a.shape) : null,
+  b.requiresGrad ? sumTo(g, b.shape) : null,
+];
+const subGrad = (a: Tensor, b: Tensor): BinaryGrad => (g) => [
+  a.requiresGrad ? sumTo(g, a.shape) : null,
+  b.requiresGrad ? sumTo(neg(g), b.shape) : null,
+];
+const mulGrad = (a: Tensor, b: Tensor): BinaryGrad => (g) => [
+  a.requiresGrad ? sumTo(mul(g, b), a.shape) : null,
+  b.requiresGrad ? sumTo(mul(g, a), b.shape) : null,
+];
+
 export function add(a: Tensor | number, b: Tensor | number): Tensor {
-  return binary('add', a, b, (a, b) => (g) => [sumTo(g, a.shape), sumTo(g, b.shape)]);
+  return binary('add', a, b, addGrad);
 }
 export function sub(a: Tensor | number, b: Tensor | number): Tensor {
-  return binary('sub', a, b, (a, b) => (g) => [sumTo(g, a.shape), b.requiresGrad ? sumTo(neg(g), b.shape) : null]);
+  return binary('sub', a, b, subGrad);
 }
 export function mul(a: Tensor | number, b: Tensor | number): Tensor {
-  return binary('mul', a, b, (a, b) => (g) => [
-    a.requiresGrad ? sumTo(mul(g, b), a.shape) : null,
-    b.requiresGrad ? sumTo(mul(g, a), b.shape) : null,
-  ]);
+  return binary('mul', a, b, mulGrad);
 }
 export function div(a: Tensor | number, b: Tensor | number): Tensor {
   return binary('div', a, b, (a, b) => (g) => [

@@ -4,39 +4,53 @@
  */
 import { backend } from '../backends/index.js';
 import type { ReduceOp } from '../backends/backend.js';
-import { Tensor, fromOp } from '../tensor.js';
+import { Tensor, fromOp, isGradEnabled } from '../tensor.js';
 import { fmtShape, normAxes, normAxis, shapesEqual, sizeOf } from '../shape.js';
 import type { Shape } from '../shape.js';
 import { abs, add, div, eq, exp, log, mul, sub, where, scalar } from './elementwise.js';
 import { expand, reshape } from './shape_ops.js';
 
-/** The shape after reducing `axes`, with or without kept unit dimensions. */
+/** The shape after reducing `axes` (sorted), with or without kept unit dimensions. */
 function reducedShape(shape: Shape, axes: number[], keepDim: boolean): number[] {
   const out: number[] = [];
-  shape.forEach((d, i) => {
-    if (!axes.includes(i)) out.push(d);
-    else if (keepDim) out.push(1);
-  });
+  let k = 0;
+  for (let i = 0; i < shape.length; i++) {
+    if (k < axes.length && axes[k] === i) {
+      k++;
+      if (keepDim) out.push(1);
+    } else {
+      out.push(shape[i]);
+    }
+  }
   return out;
 }
 
-/** Raw reduction of a float array of shape `shape` over `axes` (keepDim layout). */
+/**
+ * Raw reduction of a float array of shape `shape` over `axes` (sorted; keepDim
+ * layout). Each run of adjacent axes is one kernel call over their merged length.
+ */
 function reduceRaw(op: ReduceOp, v: Float32Array, shape: Shape, axes: number[]): Float32Array {
+  if (axes.length === 0) return Float32Array.from(v);
   const bk = backend();
   let cur = v;
-  const sh = [...shape];
-  // Reduce from the last axis back so outer/inner sizes stay simple.
-  for (let k = axes.length - 1; k >= 0; k--) {
-    const ax = axes[k];
-    const outer = sizeOf(sh.slice(0, ax));
-    const len = sh[ax];
-    const inner = sizeOf(sh.slice(ax + 1));
+  const sh = shape.slice();
+  // Reduce from the last run back so outer/inner sizes stay simple.
+  for (let k = axes.length - 1; k >= 0;) {
+    const hi = axes[k];
+    let lo = hi;
+    while (k > 0 && axes[k - 1] === lo - 1) lo = axes[--k];
+    k--;
+    let outer = 1, len = 1, inner = 1;
+    for (let d = 0; d < lo; d++) outer *= sh[d];
+    for (let d = lo; d <= hi; d++) {
+      len *= sh[d];
+      sh[d] = 1;
+    }
+    for (let d = hi + 1; d < sh.length; d++) inner *= sh[d];
     const out = new Float32Array(outer * inner);
     bk.reduce(op, cur, outer, len, inner, out);
     cur = out;
-    sh[ax] = 1;
   }
-  if (axes.length === 0) cur = Float32Array.from(cur);
   return cur;
 }
 
@@ -45,11 +59,29 @@ function reduceRaw(op: ReduceOp, v: Float32Array, shape: Shape, axes: number[]):
  * @example
  * x.sum(-1, true) // (B, T, C) -> (B, T, 1)
  */
+const allAxesByRank: number[][] = [];
+/** normAxes with the two common cases (all axes; one axis) made without sets and sorts. */
+function axesOf(op: string, axes: number | readonly number[] | undefined, rank: number): number[] {
+  if (axes === undefined) {
+    let all = allAxesByRank[rank];
+    if (!all) {
+      all = [];
+      for (let i = 0; i < rank; i++) all.push(i);
+      allAxesByRank[rank] = all;
+    }
+    return all.slice();
+  }
+  if (typeof axes === 'number' && rank > 0) return [normAxis(op, axes, rank)];
+  return normAxes(op, axes, rank);
+}
+
 export function sum(x: Tensor, axes?: number | readonly number[], keepDim = false): Tensor {
-  const ax = normAxes('sum', axes, x.rank);
+  const ax = axesOf('sum', axes, x.rank);
   const data = reduceRaw('sum', x.f32('sum'), x.shape, ax);
-  const keepShape = reducedShape(x.shape, ax, true);
-  return fromOp('sum', data, reducedShape(x.shape, ax, keepDim), [x], (g) => [expand(reshape(g, keepShape), x.shape)]);
+  const shape = reducedShape(x.shape, ax, keepDim);
+  if (!x.requiresGrad || !isGradEnabled()) return fromOp('sum', data, shape, [x], null);
+  const keepShape = keepDim ? shape : reducedShape(x.shape, ax, true);
+  return fromOp('sum', data, shape, [x], (g) => [expand(reshape(g, keepShape), x.shape)]);
 }
 
 /** Sum a gradient down to `shape` (the adjoint of broadcasting `shape` up to g's shape). */
