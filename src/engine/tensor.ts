@@ -477,11 +477,21 @@ function propagate(
 
   // 3. Sweep in reverse topological order.
   const prev = gradEnabled;
+  const prevPending = pendingRegions;
   gradEnabled = createGraph;
+  pendingRegions = createGraph ? null : new Map();
   try {
     for (let k = order.length - 1; k >= 0; k--) {
       const t = order[k];
       const node = t.node;
+      // Every consumer of t has run: fold in what views added to t's region buffer.
+      const region = pendingRegions?.get(t);
+      if (region) {
+        pendingRegions!.delete(t);
+        const rt = new Tensor(region, t.shape);
+        const cur = grads.get(t);
+        grads.set(t, cur ? E.add(cur, rt) : rt);
+      }
       const g = grads.get(t);
       if (!node || !g || !needed.get(t)) continue;
       const gs = node.backward(g);
@@ -500,8 +510,33 @@ function propagate(
     }
   } finally {
     gradEnabled = prev;
+    pendingRegions = prevPending;
   }
   return grads;
+}
+
+/**
+ * Per-tensor gradient buffers that views (slice, select, split, chunk) add into during
+ * a backward sweep that records no graph. Taking T time steps of a [T, ...] tensor
+ * would otherwise give T zero-padded full-size gradients and T full-size adds (O(T^2)
+ * work and memory in an RNN unroll); this way each step writes only its own region.
+ */
+let pendingRegions: Map<Tensor, Float32Array> | null = null;
+
+/**
+ * For a view's backward: add its gradient straight into `x`'s gradient buffer with
+ * `write` and return true; false when not possible (a graph of the gradient is being
+ * recorded, or no sweep is running), and the view must return a full-size gradient.
+ */
+export function addGradRegion(x: Tensor, write: (buf: Float32Array) => void): boolean {
+  if (pendingRegions === null || gradEnabled || x.dtype !== 'float32') return false;
+  let buf = pendingRegions.get(x);
+  if (!buf) {
+    buf = new Float32Array(x.size);
+    pendingRegions.set(x, buf);
+  }
+  write(buf);
+  return true;
 }
 
 function accumulate(grads: Map<Tensor, Tensor>, t: Tensor, g: Tensor): void {

@@ -5,12 +5,12 @@
  */
 import { backend } from '../backends/index.js';
 import type { TypedArray } from '../backends/backend.js';
-import { Tensor, fromOp } from '../tensor.js';
+import { Tensor, fromOp, addGradRegion } from '../tensor.js';
 import { ShapeError, fmtShape, normAxis, sizeOf, stridesOf } from '../shape.js';
 import type { Shape } from '../shape.js';
 import { sumTo } from './reduce.js';
 
-function view(x: Tensor, op: string, shape: Shape, strides: readonly number[], offset: number, backward: (g: Tensor) => Tensor): Tensor {
+function view(x: Tensor, op: string, shape: Shape, strides: readonly number[], offset: number, backward: (g: Tensor) => Tensor | null): Tensor {
   return fromOp(op, x.data, shape, [x], (g) => [backward(g)], { strides, offset, dtype: x.dtype });
 }
 
@@ -144,7 +144,14 @@ export function slice(x: Tensor, axis: number, start: number, end?: number, step
   const strides = [...x.strides];
   shape[a] = len;
   strides[a] = x.strides[a] * step;
-  return view(x, 'slice', shape, strides, x.offset + s * x.strides[a], (g) => embed(g, x.shape, a, s, step, 0));
+  return view(x, 'slice', shape, strides, x.offset + s * x.strides[a], (g) => {
+    // Add into x's gradient buffer when the sweep allows (no zero-padded copy).
+    const xs = stridesOf(x.shape);
+    const dst = [...xs];
+    dst[a] *= step;
+    if (addGradRegion(x, (buf) => writeStrided(buf, s * xs[a], dst, g, true))) return null;
+    return embed(g, x.shape, a, s, step, 0);
+  });
 }
 
 /**
@@ -161,14 +168,14 @@ function embed(g: Tensor, shape: Shape, axis: number, start: number, step: numbe
   return fromOp('embed', out, shape, [g], (gg) => [slice(gg, axis, start, start + g.shape[axis] * step, step)]);
 }
 
-/** Write tensor `src` into `dst` at offset `off` with strides `dstStrides` (src's shape). */
-function writeStrided(dst: TypedArray, off: number, dstStrides: readonly number[], src: Tensor): void {
+/** Write (or add, when `accumulate`) tensor `src` into `dst` at offset `off` with strides `dstStrides` (src's shape). */
+function writeStrided(dst: TypedArray, off: number, dstStrides: readonly number[], src: Tensor, accumulate = false): void {
   const v = src.values();
   const shape = src.shape;
   const rank = shape.length;
   if (v.length === 0) return;
   if (rank === 0) {
-    dst[off] = v[0];
+    dst[off] = accumulate ? dst[off] + v[0] : v[0];
     return;
   }
   const n = shape[rank - 1];
@@ -178,7 +185,8 @@ function writeStrided(dst: TypedArray, off: number, dstStrides: readonly number[
   let d = off;
   for (let r = 0; r < rows; r++) {
     const vb = r * n;
-    for (let j = 0; j < n; j++) dst[d + j * ls] = v[vb + j];
+    if (accumulate) for (let j = 0; j < n; j++) dst[d + j * ls] += v[vb + j];
+    else for (let j = 0; j < n; j++) dst[d + j * ls] = v[vb + j];
     for (let k = rank - 2; k >= 0; k--) {
       idx[k]++;
       d += dstStrides[k];
