@@ -167,7 +167,8 @@ async function cmdTrain(a: ParsedArgs): Promise<void> {
     model, runConfig: cfg, data, outDir, verbose: !a.bool('quiet'),
     onSample: (step, m, rng) => {
       m.eval();
-      writeSamples(join(outDir, 'samples', `step-${String(step).padStart(6, '0')}.png`), m.sample(64, rng), data, 8);
+      const k = cfg.train.numSamples as number;
+      if (k > 0) writeSamples(join(outDir, 'samples', `step-${String(step).padStart(6, '0')}.png`), m.sample(k, rng), data, 8);
       m.train();
     },
   });
@@ -177,7 +178,8 @@ async function cmdTrain(a: ParsedArgs): Promise<void> {
   const res = await trainer.run();
   lossCurve(outDir);
   model.eval();
-  const msg = writeSamples(join(outDir, 'samples.png'), model.sample(64, new Rng(cfg.seed + 1)), data, 8);
+  const k = cfg.train.numSamples as number;
+  const msg = k > 0 ? writeSamples(join(outDir, 'samples.png'), model.sample(k, new Rng(cfg.seed + 1)), data, 8) : 'no samples drawn (train.numSamples=0)';
   out(`${res.interrupted ? 'interrupted' : 'trained'} ${res.step} steps; last: ${fmtMetrics(res.lastMetrics)}`);
   out(`checkpoint: ${trainer.checkpointDir}; ${msg}`);
   if (res.interrupted) process.exitCode = 130;

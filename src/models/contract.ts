@@ -46,8 +46,8 @@ export interface DataInfo {
 
 /**
  * image: x [N, C, H, W] floats in [0, 1] (y labels); points: x [N, D];
- * text: x int32 token ids (y int32 targets for pairs); sequence: generated float
- * sequence tasks (NTM copy, ...).
+ * text: x int32 token ids (y int32 targets for pairs); sequence: generated tasks,
+ * float bit sequences (NTM copy, ...) or token pairs (cmudict, mobydick-keywords).
  */
 export type DataKind = 'image' | 'points' | 'text' | 'sequence';
 

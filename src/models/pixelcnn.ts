@@ -39,7 +39,7 @@ export const PIXELCNN_DEFAULTS: Config = { channels: 64, nLayer: 7, firstKernel:
 export const PIXELCNN_CHOICES = { binarize: ['dynamic', 'threshold', 'none'] } as const;
 export const PIXELCNN_PRESETS: Record<string, { model?: Config; train?: Config }> = {
   tiny: { model: { channels: 8, nLayer: 1, firstKernel: 5, outChannels: 8 }, train: { steps: 100, batchSize: 16, lr: 3e-3 } },
-  small: { model: { channels: 32, nLayer: 5, firstKernel: 7, outChannels: 32 }, train: { steps: 6000, batchSize: 32, lr: 1e-3, evalEvery: 2000 } },
+  small: { model: { channels: 32, nLayer: 5, firstKernel: 7, outChannels: 32 }, train: { steps: 6000, batchSize: 32, lr: 1e-3, evalEvery: 2000, numSamples: 16 } },
 };
 
 /** Residual block (fig. 5): ReLU, 1x1 2h->h, ReLU, masked 3x3 h->h (B), ReLU, 1x1 h->2h, + input. */

@@ -24,3 +24,5 @@ export {
 export type { Nonlinearity, FanMode, KaimingOptions } from './init.js';
 export { mseLoss, l1Loss, bceLoss, bceWithLogits, crossEntropy, nllLoss, gaussianKL, gaussianNLL } from './losses.js';
 export type { Reduction, BCEOptions, BCEWithLogitsOptions, NLLOptions, CrossEntropyOptions, GaussianNLLOptions } from './losses.js';
+export { madeMasks, MaskedLinear, pixelCnnMask, MaskedConv2d } from './masked.js';
+export type { MadeMaskOptions, MadeMasks, PixelMaskType, MaskedConv2dOptions } from './masked.js';

@@ -52,7 +52,9 @@ export function loadDataSource(spec: string, kinds: DataKind[], opts: DataOption
     return loadTextSource(spec, opts);
   }
   if (taskDataNames().includes(spec)) {
-    if (!kinds.includes('sequence')) throw new Error(`data '${spec}' is a sequence task, but this model takes ${kinds.join(' or ')} data`);
+    if (!kinds.includes('sequence') && !kinds.includes('text')) {
+      throw new Error(`data '${spec}' is a sequence task, but this model takes ${kinds.join(' or ')} data`);
+    }
     return loadTaskSource(spec, opts);
   }
   const want = (k: DataKind): void => {

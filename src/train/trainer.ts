@@ -38,6 +38,8 @@ export const TRAIN_DEFAULTS: Config = {
   evalEvery: 0,
   sampleEvery: 0,
   ckptEvery: 1000,
+  /** Samples drawn for the periodic and final sample pictures (0: none). */
+  numSamples: 64,
 };
 
 export const TRAIN_CHOICES = {
