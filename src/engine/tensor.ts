@@ -539,7 +539,21 @@ export function addGradRegion(x: Tensor, write: (buf: Float32Array) => void): bo
   return true;
 }
 
+/** Sums that accumulate() made itself in a non-recording sweep: nobody else holds them. */
+const ownedSums = new WeakSet<Tensor>();
+
 function accumulate(grads: Map<Tensor, Tensor>, t: Tensor, g: Tensor): void {
   const cur = grads.get(t);
-  grads.set(t, cur ? E.add(cur, g) : g);
+  if (!cur) {
+    grads.set(t, g);
+  } else if (!gradEnabled && ownedSums.has(cur) && !g.requiresGrad) {
+    // Add in place (a weight used at every time step collects T gradients).
+    const acc = cur.data as Float32Array;
+    const gv = g.f32('backward');
+    for (let i = 0; i < acc.length; i++) acc[i] += gv[i];
+  } else {
+    const sum = E.add(cur, g);
+    if (!gradEnabled) ownedSums.add(sum);
+    grads.set(t, sum);
+  }
 }

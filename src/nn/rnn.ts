@@ -15,7 +15,9 @@
  * LSTM and GRU steps run their pointwise part as one fused primitive
  * (src/engine/ops/fused.ts: one kernel forward, one backward); the composites
  * `lstmCellStepComposite` and `gruCellStepComposite` are their definition and tests
- * check the two agree.
+ * check the two agree. The LSTM and GRU unrolls run each layer direction as one
+ * sequence primitive (`lstmSequence`, `gruSequence`: the same fused cells, with the
+ * hidden-to-hidden weight gradient formed as one GEMM over all time steps).
  * Multi-layer, bidirectional unrolls name their weights weight_ih_l{k}[_reverse],
  * weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k}, all initialised U(-1/sqrt(H), 1/sqrt(H)).
  */
@@ -24,7 +26,7 @@ import type { Rng } from '../engine/rng.js';
 import { ShapeError, fmtShape } from '../engine/shape.js';
 import { zeros } from '../engine/creation.js';
 import { concat, stack } from '../engine/ops/shape_ops.js';
-import { lstmCell, gruCell } from '../engine/ops/fused.js';
+import { lstmCell, gruCell, lstmSequence, gruSequence } from '../engine/ops/fused.js';
 import { Module } from './module.js';
 import { uniform_ } from './init.js';
 import { dropout, linear } from './layers.js';
@@ -303,18 +305,27 @@ abstract class RNNBase extends Module {
         const idx = k * D + d;
         const gi = linear(layerIn, w.wIh, w.bIh); // (T, B, G): the whole sequence at once
         let h = h0.index(0, idx);
-        let c = c0 ? c0.index(0, idx) : null;
+        if (this.mode === 'LSTM' || this.mode === 'GRU') {
+          // The whole direction as one primitive: fused cells, one dW_hh GEMM in the backward.
+          if (this.mode === 'LSTM') {
+            const r = lstmSequence(gi, h, c0!.index(0, idx), w.wHh, w.bHh, d === 1);
+            hs.push(r.hN);
+            cs.push(r.cN);
+            dirOuts.push(r.out);
+          } else {
+            const r = gruSequence(gi, h, w.wHh, w.bHh, d === 1);
+            hs.push(r.hN);
+            dirOuts.push(r.out);
+          }
+          continue;
+        }
         const steps = new Array<Tensor>(T);
         for (let s = 0; s < T; s++) {
           const t = d === 0 ? s : T - 1 - s;
-          const g = gi.index(0, t);
-          if (this.mode === 'LSTM') [h, c] = lstmCellStep(g, h, c!, w.wHh, w.bHh);
-          else if (this.mode === 'GRU') h = gruCellStep(g, h, w.wHh, w.bHh);
-          else h = rnnCellStep(g, h, w.wHh, w.bHh, this.mode === 'RNN_RELU' ? 'relu' : 'tanh');
+          h = rnnCellStep(gi.index(0, t), h, w.wHh, w.bHh, this.mode === 'RNN_RELU' ? 'relu' : 'tanh');
           steps[t] = h;
         }
         hs.push(h);
-        if (c) cs.push(c);
         dirOuts.push(T > 0 ? stack(steps, 0) : zeros([0, xs.shape[1], this.hiddenSize]));
       }
       layerIn = D === 1 ? dirOuts[0] : concat(dirOuts, -1); // (T, B, D*H)

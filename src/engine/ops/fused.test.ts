@@ -13,7 +13,8 @@ import { tensor } from '../creation.js';
 import { add, mul, sub, sigmoid, tanh, where, gt } from './elementwise.js';
 import { sum } from './reduce.js';
 import { matmul } from './matmul.js';
-import { lstmCell, gruCell, attention, attentionWeightsOps, canFuseAttention } from './fused.js';
+import { lstmCell, gruCell, attention, attentionWeightsOps, canFuseAttention, lstmSequence, gruSequence } from './fused.js';
+import { concat, select, transpose } from './shape_ops.js';
 import { withBackend } from '../backends/index.js';
 import { NATIVE_THRESHOLDS } from '../backends/native.js';
 import { WASM_THRESHOLDS } from '../backends/wasm.js';
@@ -154,6 +155,62 @@ for (const be of testBackends()) {
       const [oc] = attnComposite(q, k, v, -1, mask);
       assertClose(of, oc, 1e-5, 1e-6, 'blocked row');
       assert.ok(Number.isNaN(of.values()[0]) && !Number.isNaN(of.values()[3]), 'blocked row is NaN, the other finite');
+    });
+  });
+}
+
+/** The unrolls step by step with unfused ops: the definition of the sequence primitives. */
+function lstmSeqComposite(gi: Tensor, h0: Tensor, c0: Tensor, w: Tensor, b: Tensor | null, reverse: boolean): Tensor[] {
+  const T = gi.shape[0];
+  const hs: Tensor[] = new Array(T);
+  let h = h0, c = c0;
+  for (let s = 0; s < T; s++) {
+    const t = reverse ? T - 1 - s : s;
+    let pre = add(select(gi, 0, t), matmul(h, transpose(w, 0, 1)));
+    if (b) pre = add(pre, b);
+    [h, c] = lstmComposite(pre, c);
+    hs[t] = h.reshape([1, ...h.shape]);
+  }
+  return [concat(hs, 0), h, c];
+}
+
+function gruSeqComposite(gi: Tensor, h0: Tensor, w: Tensor, b: Tensor | null, reverse: boolean): Tensor[] {
+  const T = gi.shape[0];
+  const hs: Tensor[] = new Array(T);
+  let h = h0;
+  for (let s = 0; s < T; s++) {
+    const t = reverse ? T - 1 - s : s;
+    let gh = matmul(h, transpose(w, 0, 1));
+    if (b) gh = add(gh, b);
+    h = gruComposite(select(gi, 0, t), gh, h);
+    hs[t] = h.reshape([1, ...h.shape]);
+  }
+  return [concat(hs, 0), h];
+}
+
+for (const be of testBackends()) {
+  test(`lstmSequence and gruSequence match step-by-step composites on ${be} (both directions, with and without bias)`, () => {
+    withBackend(be, () => {
+      const rng = new Rng(5);
+      for (const [T, B, H] of [[4, 3, 5], [3, 2, 16]]) {
+        for (const reverse of [false, true]) {
+          for (const bias of [true, false]) {
+            const tag = `T=${T} B=${B} H=${H} reverse=${reverse} bias=${bias}`;
+            const ins = [randn([T, B, 4 * H], rng), randn([B, H], rng), randn([B, H], rng), randn([4 * H, H], rng, 0, 0.4)];
+            if (bias) ins.push(randn([4 * H], rng));
+            compare(`lstmSequence ${tag}`, (gi, h0, c0, w, b) => {
+              const r = lstmSequence(gi, h0, c0, w, b ?? null, reverse);
+              return [r.out, r.hN, r.cN];
+            }, (gi, h0, c0, w, b) => lstmSeqComposite(gi, h0, c0, w, b ?? null, reverse), ins, 1e-4, 1e-5);
+            const gins = [randn([T, B, 3 * H], rng), randn([B, H], rng), randn([3 * H, H], rng, 0, 0.4)];
+            if (bias) gins.push(randn([3 * H], rng));
+            compare(`gruSequence ${tag}`, (gi, h0, w, b) => {
+              const r = gruSequence(gi, h0, w, b ?? null, reverse);
+              return [r.out, r.hN];
+            }, (gi, h0, w, b) => gruSeqComposite(gi, h0, w, b ?? null, reverse), gins, 1e-4, 1e-5);
+          }
+        }
+      }
     });
   });
 }

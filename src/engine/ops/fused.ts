@@ -13,7 +13,7 @@
  * definitions these are tested against (fused.test.ts).
  */
 import { backend } from '../backends/index.js';
-import { Tensor, fromOp, isGradEnabled } from '../tensor.js';
+import { Tensor, fromOp, grad, isGradEnabled } from '../tensor.js';
 import { ShapeError, fmtShape, shapesEqual } from '../shape.js';
 import { add, mul, sub, square, sigmoid, tanh, where } from './elementwise.js';
 import { concat, expand, select, transpose } from './shape_ops.js';
@@ -248,4 +248,205 @@ function attentionGradOps(
   const res: (Tensor | null)[] = [dq, dk];
   if (v) res.push(dO && v.requiresGrad ? sumTo(matmul(transpose(P, -2, -1), dO), v.shape) : null);
   return res;
+}
+
+/**
+ * A whole LSTM layer direction over time as one primitive (as cuDNN's RNN): gi
+ * [T, B, 4H] = W_ih x_t + b_ih for every step, h0, c0 [B, H], wHh [4H, H], bHh [4H] or
+ * null; `reverse` runs from t = T-1 down to 0. Returns out [T, B, H] (h of every step,
+ * at its time index) and the final [hN, cN]. The backward runs the steps in reverse
+ * with the fused cell kernel and forms dW_hh as one GEMM over all T*B rows.
+ */
+export function lstmSequence(
+  gi: Tensor, h0: Tensor, c0: Tensor, wHh: Tensor, bHh: Tensor | null, reverse = false,
+): { out: Tensor; hN: Tensor; cN: Tensor } {
+  const [T, B, G] = gi.rank === 3 ? gi.shape : [-1, -1, -1];
+  const H = h0.shape[h0.rank - 1];
+  if (gi.rank !== 3 || G !== 4 * H || !shapesEqual(h0.shape, [B, H]) || !shapesEqual(c0.shape, [B, H]) ||
+    !shapesEqual(wHh.shape, [4 * H, H]) || (bHh && !shapesEqual(bHh.shape, [4 * H]))) {
+    throw new ShapeError(
+      `lstmSequence: expected gi [T, B, 4H], h0 and c0 [B, H], wHh [4H, H], bHh [4H]; got gi ${fmtShape(gi.shape)}, ` +
+        `h0 ${fmtShape(h0.shape)}, c0 ${fmtShape(c0.shape)}, wHh ${fmtShape(wHh.shape)}${bHh ? `, bHh ${fmtShape(bHh.shape)}` : ''}`,
+    );
+  }
+  const bk = backend();
+  const n = B * H;
+  const giv = gi.f32('lstmSequence'), h0v = h0.f32('lstmSequence'), c0v = c0.f32('lstmSequence'), wv = wHh.f32('lstmSequence');
+  const bv = bHh ? bHh.f32('lstmSequence') : null;
+  const inputs = bHh ? [gi, h0, c0, wHh, bHh] : [gi, h0, c0, wHh];
+  const keep = recording(inputs);
+  // y: h of every step [T, B, H], then cN [B, H].
+  const y = new Float32Array((T + 1) * n);
+  const cAll = keep ? new Float32Array(T * n) : new Float32Array(2 * n);
+  const act = keep ? new Float32Array(T * 5 * n) : saveBuffer(5 * n, false);
+  const gates = new Float32Array(4 * n);
+  const step = (s: number): number => (reverse ? T - 1 - s : s);
+  for (let s = 0; s < T; s++) {
+    const t = step(s);
+    const hPrev = s === 0 ? h0v : y.subarray(step(s - 1) * n, step(s - 1) * n + n);
+    const cPrev = s === 0 ? c0v : keep ? cAll.subarray(step(s - 1) * n, step(s - 1) * n + n) : cAll.subarray(((s - 1) & 1) * n, ((s - 1) & 1) * n + n);
+    const cOut = keep ? cAll.subarray(t * n, t * n + n) : cAll.subarray((s & 1) * n, (s & 1) * n + n);
+    // gates = gi_t + b_hh + h_prev W_hh^T
+    gates.set(giv.subarray(t * 4 * n, (t + 1) * 4 * n));
+    if (bv) for (let b = 0; b < B; b++) for (let j = 0; j < 4 * H; j++) gates[b * 4 * H + j] += bv[j];
+    bk.gemm(false, true, B, 4 * H, H, hPrev, 0, H, wv, 0, H, 1, gates, 0, 4 * H);
+    bk.lstmCell(gates, cPrev, B, H, y.subarray(t * n, t * n + n), cOut, keep ? act.subarray(t * 5 * n, (t + 1) * 5 * n) : act);
+    if (s === T - 1) y.set(cOut, T * n);
+  }
+  if (T === 0) {
+    y.set(c0v, 0);
+  }
+  const Y = fromOp('lstmSequence', y, [T + 1, B, H], inputs, (g) => {
+    if (isGradEnabled()) return sequenceGradOps(inputs, g, (xs) => lstmSequenceOps(xs[0], xs[1], xs[2], xs[3], xs[4] ?? null, reverse));
+    const gv = g.f32('lstmSequence backward');
+    const dgates = new Float32Array(T * 4 * n);
+    let dhNext = new Float32Array(n);
+    let dcNext: Float32Array = gv.slice(T * n, T * n + n);
+    const dh = new Float32Array(n);
+    const dcPrev = new Float32Array(n);
+    for (let s = T - 1; s >= 0; s--) {
+      const t = step(s);
+      const cPrev = s === 0 ? c0v : cAll.subarray(step(s - 1) * n, step(s - 1) * n + n);
+      for (let i = 0; i < n; i++) dh[i] = gv[t * n + i] + dhNext[i];
+      const dg = dgates.subarray(t * 4 * n, (t + 1) * 4 * n);
+      bk.lstmCellBackward(act.subarray(t * 5 * n, (t + 1) * 5 * n), cPrev, dh, dcNext, B, H, dg, dcPrev);
+      // d h_prev = dgates_t W_hh
+      const next = new Float32Array(n);
+      bk.gemm(false, false, B, H, 4 * H, dg, 0, 4 * H, wv, 0, H, 0, next, 0, H);
+      dhNext = next;
+      dcNext = dcPrev.slice();
+    }
+    return [
+      gi.requiresGrad ? new Tensor(dgates, gi.shape) : null,
+      h0.requiresGrad ? new Tensor(dhNext, h0.shape) : null,
+      c0.requiresGrad ? new Tensor(T === 0 ? gv.slice(0, n) : dcNext, c0.shape) : null,
+      wHh.requiresGrad ? new Tensor(weightGrad(dgates, y, h0v, T, B, H, 4 * H, reverse), wHh.shape) : null,
+      ...(bHh ? [bHh.requiresGrad ? new Tensor(biasGrad(dgates, T * B, 4 * H), bHh.shape) : null] : []),
+    ];
+  });
+  const out = Y.slice(0, 0, T);
+  return { out, hN: T > 0 ? select(out, 0, reverse ? 0 : T - 1) : h0, cN: select(Y, 0, T) };
+}
+
+/**
+ * A whole GRU layer direction over time as one primitive: gi [T, B, 3H] = W_ih x_t +
+ * b_ih, h0 [B, H], wHh [3H, H], bHh [3H] or null. Returns out [T, B, H] and hN.
+ */
+export function gruSequence(gi: Tensor, h0: Tensor, wHh: Tensor, bHh: Tensor | null, reverse = false): { out: Tensor; hN: Tensor } {
+  const [T, B, G] = gi.rank === 3 ? gi.shape : [-1, -1, -1];
+  const H = h0.shape[h0.rank - 1];
+  if (gi.rank !== 3 || G !== 3 * H || !shapesEqual(h0.shape, [B, H]) || !shapesEqual(wHh.shape, [3 * H, H]) ||
+    (bHh && !shapesEqual(bHh.shape, [3 * H]))) {
+    throw new ShapeError(
+      `gruSequence: expected gi [T, B, 3H], h0 [B, H], wHh [3H, H], bHh [3H]; got gi ${fmtShape(gi.shape)}, ` +
+        `h0 ${fmtShape(h0.shape)}, wHh ${fmtShape(wHh.shape)}${bHh ? `, bHh ${fmtShape(bHh.shape)}` : ''}`,
+    );
+  }
+  const bk = backend();
+  const n = B * H;
+  const giv = gi.f32('gruSequence'), h0v = h0.f32('gruSequence'), wv = wHh.f32('gruSequence');
+  const bv = bHh ? bHh.f32('gruSequence') : null;
+  const inputs = bHh ? [gi, h0, wHh, bHh] : [gi, h0, wHh];
+  const keep = recording(inputs);
+  const y = new Float32Array(T * n);
+  const act = keep ? new Float32Array(T * 4 * n) : saveBuffer(4 * n, false);
+  const gh = new Float32Array(3 * n);
+  const step = (s: number): number => (reverse ? T - 1 - s : s);
+  for (let s = 0; s < T; s++) {
+    const t = step(s);
+    const hPrev = s === 0 ? h0v : y.subarray(step(s - 1) * n, step(s - 1) * n + n);
+    // gh = b_hh + h_prev W_hh^T
+    if (bv) for (let b = 0; b < B; b++) gh.set(bv, b * 3 * H);
+    bk.gemm(false, true, B, 3 * H, H, hPrev, 0, H, wv, 0, H, bv ? 1 : 0, gh, 0, 3 * H);
+    bk.gruCell(giv.subarray(t * 3 * n, (t + 1) * 3 * n), gh, hPrev, B, H, y.subarray(t * n, t * n + n),
+      keep ? act.subarray(t * 4 * n, (t + 1) * 4 * n) : act);
+  }
+  const Y = fromOp('gruSequence', y, [T, B, H], inputs, (g) => {
+    if (isGradEnabled()) return sequenceGradOps(inputs, g, (xs) => gruSequenceOps(xs[0], xs[1], xs[2], xs[3] ?? null, reverse));
+    const gv = g.f32('gruSequence backward');
+    const dgi = new Float32Array(T * 3 * n);
+    const dgh = new Float32Array(T * 3 * n);
+    let dhNext = new Float32Array(n);
+    const dh = new Float32Array(n);
+    const dhDirect = new Float32Array(n);
+    for (let s = T - 1; s >= 0; s--) {
+      const t = step(s);
+      const hPrev = s === 0 ? h0v : y.subarray(step(s - 1) * n, step(s - 1) * n + n);
+      for (let i = 0; i < n; i++) dh[i] = gv[t * n + i] + dhNext[i];
+      const dghT = dgh.subarray(t * 3 * n, (t + 1) * 3 * n);
+      bk.gruCellBackward(act.subarray(t * 4 * n, (t + 1) * 4 * n), hPrev, dh, B, H, dgi.subarray(t * 3 * n, (t + 1) * 3 * n), dghT, dhDirect);
+      // d h_prev = z * dh (direct) + dgh_t W_hh
+      const next = dhDirect.slice();
+      bk.gemm(false, false, B, H, 3 * H, dghT, 0, 3 * H, wv, 0, H, 1, next, 0, H);
+      dhNext = next;
+    }
+    return [
+      gi.requiresGrad ? new Tensor(dgi, gi.shape) : null,
+      h0.requiresGrad ? new Tensor(dhNext, h0.shape) : null,
+      wHh.requiresGrad ? new Tensor(weightGrad(dgh, y, h0v, T, B, H, 3 * H, reverse), wHh.shape) : null,
+      ...(bHh ? [bHh.requiresGrad ? new Tensor(biasGrad(dgh, T * B, 3 * H), bHh.shape) : null] : []),
+    ];
+  });
+  return { out: Y, hN: T > 0 ? select(Y, 0, reverse ? 0 : T - 1) : h0 };
+}
+
+/**
+ * dW_hh = sum_t dgates_t^T h_prev(t) [G, H] as two GEMMs: the steps whose h_prev is an
+ * earlier output (rows of y shifted by one step), and the first step (h0).
+ */
+function weightGrad(dg: Float32Array, y: Float32Array, h0: Float32Array, T: number, B: number, H: number, G: number, reverse: boolean): Float32Array {
+  const bk = backend();
+  const dw = new Float32Array(G * H);
+  if (T === 0) return dw;
+  const n = B * H;
+  const rows = (T - 1) * B;
+  // Forward: step t >= 1 saw y[t-1]. Reverse: step t <= T-2 saw y[t+1].
+  if (rows > 0) bk.gemm(true, false, G, H, rows, dg, reverse ? 0 : B * G, G, y, reverse ? n : 0, H, 0, dw, 0, H);
+  const first = reverse ? T - 1 : 0;
+  bk.gemm(true, false, G, H, B, dg, first * B * G, G, h0, 0, H, rows > 0 ? 1 : 0, dw, 0, H);
+  return dw;
+}
+
+/** Column sums of a [rows, G] matrix. */
+function biasGrad(dg: Float32Array, rows: number, G: number): Float32Array {
+  const db = new Float32Array(G);
+  backend().reduce('sum', dg, 1, rows, G, db);
+  return db;
+}
+
+/** Gradients of a sequence primitive with differentiable ops (createGraph): re-run the steps and differentiate. */
+function sequenceGradOps(inputs: Tensor[], g: Tensor, run: (xs: Tensor[]) => Tensor): (Tensor | null)[] {
+  const wanted = inputs.filter((t) => t.requiresGrad);
+  const gs = grad(run(inputs), wanted, { gradOutputs: [g], createGraph: true, allowUnused: true });
+  return inputs.map((t) => (t.requiresGrad ? gs[wanted.indexOf(t)] : null));
+}
+
+/** lstmSequence's packed output [T + 1, B, H] step by step with the fused cell (differentiable). */
+function lstmSequenceOps(gi: Tensor, h0: Tensor, c0: Tensor, wHh: Tensor, bHh: Tensor | null, reverse: boolean): Tensor {
+  const T = gi.shape[0];
+  const hs = new Array<Tensor>(T);
+  let h = h0, c = c0;
+  for (let s = 0; s < T; s++) {
+    const t = reverse ? T - 1 - s : s;
+    let pre = add(select(gi, 0, t), matmul(h, transpose(wHh, 0, 1)));
+    if (bHh) pre = add(pre, bHh);
+    [h, c] = lstmCell(pre, c);
+    hs[t] = h;
+  }
+  return concat([...hs.map((x) => x.reshape([1, ...x.shape])), c.reshape([1, ...c.shape])], 0);
+}
+
+/** gruSequence's output [T, B, H] step by step with the fused cell (differentiable). */
+function gruSequenceOps(gi: Tensor, h0: Tensor, wHh: Tensor, bHh: Tensor | null, reverse: boolean): Tensor {
+  const T = gi.shape[0];
+  const hs = new Array<Tensor>(T);
+  let h = h0;
+  for (let s = 0; s < T; s++) {
+    const t = reverse ? T - 1 - s : s;
+    let gh = matmul(h, transpose(wHh, 0, 1));
+    if (bHh) gh = add(gh, bHh);
+    h = gruCell(select(gi, 0, t), gh, h);
+    hs[t] = h;
+  }
+  return T > 0 ? concat(hs.map((x) => x.reshape([1, ...x.shape])), 0) : new Tensor(new Float32Array(0), [0, ...h0.shape]);
 }
