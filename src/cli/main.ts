@@ -99,6 +99,10 @@ function loadRun(dir: string): { cfg: RunConfig & { dataInfo: DataInfo }; model:
   const model = entry.create(cfg.model, new Rng(cfg.seed), cfg.dataInfo);
   const ck = loadCheckpoint(join(dir, 'checkpoint'));
   model.loadStateDict(ck.weights);
+  // A run trained with --train.ema samples and evaluates with the averaged weights.
+  const ema: Record<string, Tensor> = {};
+  for (const [k, v] of ck.optimizer.tensors) if (k.startsWith('ema.')) ema[k.slice(4)] = v;
+  if (Object.keys(ema).length > 0) model.loadStateDict({ ...model.stateDict(), ...ema });
   model.eval();
   return { cfg, model, step: ck.step };
 }
@@ -179,7 +183,9 @@ async function cmdTrain(a: ParsedArgs): Promise<void> {
   lossCurve(outDir);
   model.eval();
   const k = cfg.train.numSamples as number;
-  const msg = k > 0 ? writeSamples(join(outDir, 'samples.png'), model.sample(k, new Rng(cfg.seed + 1)), data, 8) : 'no samples drawn (train.numSamples=0)';
+  const msg = k > 0
+    ? trainer.withEma(() => writeSamples(join(outDir, 'samples.png'), model.sample(k, new Rng(cfg.seed + 1)), data, 8))
+    : 'no samples drawn (train.numSamples=0)';
   out(`${res.interrupted ? 'interrupted' : 'trained'} ${res.step} steps; last: ${fmtMetrics(res.lastMetrics)}`);
   out(`checkpoint: ${trainer.checkpointDir}; ${msg}`);
   if (res.interrupted) process.exitCode = 130;

@@ -243,6 +243,16 @@ export class Trainer {
     return out;
   }
 
+  /** Run fn with the EMA weights in place (when the run keeps an EMA), then restore. */
+  withEma<T>(fn: () => T): T {
+    this.ema?.apply();
+    try {
+      return fn();
+    } finally {
+      this.ema?.restore();
+    }
+  }
+
   /** Evaluate on (a quick subset of) the test split, with EMA weights when kept. */
   evaluate(quick: boolean): Record<string, number> {
     if (!this.model.evaluate) return {};
@@ -297,7 +307,10 @@ export class Trainer {
           this.log({ step: this.step, split: 'test', ...ev, time: Date.now() });
           progress.note(`step ${this.step} eval ${fmtMetrics(ev)}`);
         }
-        if (every(t.sampleEvery as number) && this.opts.onSample) this.opts.onSample(this.step, this.model, new Rng(this.cfg.seed + 7));
+        if (every(t.sampleEvery as number) && this.opts.onSample) {
+          const onSample = this.opts.onSample;
+          this.withEma(() => onSample(this.step, this.model, new Rng(this.cfg.seed + 7)));
+        }
         if (every(t.ckptEvery as number)) this.save();
         // Let Ctrl-C and other events in between steps.
         if (this.step % 4 === 0) await new Promise((r) => setImmediate(r));
