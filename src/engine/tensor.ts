@@ -494,6 +494,9 @@ function propagate(
       }
       const g = grads.get(t);
       if (!node || !g || !needed.get(t)) continue;
+      // From here g may flow on as another tensor's gradient (identity rules return
+      // it as is, add gives it to both inputs): it is no longer ours to add into.
+      ownedSums.delete(g);
       const gs = node.backward(g);
       for (let i = 0; i < node.inputs.length; i++) {
         const inp = node.inputs[i];
