@@ -15,7 +15,7 @@ namespace {
 template <class F>
 void parallelRows(long n, double cost, F f) {
   int nt = numThreads();
-  if (cost < 5e5 || n < 2) nt = 1;
+  if (cost < 4e6 || n < 2) nt = 1;  // as parallelFor in kernels.cpp
   if (nt > n) nt = (int)n;
   if (nt <= 1) {
     f(0L, n);
