@@ -26,3 +26,8 @@ export { mseLoss, l1Loss, bceLoss, bceWithLogits, crossEntropy, nllLoss, gaussia
 export type { Reduction, BCEOptions, BCEWithLogitsOptions, NLLOptions, CrossEntropyOptions, GaussianNLLOptions } from './losses.js';
 export { madeMasks, MaskedLinear, pixelCnnMask, MaskedConv2d } from './masked.js';
 export type { MadeMaskOptions, MadeMasks, PixelMaskType, MaskedConv2dOptions } from './masked.js';
+export {
+  FlowLayer, ActNorm, InvConv1x1, AffineCoupling, MaskedAffineCoupling, Reverse, BatchNormFlow, FlowSequence, CouplingMLP,
+  CouplingConvNet, squeeze2d, unsqueeze2d, checkerboardMask, dequantizeLogit, logitToImage, standardNormalLogProb,
+} from './flows.js';
+export type { FlowOutput, CouplingScale } from './flows.js';
