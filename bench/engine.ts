@@ -3,19 +3,27 @@
  * PyTorch (a python subprocess timing torch.mm, when /usr/bin/python3 has torch) on
  * the shapes that dominate training: square 256/512/1024, a conv layer's forward,
  * weight-gradient and input-gradient products, an LSTM gate product and an MLP layer;
- * plus the per-op overhead of x.add(y) on 16-element tensors. Medians over repetitions.
+ * the per-op overhead of small ops (x.add(y) on 16 elements, broadcasting, a scalar
+ * operand, exp, sum, with autograd recording); and the fused primitives against their
+ * unfused composites (src/engine/ops/fused.ts: LSTM/GRU cell steps, a 2-layer LSTM
+ * forward+backward, causal attention forward+backward). Medians over repetitions
+ * (the overhead rows: the best of 15 batches, less sensitive to a busy machine).
  *
  *   npm run bench:engine               table
  *   npm run bench:engine -- --json     [{name, backend, gflops} | {name, backend, ns}]
  *   npm run bench:engine -- --crossover   js vs native vs wasm at small sizes (the
  *                                         thresholds in native.ts and wasm.ts)
+ *   npm run bench:engine -- --ops      only the per-op overhead and fused rows
  *
  * GENLAB_THREADS sets the native thread count (default: all cores).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { Rng, hasBackend, randn, withBackend, backend, backendError } from '../src/index.js';
-import type { Backend, BackendName } from '../src/index.js';
+import { Rng, hasBackend, randn, withBackend, backend, backendError, grad, LSTM } from '../src/index.js';
+import type { Backend, BackendName, Tensor } from '../src/index.js';
+// The unfused composites are not public API: imported from their modules.
+import { lstmCellStep, lstmCellStepComposite, gruCellStep, gruCellStepComposite } from '../src/nn/rnn.js';
+import { scaledDotProductAttention, scaledDotProductAttentionComposite } from '../src/nn/attention.js';
 
 interface GemmShape {
   name: string;
@@ -39,7 +47,11 @@ const SHAPES: GemmShape[] = [
   { name: 'mlp 4096x128 . 128x128', M: 4096, N: 128, K: 128, transA: false, transB: false, small: true },
 ];
 
-type Row = { name: string; backend: string; gflops: number } | { name: string; backend: string; ns: number };
+type Row =
+  | { name: string; backend: string; gflops: number }
+  | { name: string; backend: string; ns: number }
+  | { name: string; backend: string; us: number; compositeUs: number }
+  | { name: string; backend: string; ms: number };
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -77,16 +89,81 @@ function backendObject(name: BackendName): Backend {
   return withBackend(name, () => backend());
 }
 
-/** ns per x.add(y) on 16-element tensors, through the public op (autograd off). */
-function addOverhead(name: BackendName, rng: Rng): number {
+/** ns per small op through the public API: the best of 15 batches of 20,000 calls. */
+function opOverheads(name: BackendName, rng: Rng): [string, number][] {
   return withBackend(name, () => {
     const x = randn([16], rng);
     const y = randn([16], rng);
-    const reps = 20000;
-    const sec = timeIt(() => {
-      for (let i = 0; i < reps; i++) x.add(y);
-    }, 5, 0.3);
-    return (sec / reps) * 1e9;
+    const x44 = randn([4, 4], rng);
+    const y4 = randn([4], rng);
+    const xg = randn([16], rng).requiresGrad_();
+    const cases: [string, () => Tensor][] = [
+      ['x.add(y), 16 elements', () => x.add(y)],
+      ['x.add(y), 16 elements, x requires grad', () => xg.add(y)],
+      ['x.add(y), [4,4] + [4]', () => x44.add(y4)],
+      ['x.mul(2), 16 elements', () => x.mul(2)],
+      ['x.exp(), 16 elements', () => x.exp()],
+      ['x.sum(), 16 elements', () => x.sum()],
+    ];
+    return cases.map(([label, f]): [string, number] => {
+      let best = Infinity;
+      for (let k = 0; k < 15; k++) {
+        const reps = 20000;
+        const t0 = process.hrtime.bigint();
+        for (let i = 0; i < reps; i++) f();
+        best = Math.min(best, Number(process.hrtime.bigint() - t0) / reps);
+      }
+      return [label, best];
+    });
+  });
+}
+
+/** Microseconds of fused vs composite forward+backward workloads on one backend. */
+function fusedVsComposite(name: BackendName, rng: Rng): [string, number, number][] {
+  return withBackend(name, () => {
+    const rows: [string, number, number][] = [];
+    const us = (f: () => void): number => timeIt(f, 3, 0.5) * 1e6;
+    {
+      const B = 32, H = 128, T = 16;
+      const gi = randn([B, 4 * H], rng), h = randn([B, H], rng), c = randn([B, H], rng);
+      const w = randn([4 * H, H], rng, 0, 0.05).requiresGrad_(), b = randn([4 * H], rng).requiresGrad_();
+      const run = (step: typeof lstmCellStep) => () => {
+        let hh = h, cc = c;
+        for (let t = 0; t < T; t++) [hh, cc] = step(gi, hh, cc, w, b);
+        grad(hh.sum(), [w, b]);
+      };
+      rows.push([`LSTM cell x${T} steps B=${B} H=${H}, fwd+bwd`, us(run(lstmCellStep)), us(run(lstmCellStepComposite))]);
+      const gi3 = randn([B, 3 * H], rng), w3 = randn([3 * H, H], rng, 0, 0.05).requiresGrad_(), b3 = randn([3 * H], rng).requiresGrad_();
+      const runG = (step: typeof gruCellStep) => () => {
+        let hh = h;
+        for (let t = 0; t < T; t++) hh = step(gi3, hh, w3, b3);
+        grad(hh.sum(), [w3, b3]);
+      };
+      rows.push([`GRU cell x${T} steps B=${B} H=${H}, fwd+bwd`, us(runG(gruCellStep)), us(runG(gruCellStepComposite))]);
+    }
+    {
+      const [B, nh, L, d] = [8, 4, 128, 32];
+      const q = randn([B, nh, L, d], rng).requiresGrad_(), k = randn([B, nh, L, d], rng).requiresGrad_(), v = randn([B, nh, L, d], rng).requiresGrad_();
+      const run = (f: typeof scaledDotProductAttention) => () => {
+        const [o] = f(q, k, v, { causal: true });
+        grad(o.sum(), [q, k, v]);
+      };
+      rows.push([`causal attention B=${B} nh=${nh} L=${L} d=${d}, fwd+bwd`, us(run(scaledDotProductAttention)), us(run(scaledDotProductAttentionComposite))]);
+    }
+    return rows;
+  });
+}
+
+/** Milliseconds of a 2-layer LSTM forward+backward (the sequence primitive), T=64 B=32 H=256. */
+function lstmLayerMs(name: BackendName, rng: Rng): number {
+  return withBackend(name, () => {
+    const lstm = new LSTM(64, 256, rng, { numLayers: 2 });
+    const x = randn([64, 32, 64], rng);
+    const params = lstm.parameters();
+    return timeIt(() => {
+      const [out] = lstm.forward(x);
+      grad(out.sum(), params);
+    }, 3, 2) * 1e3;
   });
 }
 
@@ -182,8 +259,10 @@ async function main(): Promise<void> {
   const log = (r: Row): void => {
     rows.push(r);
     if (!json) {
-      const v = 'gflops' in r ? `${r.gflops.toFixed(1)} GFLOPS` : `${r.ns.toFixed(0)} ns`;
-      console.log(`${r.name.padEnd(40)} ${r.backend.padEnd(12)} ${v}`);
+      const v = 'gflops' in r ? `${r.gflops.toFixed(1)} GFLOPS` : 'ns' in r ? `${r.ns.toFixed(0)} ns`
+        : 'us' in r ? `fused ${r.us.toFixed(0)} us, composite ${r.compositeUs.toFixed(0)} us (${(r.compositeUs / r.us).toFixed(2)}x)`
+          : `${r.ms.toFixed(0)} ms`;
+      console.log(`${r.name.padEnd(56)} ${r.backend.padEnd(8)} ${v}`);
     }
   };
   const rng = new Rng(0);
@@ -191,13 +270,14 @@ async function main(): Promise<void> {
   if (!json) {
     for (const b of ['native', 'wasm'] as const) if (!hasBackend(b)) console.log(`(${b} unavailable: ${backendError(b)})`);
   }
-  for (const s of SHAPES) {
+  const opsOnly = process.argv.includes('--ops');
+  for (const s of opsOnly ? [] : SHAPES) {
     for (const b of backends) {
       if (b === 'js' && !s.small) continue;
       log({ name: s.name, backend: b, gflops: gemmGflops(backendObject(b), s, rng) });
     }
   }
-  for (const [label, threads, env] of [['torch', 2, {}], ['torch-1t', 1, { OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: '1' }]] as const) {
+  for (const [label, threads, env] of opsOnly ? [] : [['torch', 2, {}], ['torch-1t', 1, { OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: '1' }]] as const) {
     const t = torchGflops(threads, env);
     if (!t) {
       if (!json) console.log(`(${label}: /usr/bin/python3 with torch unavailable)`);
@@ -208,7 +288,13 @@ async function main(): Promise<void> {
       if (g !== undefined) log({ name: s.name, backend: label, gflops: g });
     }
   }
-  for (const b of backends) log({ name: 'x.add(y), 16 elements', backend: b, ns: addOverhead(b, rng) });
+  for (const b of backends) for (const [label, ns] of opOverheads(b, rng)) log({ name: label, backend: b, ns });
+  for (const b of backends) {
+    for (const [label, us, compositeUs] of fusedVsComposite(b, rng)) log({ name: label, backend: b, us, compositeUs });
+  }
+  for (const b of backends) {
+    if (b !== 'js') log({ name: '2-layer LSTM T=64 B=32 H=256, fwd+bwd', backend: b, ms: lstmLayerMs(b, rng) });
+  }
   if (json) console.log(JSON.stringify(rows));
 }
 
