@@ -436,6 +436,45 @@ napi_value AttentionBackward(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+// normRows(x, R, N, eps, y, rstd)
+napi_value NormRows(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lx, ly, lr;
+  const float* x = a.f32(0, &lx);
+  const long R = a.lng(1), N = a.lng(2);
+  const float eps = (float)a.num(3);
+  float* y = a.f32(4, &ly);
+  float* rstd = a.f32(5, &lr);
+  if (a.failed) return nullptr;
+  if (R < 0 || N < 1) a.fail("genlab native: normRows: bad size");
+  a.within(0, R * N, lx, "normRows x");
+  a.within(0, R * N, ly, "normRows y");
+  a.within(0, R, lr, "normRows rstd");
+  if (a.failed) return nullptr;
+  gl::normRows(x, R, N, eps, y, rstd);
+  return undef(env);
+}
+
+// normRowsBackward(y, rstd, g, R, N, dx)
+napi_value NormRowsBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t ly, lr, lg, ld;
+  const float* y = a.f32(0, &ly);
+  const float* rstd = a.f32(1, &lr);
+  const float* g = a.f32(2, &lg);
+  const long R = a.lng(3), N = a.lng(4);
+  float* dx = a.f32(5, &ld);
+  if (a.failed) return nullptr;
+  if (R < 0 || N < 1) a.fail("genlab native: normRowsBackward: bad size");
+  a.within(0, R * N, ly, "normRowsBackward y");
+  a.within(0, R, lr, "normRowsBackward rstd");
+  a.within(0, R * N, lg, "normRowsBackward g");
+  a.within(0, R * N, ld, "normRowsBackward dx");
+  if (a.failed) return nullptr;
+  gl::normRowsBackward(y, rstd, g, R, N, dx);
+  return undef(env);
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   Args a(env, info);
   const long n = a.lng(0);
@@ -481,6 +520,7 @@ NAPI_MODULE_INIT() {
       {"softmax", Softmax}, {"im2col", Im2col},       {"col2im", Col2im},   {"adam", Adam},
       {"lstmCell", LstmCell}, {"lstmCellBackward", LstmCellBackward}, {"gruCell", GruCell},
       {"gruCellBackward", GruCellBackward}, {"attention", Attention}, {"attentionBackward", AttentionBackward},
+      {"normRows", NormRows}, {"normRowsBackward", NormRowsBackward},
       {"setThreads", SetThreads}, {"threads", Threads}, {"kernel", KernelName}, {"setKernel", SetKernel}, {"noop", Noop},
   };
   for (const auto& f : fns) {

@@ -79,5 +79,10 @@ void attention(const float* q, const float* k, const float* v, const float* mask
 void attentionBackward(const float* q, const float* k, const float* v, const float* p, const float* dout,
                        const float* dpIn, long BH, long L, long S, long D, long Dv, float scale, float* dq, float* dk,
                        float* dv, float* scratch);
+// Row normalisation (LayerNorm / GroupNorm without the affine part): x [R, N] ->
+// y = (x - mean) / sqrt(var + eps) per row (biased variance), rstd [R] saved;
+// backward dx = rstd * (g - mean(g) - y * mean(g * y)).
+void normRows(const float* x, long R, long N, float eps, float* y, float* rstd);
+void normRowsBackward(const float* y, const float* rstd, const float* g, long R, long N, float* dx);
 
 }  // namespace gl

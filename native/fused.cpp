@@ -158,7 +158,49 @@ GL_CLONES void attnBackRow(const float* GL_RESTRICT p, float* GL_RESTRICT dp, lo
   for (long j = 0; j < S; j++) dp[j] = p[j] * (dp[j] - dot) * scale;
 }
 
+GL_CLONES void normRowsLoop(const float* GL_RESTRICT x, long N, float eps, long r0, long r1, float* GL_RESTRICT y,
+                            float* GL_RESTRICT rstd) {
+  for (long r = r0; r < r1; r++) {
+    const float* xr = x + r * N;
+    float* yr = y + r * N;
+    float s = 0.f;
+    for (long j = 0; j < N; j++) s += xr[j];
+    const float m = s / (float)N;
+    float v = 0.f;
+    for (long j = 0; j < N; j++) {
+      const float d = xr[j] - m;
+      v += d * d;
+    }
+    const float rs = 1.f / __builtin_sqrtf(v / (float)N + eps);
+    for (long j = 0; j < N; j++) yr[j] = (xr[j] - m) * rs;
+    rstd[r] = rs;
+  }
+}
+
+GL_CLONES void normRowsBackLoop(const float* GL_RESTRICT y, const float* GL_RESTRICT rstd, const float* GL_RESTRICT g,
+                                long N, long r0, long r1, float* GL_RESTRICT dx) {
+  for (long r = r0; r < r1; r++) {
+    const float* yr = y + r * N;
+    const float* gr = g + r * N;
+    float sg = 0.f, sgy = 0.f;
+    for (long j = 0; j < N; j++) {
+      sg += gr[j];
+      sgy += gr[j] * yr[j];
+    }
+    const float mg = sg / (float)N, mgy = sgy / (float)N, rs = rstd[r];
+    for (long j = 0; j < N; j++) dx[r * N + j] = rs * (gr[j] - mg - yr[j] * mgy);
+  }
+}
+
 }  // namespace
+
+void normRows(const float* x, long R, long N, float eps, float* y, float* rstd) {
+  parallelRows(R, (double)R * N * 6, [&](long lo, long hi) { normRowsLoop(x, N, eps, lo, hi, y, rstd); });
+}
+
+void normRowsBackward(const float* y, const float* rstd, const float* g, long R, long N, float* dx) {
+  parallelRows(R, (double)R * N * 5, [&](long lo, long hi) { normRowsBackLoop(y, rstd, g, N, lo, hi, dx); });
+}
 
 void lstmCell(const float* gates, const float* c, long B, long H, float* h2, float* c2, float* act) {
   parallelRows(B, (double)B * H * 40, [&](long lo, long hi) { lstmRows(gates, c, H, lo, hi, h2, c2, act); });

@@ -109,5 +109,14 @@ GL_EXPORT(attention_backward) void wAttentionBackward(const float* q, const floa
                                                       float* scratch) {
   gl::attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv, scratch);
 }
+
+GL_EXPORT(norm_rows) void wNormRows(const float* x, int R, int N, float eps, float* y, float* rstd) {
+  gl::normRows(x, R, N, eps, y, rstd);
+}
+
+GL_EXPORT(norm_rows_backward) void wNormRowsBackward(const float* y, const float* rstd, const float* g, int R, int N,
+                                                     float* dx) {
+  gl::normRowsBackward(y, rstd, g, R, N, dx);
+}
 }
 #endif

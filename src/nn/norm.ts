@@ -9,11 +9,16 @@
  *   running = (1 - momentum) * running + momentum * batch_stat
  * (momentum null means a cumulative average, momentum = 1 / num_batches_tracked).
  * In eval mode it normalises with the running statistics.
+ *
+ * LayerNorm and GroupNorm normalise with one fused primitive (normalizeLastAxis in
+ * src/engine/ops/fused.ts: statistics, normalisation and its backward in one kernel
+ * each); layerNormCore is the unfused definition.
  */
 import { Tensor, noGrad } from '../engine/tensor.js';
 import { ShapeError, fmtShape } from '../engine/shape.js';
 import { zeros, ones, full } from '../engine/creation.js';
 import { Module } from './module.js';
+import { normalizeLastAxis } from '../engine/ops/fused.js';
 
 export interface BatchNormOptions {
   /** Added to the variance (default 1e-5). */
@@ -148,12 +153,20 @@ export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight:
   if (x.rank < k || tail.some((d, i) => d !== normalizedShape[i])) {
     throw new ShapeError(`layerNorm: input ${fmtShape(x.shape)} does not end in normalized shape ${fmtShape(normalizedShape)}`);
   }
-  const axes = Array.from({ length: k }, (_, i) => x.rank - k + i);
-  const xc = x.sub(x.mean(axes, true));
-  let y = xc.mul(xc.square().mean(axes, true).add(eps).rsqrt());
+  let N = 1;
+  for (const d of normalizedShape) N *= d;
+  // The normalising step is one fused primitive over rows of N (src/engine/ops/fused.ts).
+  let y = N > 0 ? normalizeLastAxis(x.reshape([-1, N]), eps).reshape(x.shape) : layerNormCore(x, k, eps);
   if (weight) y = y.mul(weight);
   if (bias) y = y.add(bias);
   return y;
+}
+
+/** layerNorm's normalising step with unfused ops (the definition the fused one is tested against). */
+export function layerNormCore(x: Tensor, k: number, eps: number): Tensor {
+  const axes = Array.from({ length: k }, (_, i) => x.rank - k + i);
+  const xc = x.sub(x.mean(axes, true));
+  return xc.mul(xc.square().mean(axes, true).add(eps).rsqrt());
 }
 
 export interface LayerNormOptions {
@@ -200,8 +213,13 @@ export function groupNorm(x: Tensor, numGroups: number, weight: Tensor | null, b
   const [N, C] = x.shape;
   if (C % numGroups !== 0) throw new ShapeError(`groupNorm: ${C} channels are not divisible into ${numGroups} groups`);
   const g = x.reshape([N, numGroups, -1]); // (N, G, C/G * spatial)
-  const gc = g.sub(g.mean(-1, true));
-  let y = gc.mul(gc.square().mean(-1, true).add(eps).rsqrt()).reshape(x.shape);
+  let y: Tensor;
+  if (g.shape[2] > 0) {
+    y = normalizeLastAxis(g, eps).reshape(x.shape);
+  } else {
+    const gc = g.sub(g.mean(-1, true));
+    y = gc.mul(gc.square().mean(-1, true).add(eps).rsqrt()).reshape(x.shape);
+  }
   const bshape = [1, C, ...Array.from({ length: x.rank - 2 }, () => 1)]; // (1, C, 1, ...)
   if (weight) y = y.mul(weight.reshape(bshape));
   if (bias) y = y.add(bias.reshape(bshape));

@@ -156,4 +156,13 @@ export interface Backend {
     BH: number, L: number, S: number, D: number, Dv: number, scale: number,
     dq: Float32Array | null, dk: Float32Array | null, dv: Float32Array | null,
   ): void;
+
+  /**
+   * Row normalisation (LayerNorm / GroupNorm before the affine part): x [R, N] ->
+   * y = (x - mean) / sqrt(var + eps) per row (biased variance); rstd [R] saved.
+   */
+  normRows(x: Float32Array, R: number, N: number, eps: number, y: Float32Array, rstd: Float32Array): void;
+
+  /** Gradient of normRows: dx = rstd * (g - mean(g) - y * mean(g * y)) per row. */
+  normRowsBackward(y: Float32Array, rstd: Float32Array, g: Float32Array, R: number, N: number, dx: Float32Array): void;
 }

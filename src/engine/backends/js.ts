@@ -158,7 +158,39 @@ function forEachRow(
 const sigmoid = (v: number): number => (v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.exp(v) / (1 + Math.exp(v)));
 
 /** Fused kernels (definitions for native/fused.cpp). */
-const fusedKernels: Pick<Backend, 'lstmCell' | 'lstmCellBackward' | 'gruCell' | 'gruCellBackward' | 'attention' | 'attentionBackward'> = {
+const fusedKernels: Pick<
+  Backend, 'lstmCell' | 'lstmCellBackward' | 'gruCell' | 'gruCellBackward' | 'attention' | 'attentionBackward' | 'normRows' | 'normRowsBackward'
+> = {
+  normRows(x, R, N, eps, y, rstd) {
+    for (let r = 0; r < R; r++) {
+      const o = r * N;
+      let s = 0;
+      for (let j = 0; j < N; j++) s += x[o + j];
+      const m = Math.fround(s / N);
+      let v = 0;
+      for (let j = 0; j < N; j++) {
+        const d = Math.fround(x[o + j] - m);
+        v += d * d;
+      }
+      const rs = 1 / Math.sqrt(Math.fround(v / N) + eps);
+      for (let j = 0; j < N; j++) y[o + j] = Math.fround(x[o + j] - m) * rs;
+      rstd[r] = rs;
+    }
+  },
+
+  normRowsBackward(y, rstd, g, R, N, dx) {
+    for (let r = 0; r < R; r++) {
+      const o = r * N;
+      let sg = 0, sgy = 0;
+      for (let j = 0; j < N; j++) {
+        sg += g[o + j];
+        sgy += g[o + j] * y[o + j];
+      }
+      const mg = sg / N, mgy = sgy / N, rs = rstd[r];
+      for (let j = 0; j < N; j++) dx[o + j] = rs * (g[o + j] - mg - y[o + j] * mgy);
+    }
+  },
+
   lstmCell(gates, c, B, H, h2, c2, act) {
     for (let b = 0; b < B; b++) {
       const a = b * 4 * H, s = b * 5 * H, o = b * H;

@@ -56,6 +56,8 @@ export interface NativeAddon {
     BH: number, L: number, S: number, D: number, Dv: number, scale: number,
     dq: Float32Array | null, dk: Float32Array | null, dv: Float32Array | null, scratch: Float32Array,
   ): void;
+  normRows(x: Float32Array, R: number, N: number, eps: number, y: Float32Array, rstd: Float32Array): void;
+  normRowsBackward(y: Float32Array, rstd: Float32Array, g: Float32Array, R: number, N: number, dx: Float32Array): void;
   setThreads(n: number): void;
   threads(): number;
   /** The GEMM microkernel in use: 'avx512', 'avx2' or 'scalar'. */
@@ -197,6 +199,14 @@ export function loadNative(): Backend {
     adam(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, decoupled, step) {
       if (n < T.elementwise) jsBackend.adam(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, decoupled, step);
       else a.adam(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, decoupled, step);
+    },
+    normRows(x, R, N, eps, y, rstd) {
+      if (R * N < T.elementwise || N < 1) jsBackend.normRows(x, R, N, eps, y, rstd);
+      else a.normRows(x, R, N, eps, y, rstd);
+    },
+    normRowsBackward(y, rstd, g, R, N, dx) {
+      if (R * N < T.elementwise || N < 1) jsBackend.normRowsBackward(y, rstd, g, R, N, dx);
+      else a.normRowsBackward(y, rstd, g, R, N, dx);
     },
     lstmCell(gates, c, B, H, h2, c2, act) {
       if (B * H < T.cell) jsBackend.lstmCell(gates, c, B, H, h2, c2, act);

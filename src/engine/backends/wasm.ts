@@ -29,6 +29,8 @@ interface WasmExports {
     pw: number, dh: number, dw: number, oh: number, ow: number, x: number): void;
   adam(param: number, grad: number, m: number, v: number, n: number, lr: number, beta1: number, beta2: number,
     eps: number, weightDecay: number, decoupled: number, step: number): void;
+  norm_rows(x: number, R: number, N: number, eps: number, y: number, rstd: number): void;
+  norm_rows_backward(y: number, rstd: number, g: number, R: number, N: number, dx: number): void;
   lstm_cell(gates: number, c: number, B: number, H: number, h2: number, c2: number, act: number): void;
   lstm_cell_backward(act: number, c: number, dh: number, dc2: number, B: number, H: number, dgates: number, dc: number): void;
   gru_cell(gi: number, gh: number, h: number, B: number, H: number, h2: number, act: number): void;
@@ -278,6 +280,31 @@ export function loadWasm(): Backend {
       get(pp, param, 0, n);
       get(pm, m, 0, n);
       get(pv, v, 0, n);
+    },
+
+    normRows(x, R, N, eps, y, rstd) {
+      const n = R * N;
+      if (n < T.elementwise || N < 1) return jsBackend.normRows(x, R, N, eps, y, rstd);
+      mem.reset();
+      const px = mem.alloc(n), py = mem.alloc(n), pr = mem.alloc(R);
+      if (!mem.commit()) return jsBackend.normRows(x, R, N, eps, y, rstd);
+      put(px, x, 0, n);
+      ex.norm_rows(px, R, N, eps, py, pr);
+      get(py, y, 0, n);
+      get(pr, rstd, 0, R);
+    },
+
+    normRowsBackward(y, rstd, g, R, N, dx) {
+      const n = R * N;
+      if (n < T.elementwise || N < 1) return jsBackend.normRowsBackward(y, rstd, g, R, N, dx);
+      mem.reset();
+      const py = mem.alloc(n), pr = mem.alloc(R), pg = mem.alloc(n), pd = mem.alloc(n);
+      if (!mem.commit()) return jsBackend.normRowsBackward(y, rstd, g, R, N, dx);
+      put(py, y, 0, n);
+      put(pr, rstd, 0, R);
+      put(pg, g, 0, n);
+      ex.norm_rows_backward(py, pr, pg, R, N, pd);
+      get(pd, dx, 0, n);
     },
 
     lstmCell(gates, c, B, H, h2, c2, act) {

@@ -13,7 +13,9 @@ import { tensor } from '../creation.js';
 import { add, mul, sub, sigmoid, tanh, where, gt } from './elementwise.js';
 import { sum } from './reduce.js';
 import { matmul } from './matmul.js';
-import { lstmCell, gruCell, attention, attentionWeightsOps, canFuseAttention, lstmSequence, gruSequence } from './fused.js';
+import { lstmCell, gruCell, attention, attentionWeightsOps, canFuseAttention, lstmSequence, gruSequence, normalizeLastAxis } from './fused.js';
+import { rsqrt, square } from './elementwise.js';
+import { mean } from './reduce.js';
 import { concat, select, transpose } from './shape_ops.js';
 import { withBackend } from '../backends/index.js';
 import { NATIVE_THRESHOLDS } from '../backends/native.js';
@@ -210,6 +212,21 @@ for (const be of testBackends()) {
             }, (gi, h0, w, b) => gruSeqComposite(gi, h0, w, b ?? null, reverse), gins, 1e-4, 1e-5);
           }
         }
+      }
+    });
+  });
+}
+
+for (const be of testBackends()) {
+  test(`normalizeLastAxis matches the composite on ${be}`, () => {
+    withBackend(be, () => {
+      const rng = new Rng(6);
+      const norm = (x: Tensor): Tensor => {
+        const xc = sub(x, mean(x, -1, true));
+        return mul(xc, rsqrt(add(mean(square(xc), -1, true), 1e-5)));
+      };
+      for (const shape of [[4, 7], [2, 3, 40], [1, 1], [5, 300]]) {
+        compare(`normalize ${JSON.stringify(shape)}`, (x) => [normalizeLastAxis(x, 1e-5)], (x) => [norm(x)], [randn(shape, rng, 1, 3)], 1e-4, 1e-5);
       }
     });
   });

@@ -15,7 +15,7 @@
 import { backend } from '../backends/index.js';
 import { Tensor, fromOp, grad, isGradEnabled } from '../tensor.js';
 import { ShapeError, fmtShape, shapesEqual } from '../shape.js';
-import { add, mul, sub, square, sigmoid, tanh, where } from './elementwise.js';
+import { add, mul, sub, square, sigmoid, tanh, where, rsqrt } from './elementwise.js';
 import { concat, expand, select, transpose } from './shape_ops.js';
 import { matmul } from './matmul.js';
 import { softmax, sum, sumTo } from './reduce.js';
@@ -449,4 +449,38 @@ function gruSequenceOps(gi: Tensor, h0: Tensor, wHh: Tensor, bHh: Tensor | null,
     hs[t] = h;
   }
   return T > 0 ? concat(hs.map((x) => x.reshape([1, ...x.shape])), 0) : new Tensor(new Float32Array(0), [0, ...h0.shape]);
+}
+
+/**
+ * (x - mean) / sqrt(var + eps) over the last axis, with the biased variance: the
+ * normalising step of torch's layer_norm and group_norm, as one kernel forward and
+ * one backward (dx = rstd (g - mean(g) - y mean(g y))).
+ * @example
+ * const y = normalizeLastAxis(x.reshape([B * T, C]), 1e-5).reshape([B, T, C]).mul(w).add(b);
+ */
+export function normalizeLastAxis(x: Tensor, eps: number): Tensor {
+  if (x.rank < 1 || x.shape[x.rank - 1] < 1) throw new ShapeError(`normalizeLastAxis: needs a non-empty last axis, got ${fmtShape(x.shape)}`);
+  const N = x.shape[x.rank - 1];
+  const n = x.size;
+  const R = n / N;
+  const y = new Float32Array(n);
+  const rstd = new Float32Array(R);
+  backend().normRows(x.f32('normalizeLastAxis'), R, N, eps, y, rstd);
+  return fromOp('normalizeLastAxis', y, x.shape, [x], (g) => {
+    if (isGradEnabled()) return [normalizeGradOps(x, g, eps)];
+    const dx = new Float32Array(n);
+    backend().normRowsBackward(y, rstd, g.f32('normalizeLastAxis backward'), R, N, dx);
+    return [new Tensor(dx, x.shape)];
+  });
+}
+
+/** normalizeLastAxis's gradient with differentiable ops (for createGraph). */
+function normalizeGradOps(x: Tensor, g: Tensor, eps: number): Tensor {
+  const N = x.shape[x.rank - 1];
+  const xc = sub(x, mul(sum(x, -1, true), 1 / N));
+  const rs = rsqrt(add(mul(sum(square(xc), -1, true), 1 / N), eps));
+  const y = mul(xc, rs);
+  const mg = mul(sum(g, -1, true), 1 / N);
+  const mgy = mul(sum(mul(g, y), -1, true), 1 / N);
+  return mul(rs, sub(sub(g, mg), mul(y, mgy)));
 }
