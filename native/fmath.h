@@ -147,4 +147,15 @@ static inline float fgelu(float v) {
   return v != v ? v : 0.5f * v * onePlus;
 }
 
+// gelu'(v) = Phi(v) + v phi(v): the CDF as in fgelu (tail form for negative v), the
+// density phi(v) = exp(-v^2 / 2) / sqrt(2 pi).
+static inline float fgeluGrad(float v) {
+  const float x = v * 0.70710678118654752f;
+  const float z = x < 0.f ? -x : x;
+  const float r = ferfcTail(z);
+  const float onePlus = z < 0.5f ? 1.f + ferfSeries(x) : x >= 0.f ? 2.f - r : r;
+  const float pdf = fexp(-0.5f * v * v) * 0.3989422804014327f;
+  return v != v ? v : 0.5f * onePlus + v * pdf;
+}
+
 }  // namespace gl

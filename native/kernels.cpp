@@ -38,7 +38,7 @@ void parallelFor(long n, double cost, F f) {
 }
 
 enum Unary { NEG, ABS, EXP, LOG, LOG1P, SQRT, RSQRT, SIN, COS, TANH, SIGMOID, RELU, LEAKY_RELU, ELU, GELU, SILU,
-             SOFTPLUS, CLAMP, ERF, SIGN, SQUARE, RECIPROCAL, STEP };
+             SOFTPLUS, CLAMP, ERF, SIGN, SQUARE, RECIPROCAL, STEP, GELU_GRAD, SILU_GRAD };
 enum Binary { ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, EQ, NE, LT, LE, GT, GE };
 
 #define GL_MAP(expr) for (long i = 0; i < n; i++) { const float v = x[i]; out[i] = (expr); } return true
@@ -85,6 +85,17 @@ GL_CLONES bool unaryLoop(int op, const float* GL_RESTRICT x, float* GL_RESTRICT 
     case SQUARE: GL_MAP(v * v);
     case RECIPROCAL: GL_MAP(1.f / v);
     case STEP: GL_MAP(v > 0.f ? 1.f : v == v ? 0.f : v);
+    case GELU_GRAD: GL_MAP(fgeluGrad(v));
+    case SILU_GRAD: {
+      // s (1 + v (1 - s)), s = sigmoid(v)
+      for (long i = 0; i < n; i++) {
+        const float v = x[i];
+        const float e = fexp(v < 0.f ? v : -v);
+        const float s = v >= 0.f ? 1.f / (1.f + e) : e / (1.f + e);
+        out[i] = s * (1.f + v * (1.f - s));
+      }
+      return true;
+    }
     default: return false;
   }
 }
@@ -182,7 +193,7 @@ bool unary(int op, const float* x, float* out, long n, double p0, double p1) {
 #if GL_WASM
   if (op == SIN || op == COS) return false;
 #endif
-  if (op < 0 || op > STEP) return false;
+  if (op < 0 || op > SILU_GRAD) return false;
   parallelFor(n, (double)n * (op <= ABS || op == RELU || op == SQUARE ? 1 : 8), [&](long lo, long hi) {
     unaryLoop(op, x + lo, out + lo, hi - lo, p0, p1);
   });

@@ -8,7 +8,9 @@
 export type UnaryOp =
   | 'neg' | 'abs' | 'exp' | 'log' | 'log1p' | 'sqrt' | 'rsqrt' | 'sin' | 'cos' | 'tanh'
   | 'sigmoid' | 'relu' | 'leakyRelu' | 'elu' | 'gelu' | 'silu' | 'softplus' | 'clamp'
-  | 'erf' | 'sign' | 'square' | 'reciprocal' | 'step';
+  | 'erf' | 'sign' | 'square' | 'reciprocal' | 'step'
+  // Derivatives, for the backward of gelu and silu: gelu'(x), silu'(x).
+  | 'geluGrad' | 'siluGrad';
 
 /** Binary ops; comparisons write 1 or 0. */
 export type BinaryOp =

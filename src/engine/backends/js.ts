@@ -35,6 +35,23 @@ export function erf(x: number): number {
   return x >= 0 ? 1 - r : r - 1;
 }
 
+/** 1 + erf(x), with the tail 1 + erf(x) = erfc(-x) for x <= -0.5 kept accurate. */
+function onePlusErf(x: number): number {
+  if (x > -0.5) return 1 + erf(x);
+  const z = -x;
+  const t = 1 / (1 + 0.5 * z);
+  return t * Math.exp(
+    -z * z - 1.26551223 +
+      t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 +
+      t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+  );
+}
+
+/** gelu'(v) = Phi(v) + v phi(v). */
+function geluGrad(v: number): number {
+  return 0.5 * onePlusErf(v * SQRT1_2) + v * Math.exp(-0.5 * v * v) * 0.3989422804014327;
+}
+
 function unaryFn(op: UnaryOp, p0: number, p1: number): (v: number) => number {
   switch (op) {
     case 'neg': return (v) => -v;
@@ -61,6 +78,11 @@ function unaryFn(op: UnaryOp, p0: number, p1: number): (v: number) => number {
     case 'square': return (v) => v * v;
     case 'reciprocal': return (v) => 1 / v;
     case 'step': return (v) => (v > 0 ? 1 : v === v ? 0 : v);
+    case 'geluGrad': return geluGrad;
+    case 'siluGrad': return (v) => {
+      const s = v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.exp(v) / (1 + Math.exp(v));
+      return s * (1 + v * (1 - s));
+    };
   }
 }
 
