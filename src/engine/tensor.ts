@@ -164,7 +164,7 @@ export class Tensor {
     if (this.isContiguous()) {
       return this.offset === 0 && this.data.length === n ? this.data : this.data.subarray(this.offset, this.offset + n);
     }
-    const out = this.dtype === 'int32' ? new Int32Array(n) : new Float32Array(n);
+    const out = this.dtype === 'int32' ? new Int32Array(n) : allocF32(n);
     backend().copy(this.data, this.offset, this.strides, out, this.shape);
     return out;
   }
@@ -320,6 +320,29 @@ export class Tensor {
 function flatArgs(a: number[] | [readonly number[]]): number[] {
   return a.length === 1 && Array.isArray(a[0]) ? [...(a[0] as readonly number[])] : (a as number[]);
 }
+
+/**
+ * A fresh zeroed Float32Array for an op's result. A typed array above 64 bytes gets its
+ * own off-heap backing store (malloc, zeroing, GC bookkeeping), so results of 17 to 4k
+ * floats are carved from 128 KB slabs instead: a bump pointer, never reused, so every
+ * view starts zeroed; the GC frees a slab when its last view dies. Measured (x.add(y),
+ * best of 15): 256 floats 610 -> 360 ns, 2048 floats 1.9 -> 1.15 us. Larger slabs
+ * (512 KB) lost at 8k floats: a fresh mmap-sized buffer page-faults on first touch.
+ */
+export function allocF32(n: number): Float32Array {
+  if (n <= 16 || n > SLAB_MAX) return new Float32Array(n);
+  if (slabTop + n > SLAB_FLOATS) {
+    slab = new ArrayBuffer(SLAB_FLOATS * 4);
+    slabTop = 0;
+  }
+  const a = new Float32Array(slab, slabTop * 4, n);
+  slabTop += (n + 3) & ~3; // keep 16-byte alignment for the kernels
+  return a;
+}
+const SLAB_FLOATS = 1 << 15;
+const SLAB_MAX = 1 << 12;
+let slab = new ArrayBuffer(0);
+let slabTop = SLAB_FLOATS; // full: the first call makes a slab
 
 /** A row-major tensor over `data` (internal fast constructor: no checks beyond the size). */
 export function rowMajorTensor(data: TypedArray, shape: Shape): Tensor {

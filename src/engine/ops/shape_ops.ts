@@ -5,7 +5,7 @@
  */
 import { backend } from '../backends/index.js';
 import type { TypedArray } from '../backends/backend.js';
-import { Tensor, fromOp, addGradRegion } from '../tensor.js';
+import { Tensor, allocF32, fromOp, addGradRegion } from '../tensor.js';
 import { ShapeError, fmtShape, normAxis, sizeOf, stridesOf } from '../shape.js';
 import type { Shape } from '../shape.js';
 import { sumTo } from './reduce.js';
@@ -15,7 +15,7 @@ function view(x: Tensor, op: string, shape: Shape, strides: readonly number[], o
 }
 
 function newArray(x: Tensor, n: number): TypedArray {
-  return x.dtype === 'int32' ? new Int32Array(n) : new Float32Array(n);
+  return x.dtype === 'int32' ? new Int32Array(n) : allocF32(n);
 }
 
 /** A contiguous copy with its own storage. */

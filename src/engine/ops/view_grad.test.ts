@@ -1,12 +1,13 @@
 /**
- * The backward sweep's shortcuts against the plain rules: slice/select/split gradients
- * added into one buffer per sliced tensor, and gradient sums accumulated in place. A
+ * The engine's speed shortcuts against the plain rules: slice/select/split gradients
+ * added into one buffer per sliced tensor, gradient sums accumulated in place (a
  * createGraph sweep takes neither shortcut, so the two must give the same numbers;
- * finite differences check the shortcut path itself.
+ * finite differences check the shortcut path itself), and op results carved from
+ * slabs (zeroed, disjoint).
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { Tensor, grad } from '../tensor.js';
+import { Tensor, grad, allocF32 } from '../tensor.js';
 import { Rng } from '../rng.js';
 import { randn } from './random.js';
 import { stack } from './shape_ops.js';
@@ -79,4 +80,18 @@ test('in-place sums never alias another tensor\'s gradient', () => {
     const [d] = grad(g(xx), [xx]);
     assertClose(d!, new Tensor(Float32Array.from(x0.values(), (v) => 16 + 18 * v), [5]), 1e-5, 1e-5, `order ${order}`);
   }
+});
+
+test('slab-allocated results start zeroed and never overlap', () => {
+  const arrays: Float32Array[] = [];
+  // Enough to span several slabs, with sizes on both sides of the slab limit.
+  for (let i = 0; i < 400; i++) {
+    const n = [1, 17, 100, 1000, 4096, 4097, 333][i % 7];
+    const a = allocF32(n);
+    assert.equal(a.length, n);
+    assert.ok(a.every((v) => v === 0), `array ${i} starts zeroed`);
+    a.fill(i + 1);
+    arrays.push(a);
+  }
+  arrays.forEach((a, i) => assert.ok(a.every((v) => v === i + 1), `array ${i} kept its values`));
 });
