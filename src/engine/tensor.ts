@@ -452,35 +452,45 @@ function backwardImpl(outs: Tensor[], gradOutputs: (Tensor | null)[] | undefined
 function propagate(
   outs: Tensor[], gradOutputs: (Tensor | null)[] | undefined, createGraph: boolean, targets: Set<Tensor> | null,
 ): Map<Tensor, Tensor> {
-  // 1. Topological order by iterative DFS (graphs of long RNN unrolls are deep).
+  // 1. Topological order by iterative DFS (graphs of long RNN unrolls are deep). The
+  // stack is two parallel arrays (no tuple per node); `needed` (does t lead to a
+  // target?) is only tracked when there are targets: backward() needs every node.
   const order: Tensor[] = [];
-  const state = new Map<Tensor, number>(); // 1: visiting, 2: done
-  const needed = new Map<Tensor, boolean>();
+  const seen = new Set<Tensor>();
+  const needed = targets === null ? null : new Set<Tensor>();
+  const stackT: Tensor[] = [];
+  const stackI: number[] = [];
   for (const root of outs) {
-    if (state.has(root)) continue;
-    const stack: [Tensor, number][] = [[root, 0]];
-    state.set(root, 1);
-    while (stack.length) {
-      const top = stack[stack.length - 1];
-      const [t, i] = top;
-      const ins = t.node ? t.node.inputs : [];
-      if (i < ins.length) {
-        top[1]++;
+    if (seen.has(root)) continue;
+    stackT.push(root);
+    stackI.push(0);
+    seen.add(root);
+    while (stackT.length) {
+      const top = stackT.length - 1;
+      const t = stackT[top];
+      const i = stackI[top];
+      const ins = t.node ? t.node.inputs : null;
+      if (ins !== null && i < ins.length) {
+        stackI[top] = i + 1;
         const c = ins[i];
-        if (c.requiresGrad && !state.has(c)) {
-          state.set(c, 1);
-          stack.push([c, 0]);
+        if (c.requiresGrad && !seen.has(c)) {
+          seen.add(c);
+          stackT.push(c);
+          stackI.push(0);
         }
       } else {
-        stack.pop();
-        state.set(t, 2);
-        let need = targets === null ? true : targets.has(t);
-        if (!need && t.node) for (const c of t.node.inputs) if (needed.get(c)) need = true;
-        needed.set(t, need);
+        stackT.pop();
+        stackI.pop();
+        if (needed !== null) {
+          let need = targets!.has(t);
+          if (!need && ins !== null) for (const c of ins) if (needed.has(c)) need = true;
+          if (need) needed.add(t);
+        }
         order.push(t);
       }
     }
   }
+  const isNeeded = (t: Tensor): boolean => needed === null || needed.has(t);
 
   // 2. Seed the outputs.
   const grads = new Map<Tensor, Tensor>();
@@ -516,7 +526,7 @@ function propagate(
         grads.set(t, cur ? E.add(cur, rt) : rt);
       }
       const g = grads.get(t);
-      if (!node || !g || !needed.get(t)) continue;
+      if (!node || !g || !isNeeded(t)) continue;
       // From here g may flow on as another tensor's gradient (identity rules return
       // it as is, add gives it to both inputs): it is no longer ours to add into.
       ownedSums.delete(g);
@@ -524,7 +534,7 @@ function propagate(
       for (let i = 0; i < node.inputs.length; i++) {
         const inp = node.inputs[i];
         const gi = gs[i];
-        if (!gi || !inp.requiresGrad || !needed.get(inp)) continue;
+        if (!gi || !inp.requiresGrad || !isNeeded(inp)) continue;
         if (!shapesEqual(gi.shape, inp.shape)) {
           throw new Error(`${node.op} backward: gradient shape ${fmtShape(gi.shape)} != input shape ${fmtShape(inp.shape)}`);
         }
