@@ -1,7 +1,8 @@
 /**
  * The native backend: the C++ Node-API addon built from native/ by
  * scripts/build_native.mjs (packed AVX-512/AVX2 GEMM, a persistent thread pool,
- * vectorized elementwise/reduction/softmax/im2col/Adam loops). Arrays cross the
+ * vectorized elementwise/reduction/softmax/im2col/Adam loops, and the fused LSTM/GRU
+ * cell, attention and row-normalisation kernels of native/fused.cpp). Arrays cross the
  * boundary zero-copy. A native call costs a fraction of a microsecond, so tiny
  * inputs stay in the js kernels (thresholds measured with bench/engine.ts); kernels
  * the addon lacks (argReduce, cumsum, gather, scatterAdd, indexSelect, indexAdd) come
