@@ -13,5 +13,6 @@ export * from './ops/matmul.js';
 export * from './ops/indexing.js';
 export * from './ops/random.js';
 export * from './ops/conv.js';
+export * from './ops/fused.js';
 export { backend, setBackend, withBackend, hasBackend, backendError } from './backends/index.js';
 export type { Backend, BackendName } from './backends/index.js';
