@@ -12,25 +12,7 @@
 namespace gl {
 namespace {
 
-template <class F>
-void parallelRows(long n, double cost, F f) {
-  int nt = numThreads();
-  if (cost < 4e6 || n < 2) nt = 1;  // as parallelFor in kernels.cpp
-  if (nt > n) nt = (int)n;
-  if (nt <= 1) {
-    f(0L, n);
-    return;
-  }
-  struct Ctx {
-    F* f;
-    long n;
-  } ctx = {&f, n};
-  parallel(nt, [](void* c, int tid, int t) {
-    Ctx& x = *(Ctx*)c;
-    const long lo = x.n * tid / t, hi = x.n * (tid + 1) / t;
-    if (lo < hi) (*x.f)(lo, hi);
-  }, &ctx);
-}
+// Row splitting reuses parallelFor from kernels.cpp (this file is included there).
 
 static inline float fsigmoid(float v) {
   const float e = fexp(v < 0.f ? v : -v);
@@ -195,35 +177,35 @@ GL_CLONES void normRowsBackLoop(const float* GL_RESTRICT y, const float* GL_REST
 }  // namespace
 
 void normRows(const float* x, long R, long N, float eps, float* y, float* rstd) {
-  parallelRows(R, (double)R * N * 6, [&](long lo, long hi) { normRowsLoop(x, N, eps, lo, hi, y, rstd); });
+  parallelFor(R, (double)R * N * 6, [&](long lo, long hi) { normRowsLoop(x, N, eps, lo, hi, y, rstd); });
 }
 
 void normRowsBackward(const float* y, const float* rstd, const float* g, long R, long N, float* dx) {
-  parallelRows(R, (double)R * N * 5, [&](long lo, long hi) { normRowsBackLoop(y, rstd, g, N, lo, hi, dx); });
+  parallelFor(R, (double)R * N * 5, [&](long lo, long hi) { normRowsBackLoop(y, rstd, g, N, lo, hi, dx); });
 }
 
 void lstmCell(const float* gates, const float* c, long B, long H, float* h2, float* c2, float* act) {
-  parallelRows(B, (double)B * H * 40, [&](long lo, long hi) { lstmRows(gates, c, H, lo, hi, h2, c2, act); });
+  parallelFor(B, (double)B * H * 40, [&](long lo, long hi) { lstmRows(gates, c, H, lo, hi, h2, c2, act); });
 }
 
 void lstmCellBackward(const float* act, const float* c, const float* dh, const float* dc2, long B, long H,
                       float* dgates, float* dc) {
-  parallelRows(B, (double)B * H * 12, [&](long lo, long hi) { lstmBackRows(act, c, dh, dc2, H, lo, hi, dgates, dc); });
+  parallelFor(B, (double)B * H * 12, [&](long lo, long hi) { lstmBackRows(act, c, dh, dc2, H, lo, hi, dgates, dc); });
 }
 
 void gruCell(const float* gi, const float* gh, const float* h, long B, long H, float* h2, float* act) {
-  parallelRows(B, (double)B * H * 30, [&](long lo, long hi) { gruRows(gi, gh, h, H, lo, hi, h2, act); });
+  parallelFor(B, (double)B * H * 30, [&](long lo, long hi) { gruRows(gi, gh, h, H, lo, hi, h2, act); });
 }
 
 void gruCellBackward(const float* act, const float* h, const float* dh2, long B, long H, float* dgi, float* dgh,
                      float* dh) {
-  parallelRows(B, (double)B * H * 12, [&](long lo, long hi) { gruBackRows(act, h, dh2, H, lo, hi, dgi, dgh, dh); });
+  parallelFor(B, (double)B * H * 12, [&](long lo, long hi) { gruBackRows(act, h, dh2, H, lo, hi, dgi, dgh, dh); });
 }
 
 void attention(const float* q, const float* k, const float* v, const float* mask, long maskStride, long BH, long L,
                long S, long D, long Dv, float scale, long causalOffset, float* out, float* p) {
   const double cost = (double)BH * L * S * (D + Dv + 10) * 2;
-  parallelRows(BH, cost, [&](long lo, long hi) {
+  parallelFor(BH, cost, [&](long lo, long hi) {
     for (long bh = lo; bh < hi; bh++) {
       float* pb = p + bh * L * S;
       gemm(false, true, L, S, D, q + bh * L * D, D, k + bh * S * D, D, 0.f, pb, S);
@@ -239,7 +221,7 @@ void attentionBackward(const float* q, const float* k, const float* v, const flo
                        const float* dpIn, long BH, long L, long S, long D, long Dv, float scale, float* dq, float* dk,
                        float* dv, float* scratch) {
   const double cost = (double)BH * L * S * (2 * D + 2 * Dv + 6) * 2;
-  parallelRows(BH, cost, [&](long lo, long hi) {
+  parallelFor(BH, cost, [&](long lo, long hi) {
     for (long bh = lo; bh < hi; bh++) {
       const float* pb = p + bh * L * S;
       float* ds = scratch + bh * L * S;
