@@ -1,14 +1,15 @@
 /**
  * Glow: conformance (2-D toy and MNIST), whole-model invertibility and exact
  * log-determinant against a brute-force Jacobian on 2-D points and a 1x4x4 image
- * (two levels, split prior), deterministic actnorm init saved in the state dict, and
- * sampling with temperature through the split priors.
+ * (two levels, split prior), deterministic actnorm init saved in the state dict,
+ * sampling with temperature through the split priors, and finite samples from a model
+ * whose coupling scales collapse (issue 7).
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng, Tensor, randn, noGrad, concat } from '../engine/index.js';
 import type { Module } from '../nn/module.js';
-import { bruteForceLogDet, ActNorm } from '../nn/flows.js';
+import { bruteForceLogDet, ActNorm, AffineCoupling, CouplingConvNet } from '../nn/flows.js';
 import { conformance } from '../../test/model_conformance.js';
 import { Glow } from './glow.js';
 import type { DataInfo } from './contract.js';
@@ -96,4 +97,29 @@ test('glow split prior: log-std is 0 at init and bounded above for extreme input
   const ls = lv.priorParams(h).logStd.values();
   assert.ok(ls.every((v) => v <= Math.log1p(Math.E) + 1e-5), `max log-std ${Math.max(...ls)}`);
   assert.ok(ls.some((v) => v < -5), 'log-std should stay unbounded below');
+});
+
+test('glow sampling with collapsed coupling scales (sigmoid(h + 2) ~ 1e-26) gives finite pixels in [0, 1]', () => {
+  // As an undertrained MNIST glow on a temperature-1 sample: the conditioners see values
+  // unlike any training batch and output h << 0. Unfloored, each coupling's inverse
+  // multiplies by 1/s ~ 1e26 and the second one overflows float32 (Inf, then NaN).
+  // With the floor s >= 1e-3 the gain is 1e3 per coupling, still past float32 over 16
+  // couplings (the default 2 levels x 8 steps): decode's clamp keeps those finite.
+  const info: DataInfo = { name: 'img', kind: 'image', shape: [1, 8, 8] };
+  const m = new Glow({ nLevels: 2, nSteps: 8, hiddenChannels: 8 }, new Rng(20), info);
+  perturb(m, 21, 0.3);
+  const couplings = m.modules().filter((mm): mm is AffineCoupling => mm instanceof AffineCoupling);
+  assert.equal(couplings.length, 16);
+  for (const c of couplings) {
+    const bias = (c.net as CouplingConvNet).conv3.bias!;
+    const b = bias.data as Float32Array;
+    for (let i = 0; i < bias.size / 2; i++) b[bias.offset + i] = -60; // the raw log-scale channels
+  }
+  m.eval();
+  const s = m.sample(8, new Rng(22), undefined, { temperature: 1 });
+  assert.equal(s.kind, 'image');
+  if (s.kind !== 'image') return;
+  const v = s.images.values();
+  const bad = Array.from(v).filter((p) => !(p >= 0 && p <= 1)).length;
+  assert.equal(bad, 0, `${bad} of ${v.length} pixels are non-finite or outside [0, 1]`);
 });

@@ -13,7 +13,9 @@
  * - Points [B, D]: `nSteps` steps with an invertible D x D linear map in LU form and
  *   MLP couplings.
  * Actnorm initialises from the first training batch (sec. 3.1); sampling takes a
- * temperature T (z ~ N(0, T^2 I), sec. 5.5).
+ * temperature T (z ~ N(0, T^2 I), sec. 5.5). The coupling scale is floored, s =
+ * sigmoid(h + 2) + 1e-3 (nn/flows.ts), and image decoding clamps its intermediate
+ * values (DECODE_BOUND), so samples of an undertrained model are finite pixels.
  */
 import { Tensor, noGrad } from '../engine/tensor.js';
 import { Rng } from '../engine/rng.js';
@@ -56,6 +58,26 @@ export const GLOW_PRESETS: Record<string, { model?: Config; train?: Config }> = 
 };
 
 const SOFTPLUS_1 = Math.log1p(Math.E);
+
+/**
+ * Images: bound on every intermediate value of decode, a numerical guard outside the
+ * bijection. Encoding data keeps every value small (logit pixels lie in +-2.94 and
+ * actnorm standardises; MNIST test images stay within +-13 through a 200-step `small`
+ * model), so the clamp never acts on the inverse of an encoded image. A temperature-1 sample of an undertrained model can leave that region and
+ * grow by up to 1/SIGMOID_SCALE_MIN per coupling: past float32's 3.4e38 it becomes
+ * Inf, and the next conv turns Inf - Inf into NaN pixels. Such a sample's logits are
+ * far beyond +-2.94 anyway, where logitToImage saturates the pixel (as the official
+ * Glow's postprocess clips to [0, 255]), so clamping keeps it finite without changing
+ * any pixel a bounded trajectory would give.
+ */
+const DECODE_BOUND = 1e6;
+
+/** f^-1 of a level's steps for images: each layer's output clamped to +-DECODE_BOUND. */
+function invertSteps(steps: FlowSequence, y: Tensor): Tensor {
+  let x = y;
+  for (let i = steps.length - 1; i >= 0; i--) x = steps.at(i).inverse(x).clamp(-DECODE_BOUND, DECODE_BOUND);
+  return x;
+}
 
 /** One step of flow (Glow table 1): actnorm, invertible 1x1 conv, affine coupling. */
 function flowStep(C: number, net: Module & { forward(x: Tensor): Tensor }, rng: Rng): FlowLayer[] {
@@ -183,6 +205,8 @@ export class Glow extends Module implements GenerativeModel {
   /**
    * f^-1: latents -> data (logit space for images). With `noise` set, zs are standard
    * normal draws (times the temperature) that become latents through the split priors.
+   * Images: exact wherever every intermediate value stays within +-DECODE_BOUND (all
+   * encoded data); beyond it values are clamped, so the result is always finite.
    */
   decode(zs: Tensor[], noise = false): Tensor {
     if (this.flow) return this.flow.inverse(zs[0]);
@@ -198,7 +222,7 @@ export class Glow extends Module implements GenerativeModel {
         }
         h = concat([z, h], 1);
       }
-      h = unsqueeze2d(lv.steps.inverse(h));
+      h = unsqueeze2d(invertSteps(lv.steps, h));
     }
     return h;
   }

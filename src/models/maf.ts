@@ -6,6 +6,11 @@
  * log|det du/dx| = -sum_i alpha_i (eq. 5), with the order reversed between MADEs and
  * optionally batch normalization as a bijection in between (appendix B). Density
  * evaluation is one pass; sampling is D sequential passes per MADE.
+ * In eval mode the batch norms use the exact statistics of the most recent training
+ * examples (up to `batchNormStatsExamples`, one MNIST epoch), recomputed with the
+ * current weights whenever the model leaves training, as the reference code sets them
+ * from the whole training set after training (github.com/gpapamak/maf, BatchNorm.
+ * set_batch_stats); the running averages only serve a model that never left training.
  * Data: points [B, D], or images flattened to [B, C*H*W] (dequantized and
  * logit-transformed as Real NVP sec. 4.1; bits/dim on the [0, 256) pixel scale).
  */
@@ -16,7 +21,9 @@ import { Module } from '../nn/module.js';
 import { MaskedLinear, madeMasks } from '../nn/masked.js';
 import {
   FlowLayer, FlowSequence, Reverse, BatchNormFlow, standardNormalLogProb, dequantizeLogit, logitToImage, sampleLatents, flowNll,
+  fitBatchNormStatistics,
 } from '../nn/flows.js';
+import type { StateDict } from '../nn/module.js';
 import type { FlowOutput } from '../nn/flows.js';
 import type { Batch, DataInfo, GenerativeModel, LossOutput, Samples, SampleOptions } from './contract.js';
 import { registerModel } from './registry.js';
@@ -32,11 +39,16 @@ export interface MafConfig {
   nHidden: number;
   /** Batch normalization (a bijection with running statistics) after each MADE. */
   batchNorm: boolean;
+  /**
+   * Batch norm: how many of the most recent training examples give the exact eval-mode
+   * statistics (kept as bytes for images; 0: keep the running averages).
+   */
+  batchNormStatsExamples: number;
   /** Images: logit transform y = logit(alpha + (1 - 2 alpha) x). */
   alpha: number;
 }
 
-export const MAF_DEFAULTS: Config = { nMades: 5, hiddenDim: 256, nHidden: 2, batchNorm: true, alpha: 0.05 };
+export const MAF_DEFAULTS: Config = { nMades: 5, hiddenDim: 256, nHidden: 2, batchNorm: true, batchNormStatsExamples: 60000, alpha: 0.05 };
 
 export const MAF_PRESETS: Record<string, { model?: Config; train?: Config }> = {
   tiny: { model: { nMades: 3, hiddenDim: 32, nHidden: 1, batchNorm: true }, train: { steps: 200, batchSize: 64, lr: 1e-3 } },
@@ -45,6 +57,54 @@ export const MAF_PRESETS: Record<string, { model?: Config; train?: Config }> = {
 
 /** Bound A of the log-scales, alpha in (-A, A). */
 const ALPHA_BOUND = 5;
+
+/** Rows per block when recomputing the batch-norm statistics. */
+const STATS_CHUNK = 2000;
+
+/**
+ * A ring buffer of the most recent training inputs, rows of D values: image pixels as
+ * clamped bytes round(255 x) (all that dequantizeLogit keeps of x), points as
+ * float32. It grows by doubling up to `capacity` rows, then overwrites the oldest.
+ */
+class RecentRows {
+  data: Uint8ClampedArray | Float32Array;
+  count = 0;
+  #next = 0;
+
+  constructor(readonly capacity: number, readonly dim: number, readonly bytes: boolean) {
+    this.data = this.#alloc(Math.min(capacity, 1024));
+  }
+
+  #alloc(rows: number): Uint8ClampedArray | Float32Array {
+    return this.bytes ? new Uint8ClampedArray(rows * this.dim) : new Float32Array(rows * this.dim);
+  }
+
+  push(x: Tensor): void {
+    const v = x.values();
+    const D = this.dim;
+    for (let r = 0; r < x.shape[0]; r++) {
+      if (this.#next * D === this.data.length) {
+        // Not wrapped yet (next === count): grow, keeping the rows in place.
+        const bigger = this.#alloc(Math.min(this.capacity, 2 * this.count));
+        bigger.set(this.data);
+        this.data = bigger;
+      }
+      const o = this.#next * D;
+      if (this.bytes) for (let i = 0; i < D; i++) this.data[o + i] = Math.round(v[r * D + i] * 255);
+      else this.data.set(v.subarray(r * D, (r + 1) * D), o);
+      this.#next = (this.#next + 1) % this.capacity;
+      this.count = Math.min(this.count + 1, this.capacity);
+    }
+  }
+
+  /** Rows [start, end) as a float tensor [end - start, D] (images back in [0, 1]). */
+  rows(start: number, end: number): Tensor {
+    const D = this.dim;
+    const part = this.data.subarray(start * D, end * D);
+    const f = this.bytes ? Float32Array.from(part, (b) => b / 255) : Float32Array.from(part);
+    return new Tensor(f, [end - start, D]);
+  }
+}
 
 /** One MADE as an autoregressive affine bijection x -> u (MAF eqs. 4-5). */
 export class MadeFlow extends FlowLayer {
@@ -107,6 +167,9 @@ export class MAF extends Module implements GenerativeModel {
   flow: FlowSequence;
   private readonly shape: number[];
   private readonly dim: number;
+  /** Batch norm: recent training inputs, and whether training changed the model since the statistics were fitted. */
+  #recent: RecentRows | null = null;
+  #statsStale = false;
 
   constructor(config: Config, rng: Rng, data: DataInfo) {
     super();
@@ -148,6 +211,11 @@ export class MAF extends Module implements GenerativeModel {
   }
 
   loss(batch: Batch, rng: Rng): LossOutput {
+    if (this.training && this.config.batchNorm && this.config.batchNormStatsExamples > 0) {
+      this.#recent ??= new RecentRows(this.config.batchNormStatsExamples, this.dim, this.image);
+      this.#recent.push(batch.x);
+      this.#statsStale = true;
+    }
     const nll = this.logProb(batch.x, rng).mean().neg();
     if (!this.image) return { loss: nll, metrics: { nll: nll.item() } };
     const bpd = nll.div(this.dim * Math.LN2);
@@ -166,6 +234,39 @@ export class MAF extends Module implements GenerativeModel {
   evaluate(test: Batch, rng: Rng): Record<string, number> {
     const { nll, bitsPerDim } = flowNll((x) => this.logProb(x, rng), test.x);
     return this.image ? { nll, bitsPerDim, examples: test.x.shape[0] } : { nll, examples: test.x.shape[0] };
+  }
+
+  /**
+   * Set the batch norms to the exact statistics of the recent training examples under
+   * the current weights (images dequantized with a fixed seed), if training has run
+   * since they were last set.
+   */
+  fitBatchNormStats(): void {
+    const recent = this.#recent;
+    if (!this.#statsStale || !recent || recent.count === 0) return;
+    this.#statsStale = false;
+    const rng = new Rng(0);
+    const chunks = noGrad(() => {
+      const out: Tensor[] = [];
+      for (let i = 0; i < recent.count; i += STATS_CHUNK) {
+        const x = recent.rows(i, Math.min(recent.count, i + STATS_CHUNK));
+        out.push(this.image ? dequantizeLogit(x, this.config.alpha, rng).y : x);
+      }
+      return out;
+    });
+    fitBatchNormStatistics(this.flow, chunks);
+  }
+
+  /** Leaving training (eval()) first fits the batch-norm statistics. */
+  override train(mode = true): this {
+    if (!mode) this.fitBatchNormStats();
+    return super.train(mode);
+  }
+
+  /** A checkpoint saved during training gets the fitted statistics too. */
+  override stateDict(): StateDict {
+    this.fitBatchNormStats();
+    return super.stateDict();
   }
 }
 

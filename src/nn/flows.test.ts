@@ -6,12 +6,12 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { Rng, Tensor, randn, conv2d, noGrad } from '../engine/index.js';
+import { Rng, Tensor, randn, conv2d, noGrad, tensor } from '../engine/index.js';
 import { Module } from './module.js';
 import {
   ActNorm, InvConv1x1, AffineCoupling, MaskedAffineCoupling, BatchNormFlow, Reverse, FlowSequence, CouplingMLP, CouplingConvNet,
   checkerboardMask, couplingSplit, squeeze2d, unsqueeze2d, dequantizeLogit, logitToImage, bruteForceLogDet, logAbsDet, luDecompose,
-  invertMatrix,
+  invertMatrix, SIGMOID_SCALE_MIN, fitBatchNormStatistics,
 } from './flows.js';
 import type { FlowLayer } from './flows.js';
 
@@ -159,6 +159,22 @@ test('AffineCoupling (channel split; tanh and sigmoid scales, both parities): in
   checkLayer('AffineCoupling 2-D', c2, randn([3, 2], new Rng(17)));
 });
 
+test('AffineCoupling sigmoid: the scale is floored at SIGMOID_SCALE_MIN in both directions (bounded inverse gain, exact logdet)', () => {
+  const c = new AffineCoupling(4, new CouplingMLP(2, 8, 1, 4, rng), { scale: 'sigmoid' });
+  perturb(c, 26);
+  const last = (c.net as CouplingMLP).layers.at(-1)!;
+  const b = last.bias!.data as Float32Array;
+  b[last.bias!.offset] = -200; // sigmoid(-198) underflows to 0 in float32
+  b[last.bias!.offset + 1] = -200;
+  const x = randn([3, 4], new Rng(27));
+  const { y, logdet } = c.forward(x);
+  for (const v of logdet.values()) assert.ok(Math.abs(v - 2 * Math.log(SIGMOID_SCALE_MIN)) < 1e-4, `logdet ${v}`);
+  checkLayer('AffineCoupling sigmoid at the floor', c, x);
+  // The inverse of a large value grows by at most 1/SIGMOID_SCALE_MIN (plus the shift), never to Inf.
+  const big = noGrad(() => c.inverse(y.mul(1e6))).values();
+  for (const v of big) assert.ok(Number.isFinite(v) && Math.abs(v) < 1e6 / SIGMOID_SCALE_MIN * 10, `inverse gave ${v}`);
+});
+
 test('MaskedAffineCoupling (checkerboard on a 1x4x4 image; alternating mask on vectors): inverts, exact logdet', () => {
   for (const parity of [0, 1]) {
     const ci = new MaskedAffineCoupling(1, checkerboardMask(4, 4, parity), new CouplingConvNet(1, 6, 2, rng));
@@ -203,6 +219,33 @@ test('BatchNormFlow (eval mode), Reverse and FlowSequence: invert, exact logdet'
   const seq = new FlowSequence([new InvConv1x1(4, rng), new Reverse(), new AffineCoupling(4, new CouplingMLP(2, 8, 1, 4, rng), { scale: 'tanh' })]);
   perturb(seq, 24, 0.2);
   checkLayer('FlowSequence', seq, vec);
+});
+
+test('fitBatchNormStatistics: each batch norm gets the exact statistics of its input over all chunks, predecessors included', () => {
+  const bn1 = new BatchNormFlow(4);
+  const bn2 = new BatchNormFlow(4);
+  const seq = new FlowSequence([bn1, new InvConv1x1(4, rng), new AffineCoupling(4, new CouplingMLP(2, 8, 1, 4, rng), { scale: 'tanh' }), bn2]);
+  perturb(seq, 28, 0.2);
+  const data = randn([300, 4], new Rng(29)).mul(tensor([[3, 0.01, 1, 2]])).add(tensor([[1, -2, 0, 5]]));
+  const chunks = [data.slice(0, 0, 128), data.slice(0, 128, 256), data.slice(0, 256, 300)];
+  fitBatchNormStatistics(seq, chunks);
+  assert.equal(seq.training, true, 'training mode restored');
+  // bn1 has the data's own statistics (float64 reference).
+  const v = data.values();
+  for (let i = 0; i < 4; i++) {
+    let mu = 0;
+    let m2 = 0;
+    for (let r = 0; r < 300; r++) mu += v[r * 4 + i] / 300;
+    for (let r = 0; r < 300; r++) m2 += (v[r * 4 + i] - mu) ** 2 / 300;
+    assert.ok(Math.abs(bn1.runningMean.values()[i] - mu) < 1e-4 * Math.max(1, Math.abs(mu)));
+    assert.ok(Math.abs(bn1.runningVar.values()[i] - m2) < 1e-4 * m2, `var ${bn1.runningVar.values()[i]} vs ${m2}`);
+  }
+  // bn2 sees the data through bn1's new statistics: in eval mode its output is
+  // standardised up to its own exp(log_gamma) and beta.
+  seq.eval();
+  const y = noGrad(() => seq.forward(data).y).sub(bn2.beta).mul(bn2.logGamma.neg().exp());
+  for (const mu of y.mean(0).values()) assert.ok(Math.abs(mu) < 1e-3, `mean ${mu}`);
+  for (const s2 of y.var(0, false, 0).values()) assert.ok(Math.abs(s2 - 1) < 1e-3, `variance ${s2}`);
 });
 
 test('dequantizeLogit: mid-bin values invert to (pixel + 0.5)/256; logdet is the exact correction to the [0, 256) scale', () => {

@@ -23,7 +23,6 @@ import { ShapeError, fmtShape } from '../engine/shape.js';
 import { zeros, ones, eye } from '../engine/creation.js';
 import { conv2d } from '../engine/ops/conv.js';
 import { concat } from '../engine/ops/shape_ops.js';
-import { softplus } from '../engine/ops/elementwise.js';
 import { sum } from '../engine/ops/reduce.js';
 import { randn } from '../engine/ops/random.js';
 import { Module } from './module.js';
@@ -281,11 +280,25 @@ export class InvConv1x1 extends FlowLayer {
 export type CouplingScale = 'tanh' | 'sigmoid';
 
 /**
+ * Lower bound of the sigmoid coupling's scale: s = sigmoid(h + 2) + SIGMOID_SCALE_MIN,
+ * as nflows' AffineCouplingTransform (bayesiains/nflows, transforms/coupling.py).
+ * Glow's s = sigmoid(h + 2) (official code, model.py) can be arbitrarily close to 0,
+ * and the inverse divides by it: an undertrained model's conditioner, fed the
+ * out-of-distribution values of a temperature-1 sample, output h of -70 and below, so
+ * 1/s reached 1e31 in one coupling and overflowed float32 (then Inf - Inf = NaN) a few
+ * couplings later. With the floor each coupling's inverse gain is at most 1/1e-3; the
+ * floor is part of the bijection, used in both directions, so inverse(forward(x)) = x
+ * and log|det| = sum(log s) stay exact.
+ */
+export const SIGMOID_SCALE_MIN = 1e-3;
+
+/**
  * log s from the raw conditioner output: 'tanh' is Real NVP's s = scale * tanh(h)
- * with a learned per-channel scale; 'sigmoid' is Glow's s = sigmoid(h + 2).
+ * with a learned per-channel scale; 'sigmoid' is Glow's s = sigmoid(h + 2), plus
+ * SIGMOID_SCALE_MIN.
  */
 function logScale(raw: Tensor, kind: CouplingScale, scale: Tensor | null): Tensor {
-  if (kind === 'sigmoid') return softplus(raw.add(2).neg()).neg(); // log sigmoid(h + 2)
+  if (kind === 'sigmoid') return raw.add(2).sigmoid().add(SIGMOID_SCALE_MIN).log();
   return raw.tanh().mul(scale!.reshape(channelShape(raw, raw.shape[1])));
 }
 
@@ -440,6 +453,12 @@ export class Reverse extends FlowLayer {
  * y = exp(log_gamma) * (x - mu) / sqrt(v + eps) + beta, with the batch statistics in
  * training (updating running_mean / running_var) and the running averages in eval.
  * log|det| = sum(log_gamma - 0.5 log(v + eps)). On vectors [B, D].
+ * `setStatistics` (and `fitBatchNormStatistics` for a whole flow) replaces the running
+ * averages by a data set's exact statistics, as the MAF reference code does with the
+ * training set after training: an exponential average over the last ~10 batches
+ * misses the rare examples of a heavy-tailed dimension (an MNIST pixel lit in 53 of
+ * 60000 training images), and a test image that lights it lands hundreds of standard
+ * deviations out.
  */
 export class BatchNormFlow extends FlowLayer {
   readonly features: number;
@@ -491,6 +510,35 @@ export class BatchNormFlow extends FlowLayer {
     const logStd = this.runningVar.add(this.eps).log().mul(0.5);
     return y.sub(this.beta).mul(logStd.sub(this.logGamma).exp()).add(this.runningMean);
   }
+
+  /**
+   * Set running_mean / running_var to the mean and (biased) variance of the rows of
+   * `chunks` ([n_i, D] each) taken together, summed in float64 in two passes.
+   */
+  setStatistics(chunks: Tensor[]): void {
+    const D = this.features;
+    const mean = new Float64Array(D);
+    const m2 = new Float64Array(D);
+    let n = 0;
+    for (const c of chunks) {
+      const v = c.values();
+      for (let r = 0; r < c.shape[0]; r++) for (let i = 0; i < D; i++) mean[i] += v[r * D + i];
+      n += c.shape[0];
+    }
+    if (n === 0) return;
+    for (let i = 0; i < D; i++) mean[i] /= n;
+    for (const c of chunks) {
+      const v = c.values();
+      for (let r = 0; r < c.shape[0]; r++) {
+        for (let i = 0; i < D; i++) {
+          const d = v[r * D + i] - mean[i];
+          m2[i] += d * d;
+        }
+      }
+    }
+    (this.runningMean.data as Float32Array).set(Float32Array.from(mean), this.runningMean.offset);
+    (this.runningVar.data as Float32Array).set(Float32Array.from(m2, (s) => s / n), this.runningVar.offset);
+  }
 }
 
 /** A chain of flow layers; logdets add up. Children are named '0', '1', ... */
@@ -533,6 +581,31 @@ export class FlowSequence extends FlowLayer {
     let x = y;
     for (let i = this.#layers.length - 1; i >= 0; i--) x = this.#layers[i].inverse(x);
     return x;
+  }
+}
+
+/**
+ * Set every BatchNormFlow in `flow` to the exact statistics of its inputs when `chunks`
+ * (row blocks of one data set, [n_i, D]) go through the flow in eval mode, so each
+ * batch norm sees its predecessors' new statistics (MAF reference code: the training
+ * set's statistics after training). Training mode is restored afterwards.
+ * @example
+ * fitBatchNormStatistics(flow, [train.slice(0, 0, 2000), train.slice(0, 2000, 4000)]);
+ */
+export function fitBatchNormStatistics(flow: FlowSequence, chunks: Tensor[]): void {
+  const wasTraining = flow.training;
+  flow.eval();
+  try {
+    noGrad(() => {
+      let hs = chunks;
+      for (let i = 0; i < flow.length; i++) {
+        const l = flow.at(i);
+        if (l instanceof BatchNormFlow) l.setStatistics(hs);
+        if (i < flow.length - 1) hs = hs.map((h) => l.forward(h).y);
+      }
+    });
+  } finally {
+    flow.train(wasTraining);
   }
 }
 
