@@ -3,10 +3,12 @@
 // [Cin/groups*kh*kw, N*oh*ow], is never written out: the B packer reads its rows straight
 // from the NCHW input (Caffe's im2col, one packed panel at a time), and the GEMM writes
 // its [Cout, N*oh*ow] result straight into the NCHW output, so no layout transposes or
-// column buffers surround the GEMM. The data gradient still goes through a column buffer
-// per chunk of images (col2im must add overlapping windows), read and scattered in
-// parallel over (image, channel). The weight gradient is computed transposed, and splits
-// the long N*oh*ow reduction across threads, each with its own partial sum.
+// column buffers surround the GEMM. With stride 1 the data gradient is the convolution
+// of the output gradient with the flipped kernel, another implicit GEMM; otherwise it
+// goes through a column buffer per chunk of images (col2im must add overlapping
+// windows), scattered in parallel over (image, channel). The weight gradient is computed
+// transposed, and splits the long N*oh*ow reduction across threads, each with its own
+// partial sum.
 // Not in the wasm build: the wasm backend keeps the im2col + GEMM path of
 // src/engine/backends/conv_ref.ts. References: Chellapilla et al. 2006; Caffe's
 // im2col_cpu; the "implicit GEMM" of cuDNN (Chetlur et al. 2014, arXiv:1410.0759).
@@ -175,8 +177,16 @@ void gemmSerialV(bool tA, bool tB, long i0, long M, long j0, long N, long kOff, 
   const long KC = (K + nkb - 1) / nkb;
   const long mcMax = MC / mr * mr;
   float tmp[MR_MAX * NR_MAX];
-  for (long jc = 0; jc < N; jc += NC) {
-    const long nc = N - jc < NC ? N - jc : NC;
+  // A B block read in place (a view, untransposed) is kept to ~512 KB so that it stays
+  // in L2 while every row panel of A passes over it.
+  long ncMax = NC;
+  if (B.kind != Mat::DENSE && !tB) {
+    ncMax = (1L << 17) / KC / NR * NR;
+    if (ncMax < NR) ncMax = NR;
+    if (ncMax > NC) ncMax = NC;
+  }
+  for (long jc = 0; jc < N; jc += ncMax) {
+    const long nc = N - jc < ncMax ? N - jc : ncMax;
     for (long pc = 0; pc < K; pc += KC) {
       const long kc = K - pc < KC ? K - pc : KC;
       const long bStride = packBV(kr, tB, B, kOff + pc, kc, j0 + jc, nc, buf.b);
@@ -405,7 +415,9 @@ float* colsBuffer(size_t n) {
 
 }  // namespace
 
-void convForward(const float* x, const float* w, const float* bias, const ConvShape& s, float* out) {
+namespace {
+// y (+)= conv(x, w) + bias; accumulate adds onto y (then bias must be null).
+void convForwardImpl(const float* x, const float* w, const float* bias, const ConvShape& s, float* out, bool accumulate) {
   const long L = s.oh * s.ow, Og = s.Cout / s.groups, Cg = s.Cin / s.groups, K = Cg * s.kh * s.kw;
   const long HW = s.H * s.W;
   if (s.N * s.Cout * L == 0) return;
@@ -423,14 +435,46 @@ void convForward(const float* x, const float* w, const float* bias, const ConvSh
     const Mat A = dense(w + g * Og * K, K);
     const Mat B = direct ? blocked(x + g * Cg * HW, HW, HW, s.Cin * HW) : im2colView(x + g * Cg * HW, s);
     const Out C = {out + g * Og * L, L, L, s.Cout * L};
-    gemmV(false, false, Og, s.N * L, K, A, B, bias != nullptr, C);
+    gemmV(false, false, Og, s.N * L, K, A, B, accumulate || bias != nullptr, C);
   }
+}
+}  // namespace
+
+void convForward(const float* x, const float* w, const float* bias, const ConvShape& s, float* out) {
+  convForwardImpl(x, w, bias, s, out, false);
 }
 
 void convBackwardData(const float* y, const float* w, const ConvShape& s, float* out) {
   const long L = s.oh * s.ow, Og = s.Cout / s.groups, Cg = s.Cin / s.groups, K = Cg * s.kh * s.kw;
   const long HW = s.H * s.W, CK = s.Cin * s.kh * s.kw;
   if (s.N * s.Cin * HW == 0 || L == 0 || Og == 0) return;
+  if (s.sh == 1 && s.sw == 1 && !isDirect(s) && s.dh * (s.kh - 1) >= s.ph && s.dw * (s.kw - 1) >= s.pw &&
+      s.H == s.oh + s.dh * (s.kh - 1) - 2 * s.ph && s.W == s.ow + s.dw * (s.kw - 1) - 2 * s.pw) {
+    // Stride 1: the data gradient is itself a convolution, of y with the spatially
+    // flipped kernel (channels swapped per group) and padding d (k - 1) - p: one
+    // implicit GEMM over K = Cout/groups * kh * kw, with no column buffer or col2im.
+    const long khw = s.kh * s.kw;
+    float* wf = (float*)aligned_alloc(64, ((size_t)s.Cout * K * sizeof(float) + 63) / 64 * 64);
+    if (wf) {
+      for (long g = 0; g < s.groups; g++)
+        for (long o = 0; o < Og; o++)
+          for (long c = 0; c < Cg; c++)
+            for (long t = 0; t < khw; t++)
+              wf[((g * Cg + c) * Og + o) * khw + (khw - 1 - t)] = w[((g * Og + o) * Cg + c) * khw + t];
+      ConvShape f = s;
+      f.Cin = s.Cout;
+      f.H = s.oh;
+      f.W = s.ow;
+      f.Cout = s.Cin;
+      f.oh = s.H;
+      f.ow = s.W;
+      f.ph = s.dh * (s.kh - 1) - s.ph;
+      f.pw = s.dw * (s.kw - 1) - s.pw;
+      convForwardImpl(y, wf, nullptr, f, out, true);
+      free(wf);
+      return;
+    }
+  }
   if (isDirect(s)) {
     for (long g = 0; g < s.groups; g++) {
       const Out C = {out + g * Cg * HW, HW, HW, s.Cin * HW};

@@ -284,6 +284,9 @@ const CONV_CASES: ConvGeometry[] = [
   [6, 64, 28, 28, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1],
   [2, 3, 8, 8, 4, 4, 4, 2, 2, 1, 1, 1, 1, 1],
   [2, 4, 6, 5, 3, 3, 3, 1, 2, 3, 2, 2, 1, 1],
+  // Stride 1 (data gradient as a flipped-kernel convolution): dilated, grouped, uneven padding; padding > d (k - 1).
+  [2, 6, 10, 9, 4, 3, 2, 1, 1, 2, 1, 2, 3, 2],
+  [2, 3, 6, 6, 4, 3, 3, 1, 1, 3, 3, 1, 1, 1],
 ].map(([N, Cin, H, W, Cout, kh, kw, sh, sw, ph, pw, dh, dw, groups]) => ({
   N, Cin, H, W, Cout, kh, kw, sh, sw, ph, pw, dh, dw, groups,
   oh: Math.floor((H + 2 * ph - dh * (kh - 1) - 1) / sh) + 1,
