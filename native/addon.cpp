@@ -265,6 +265,82 @@ napi_value Col2im(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+// Convolutions: meta is an Int32Array [N, Cin, H, W, Cout, oh, ow, kh, kw, sh, sw, ph, pw,
+// dh, dw, groups]. conv2dForward(x, w, bias|null, meta, y), conv2dBackwardData(y, w,
+// meta, x), conv2dBackwardWeight(x, y, meta, dw).
+bool convShape(Args& a, size_t i, gl::ConvShape* s) {
+  size_t lm;
+  const int32_t* m = (const int32_t*)a.array(i, napi_int32_array, &lm);
+  if (a.failed) return false;
+  if (lm != 16) {
+    a.fail("genlab native: conv meta must have 16 entries");
+    return false;
+  }
+  long* f = &s->N;
+  for (int k = 0; k < 16; k++) f[k] = m[k];
+  bool ok = s->groups >= 1 && s->Cin % s->groups == 0 && s->Cout % s->groups == 0;
+  for (int k = 0; k < 16; k++) ok = ok && f[k] >= 0;
+  ok = ok && s->kh >= 1 && s->kw >= 1 && s->sh >= 1 && s->sw >= 1 && s->dh >= 1 && s->dw >= 1;
+  // Every tap of every output position must lie inside the padded input.
+  ok = ok && (s->oh == 0 || (s->oh - 1) * s->sh + (s->kh - 1) * s->dh < s->H + 2 * s->ph + s->sh);
+  ok = ok && (s->ow == 0 || (s->ow - 1) * s->sw + (s->kw - 1) * s->dw < s->W + 2 * s->pw + s->sw);
+  if (!ok) a.fail("genlab native: invalid conv geometry");
+  return ok;
+}
+
+napi_value Conv2dForward(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lx, lw, lb, ly;
+  const float* x = a.f32(0, &lx);
+  const float* w = a.f32(1, &lw);
+  const float* b = a.f32opt(2, &lb);
+  gl::ConvShape s;
+  if (!convShape(a, 3, &s)) return nullptr;
+  float* y = a.f32(4, &ly);
+  if (a.failed) return nullptr;
+  a.within(0, s.N * s.Cin * s.H * s.W, lx, "conv x");
+  a.within(0, s.Cout * (s.Cin / s.groups) * s.kh * s.kw, lw, "conv weight");
+  if (b) a.within(0, s.Cout, lb, "conv bias");
+  a.within(0, s.N * s.Cout * s.oh * s.ow, ly, "conv y");
+  if (a.failed) return nullptr;
+  gl::convForward(x, w, b, s, y);
+  return undef(env);
+}
+
+napi_value Conv2dBackwardData(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t ly, lw, lx;
+  const float* y = a.f32(0, &ly);
+  const float* w = a.f32(1, &lw);
+  gl::ConvShape s;
+  if (!convShape(a, 2, &s)) return nullptr;
+  float* x = a.f32(3, &lx);
+  if (a.failed) return nullptr;
+  a.within(0, s.N * s.Cout * s.oh * s.ow, ly, "conv y");
+  a.within(0, s.Cout * (s.Cin / s.groups) * s.kh * s.kw, lw, "conv weight");
+  a.within(0, s.N * s.Cin * s.H * s.W, lx, "conv x");
+  if (a.failed) return nullptr;
+  gl::convBackwardData(y, w, s, x);
+  return undef(env);
+}
+
+napi_value Conv2dBackwardWeight(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lx, ly, lw;
+  const float* x = a.f32(0, &lx);
+  const float* y = a.f32(1, &ly);
+  gl::ConvShape s;
+  if (!convShape(a, 2, &s)) return nullptr;
+  float* w = a.f32(3, &lw);
+  if (a.failed) return nullptr;
+  a.within(0, s.N * s.Cin * s.H * s.W, lx, "conv x");
+  a.within(0, s.N * s.Cout * s.oh * s.ow, ly, "conv y");
+  a.within(0, s.Cout * (s.Cin / s.groups) * s.kh * s.kw, lw, "conv weight");
+  if (a.failed) return nullptr;
+  gl::convBackwardWeight(x, y, s, w);
+  return undef(env);
+}
+
 napi_value Adam(napi_env env, napi_callback_info info) {
   Args a(env, info);
   size_t lp, lg, lm, lv;
@@ -518,6 +594,8 @@ NAPI_MODULE_INIT() {
   } fns[] = {
       {"gemm", Gemm},       {"unary", Unary},         {"binary", Binary},   {"copy", Copy},       {"reduce", Reduce},
       {"softmax", Softmax}, {"im2col", Im2col},       {"col2im", Col2im},   {"adam", Adam},
+      {"conv2dForward", Conv2dForward}, {"conv2dBackwardData", Conv2dBackwardData},
+      {"conv2dBackwardWeight", Conv2dBackwardWeight},
       {"lstmCell", LstmCell}, {"lstmCellBackward", LstmCellBackward}, {"gruCell", GruCell},
       {"gruCellBackward", GruCellBackward}, {"attention", Attention}, {"attentionBackward", AttentionBackward},
       {"normRows", NormRows}, {"normRowsBackward", NormRowsBackward},

@@ -58,6 +58,20 @@ void col2im(const float* cols, long C, long H, long W, long kh, long kw, long sh
 void adam(float* param, const float* grad, float* m, float* v, long n, double lr, double beta1, double beta2,
           double eps, double weightDecay, bool decoupled, double step);
 
+// One convolution geometry (conv.cpp; ConvGeometry in backend.ts): x [N, Cin, H, W],
+// y [N, Cout, oh, ow], weight [Cout, Cin/groups, kh, kw].
+struct ConvShape {
+  long N, Cin, H, W, Cout, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, groups;
+};
+#if !GL_WASM
+// y = conv(x, w) + bias (bias nullable); overwrites y.
+void convForward(const float* x, const float* w, const float* bias, const ConvShape& s, float* y);
+// x += conv^T(y, w) (x holds zeros or a bias).
+void convBackwardData(const float* y, const float* w, const ConvShape& s, float* x);
+// dw = sum_n y_n . im2col(x_n)^T; overwrites dw.
+void convBackwardWeight(const float* x, const float* y, const ConvShape& s, float* dw);
+#endif
+
 // Fused kernels (fused.cpp). LSTM: gates [B, 4H] pre-activations (i, f, g, o), c [B, H]
 // -> h2, c2 [B, H] and act [B, 5H] (i, f, g, o, tanh(c2)) saved for the backward.
 void lstmCell(const float* gates, const float* c, long B, long H, float* h2, float* c2, float* act);

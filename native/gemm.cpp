@@ -517,3 +517,6 @@ void gemm(bool transA, bool transB, long M, long N, long K, const float* A, long
 }
 
 }  // namespace gl
+
+// Implicit-GEMM convolutions (same translation unit: they use the packers above).
+#include "conv.cpp"

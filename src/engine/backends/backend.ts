@@ -21,6 +21,19 @@ export type ReduceOp = 'sum' | 'max' | 'min';
 
 export type TypedArray = Float32Array | Int32Array;
 
+/**
+ * One convolution geometry: x [N, Cin, H, W] (the "x side"), y [N, Cout, oh, ow] (the
+ * "y side"), weight [Cout, Cin/groups, kh, kw]; stride sh/sw, zero padding ph/pw,
+ * dilation dh/dw. Sizes are explicit so that a transposed convolution with output
+ * padding maps back exactly.
+ */
+export interface ConvGeometry {
+  N: number; Cin: number; H: number; W: number;
+  Cout: number; oh: number; ow: number;
+  kh: number; kw: number; sh: number; sw: number; ph: number; pw: number; dh: number; dw: number;
+  groups: number;
+}
+
 export interface Backend {
   readonly name: 'js' | 'native' | 'wasm';
 
@@ -86,6 +99,15 @@ export interface Backend {
     kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, dh: number, dw: number,
     oh: number, ow: number, x: Float32Array, xOff: number,
   ): void;
+
+  /** y = conv(x, w) + bias (PyTorch's conv2d; bias [Cout] or null); overwrites y. */
+  conv2dForward(x: Float32Array, w: Float32Array, bias: Float32Array | null, g: ConvGeometry, y: Float32Array): void;
+
+  /** x += conv^T(y, w): the adjoint of conv2dForward in x (conv_transpose2d); adds into x. */
+  conv2dBackwardData(y: Float32Array, w: Float32Array, g: ConvGeometry, x: Float32Array): void;
+
+  /** dw = sum_n y_n . im2col(x_n)^T: the gradient of conv2dForward in w; overwrites dw. */
+  conv2dBackwardWeight(x: Float32Array, y: Float32Array, g: ConvGeometry, dw: Float32Array): void;
 
   /** out[o, j, i] = x[o, idx[o, j, i], i] for x [outer, xLen, inner], idx/out [outer, idxLen, inner]. */
   gather(x: Float32Array, outer: number, xLen: number, inner: number, idx: Int32Array, idxLen: number, out: Float32Array): void;

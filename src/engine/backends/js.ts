@@ -4,6 +4,7 @@
  * clarity first; the GEMM is blocked so that tests and small models stay usable.
  */
 import type { Backend, BinaryOp, ReduceOp, TypedArray, UnaryOp } from './backend.js';
+import { convBackwardDataVia, convBackwardWeightVia, convForwardVia } from './conv_ref.js';
 
 const SQRT1_2 = Math.SQRT1_2;
 
@@ -541,6 +542,18 @@ export const jsBackend: Backend = {
         }
       }
     }
+  },
+
+  conv2dForward(x, w, bias, g, y) {
+    convForwardVia(jsBackend, x, w, bias, g, y);
+  },
+
+  conv2dBackwardData(y, w, g, x) {
+    convBackwardDataVia(jsBackend, y, w, g, x);
+  },
+
+  conv2dBackwardWeight(x, y, g, dw) {
+    convBackwardWeightVia(jsBackend, x, y, g, dw);
   },
 
   gather(x, outer, xLen, inner, idx, idxLen, out) {

@@ -1,15 +1,16 @@
 /**
  * The native addon against the js backend (the definition): every native kernel on
- * random inputs, odd sizes, offsets and leading dimensions, NaN/Inf, 1 and 2 threads.
+ * random inputs, odd sizes, offsets and leading dimensions, NaN/Inf, 1 and 2 threads;
+ * the implicit-GEMM convolutions against js's im2col + GEMM.
  * Kernels are called on the raw addon so that small sizes reach native code too (the
  * backend wrapper sends them to js). Skips when the addon is not built.
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../rng.js';
-import type { Backend, BinaryOp, UnaryOp } from './backend.js';
+import type { Backend, BinaryOp, ConvGeometry, UnaryOp } from './backend.js';
 import { jsBackend } from './js.js';
-import { BINARY_CODES, REDUCE_CODES, UNARY_CODES, loadNative, nativeAddon } from './native.js';
+import { BINARY_CODES, REDUCE_CODES, UNARY_CODES, convMeta, loadNative, nativeAddon } from './native.js';
 import type { NativeAddon } from './native.js';
 
 let addon: NativeAddon | null = null;
@@ -267,6 +268,73 @@ test('native im2col and col2im = js (stride, padding, dilation, offsets)', { ski
       close(xn, xj, 0, 0, `col2im ${JSON.stringify(c)} (threads ${threads})`);
     }
   });
+});
+
+/** Convolution geometries for the conv2d* kernels: odd sizes, strides, padding, dilation, groups, batch 1 and > 1. */
+const CONV_CASES: ConvGeometry[] = [
+  // [N, Cin, H, W, Cout, kh, kw, sh, sw, ph, pw, dh, dw, groups]
+  [1, 3, 17, 19, 5, 5, 5, 3, 3, 2, 2, 1, 1, 1],
+  [5, 8, 13, 13, 12, 3, 3, 1, 1, 1, 1, 1, 1, 1],
+  [3, 6, 11, 10, 9, 3, 2, 2, 1, 1, 0, 1, 2, 3],
+  [4, 24, 12, 12, 20, 1, 1, 1, 1, 0, 0, 1, 1, 1],
+  [2, 8, 9, 7, 6, 1, 1, 1, 1, 0, 0, 1, 1, 2],
+  [3, 4, 9, 9, 6, 1, 1, 2, 2, 0, 0, 1, 1, 1],
+  [7, 64, 9, 9, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1],
+  [16, 4, 16, 16, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1],
+  [6, 64, 28, 28, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1],
+  [2, 3, 8, 8, 4, 4, 4, 2, 2, 1, 1, 1, 1, 1],
+  [2, 4, 6, 5, 3, 3, 3, 1, 2, 3, 2, 2, 1, 1],
+  // Stride 1 (data gradient as a flipped-kernel convolution): dilated, grouped, uneven padding; padding > d (k - 1).
+  [2, 6, 10, 9, 4, 3, 2, 1, 1, 2, 1, 2, 3, 2],
+  [2, 3, 6, 6, 4, 3, 3, 1, 1, 3, 3, 1, 1, 1],
+].map(([N, Cin, H, W, Cout, kh, kw, sh, sw, ph, pw, dh, dw, groups]) => ({
+  N, Cin, H, W, Cout, kh, kw, sh, sw, ph, pw, dh, dw, groups,
+  oh: Math.floor((H + 2 * ph - dh * (kh - 1) - 1) / sh) + 1,
+  ow: Math.floor((W + 2 * pw - dw * (kw - 1) - 1) / sw) + 1,
+}));
+
+/** conv2dForward, conv2dBackwardData (adding into x) and conv2dBackwardWeight of `be` against js. */
+function checkConvAgainstJs(be: Backend, rng: Rng, g: ConvGeometry, what: string): void {
+  const nx = g.N * g.Cin * g.H * g.W, ny = g.N * g.Cout * g.oh * g.ow, nw = g.Cout * (g.Cin / g.groups) * g.kh * g.kw;
+  const x = rand(rng, nx), w = rand(rng, nw), y = rand(rng, ny), bias = rand(rng, g.Cout);
+  for (const b of [null, bias]) {
+    const yb = new Float32Array(ny).fill(NaN), yj = new Float32Array(ny);
+    be.conv2dForward(x, w, b, g, yb);
+    jsBackend.conv2dForward(x, w, b, g, yj);
+    close(yb, yj, 1e-4, 1e-4, `conv2dForward ${what}${b ? ' with bias' : ''}`);
+  }
+  const x0 = rand(rng, nx);
+  const xb = x0.slice(), xj = x0.slice();
+  be.conv2dBackwardData(y, w, g, xb);
+  jsBackend.conv2dBackwardData(y, w, g, xj);
+  close(xb, xj, 1e-4, 1e-4, `conv2dBackwardData ${what}`);
+  const wb = new Float32Array(nw).fill(NaN), wj = new Float32Array(nw);
+  be.conv2dBackwardWeight(x, y, g, wb);
+  jsBackend.conv2dBackwardWeight(x, y, g, wj);
+  close(wb, wj, 1e-4, 1e-4, `conv2dBackwardWeight ${what}`);
+}
+
+test('native conv2d kernels = js (implicit GEMM): every microkernel, strides, padding, dilation, groups, 1 and 2 threads', { skip }, () => {
+  const rng = new Rng(11);
+  const kernels = (['avx512', 'avx2', 'scalar'] as const).filter((k) => N().setKernel(k));
+  try {
+    for (const k of kernels) {
+      N().setKernel(k);
+      withThreads((threads) => {
+        for (const g of CONV_CASES) checkConvAgainstJs(backendNative as Backend, rng, g, `${JSON.stringify(g)} (${k}, threads ${threads})`);
+      });
+    }
+  } finally {
+    N().setKernel('best');
+  }
+});
+
+test('native conv2d kernels reject a meta of the wrong length or an impossible geometry', { skip }, () => {
+  const g = CONV_CASES[1];
+  const x = new Float32Array(g.N * g.Cin * g.H * g.W), w = new Float32Array(g.Cout * g.Cin * 9), y = new Float32Array(g.N * g.Cout * g.oh * g.ow);
+  assert.throws(() => N().conv2dForward(x, w, null, new Int32Array(15), y), /16 entries/);
+  assert.throws(() => N().conv2dForward(x.subarray(1), w, null, convMeta(g), y), /out of bounds/);
+  assert.throws(() => N().conv2dForward(x, w, null, convMeta({ ...g, oh: g.oh + 5 }), y), /invalid conv geometry|out of bounds/);
 });
 
 test('native adam = js adam (Adam and AdamW, weight decay, several steps)', { skip }, () => {

@@ -1,8 +1,9 @@
 /**
  * The native backend: the C++ Node-API addon built from native/ by
  * scripts/build_native.mjs (packed AVX-512/AVX2 GEMM, a persistent thread pool,
- * vectorized elementwise/reduction/softmax/im2col/Adam loops, and the fused LSTM/GRU
- * cell, attention and row-normalisation kernels of native/fused.cpp). Arrays cross the
+ * vectorized elementwise/reduction/softmax/im2col/Adam loops, the implicit-GEMM
+ * convolutions of native/conv.cpp, and the fused LSTM/GRU cell, attention and
+ * row-normalisation kernels of native/fused.cpp). Arrays cross the
  * boundary zero-copy. A native call costs a fraction of a microsecond, so tiny
  * inputs stay in the js kernels (thresholds measured with bench/engine.ts); kernels
  * the addon lacks (argReduce, cumsum, gather, scatterAdd, indexSelect, indexAdd) come
@@ -12,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Backend, BinaryOp, ReduceOp, TypedArray, UnaryOp } from './backend.js';
+import type { Backend, BinaryOp, ConvGeometry, ReduceOp, TypedArray, UnaryOp } from './backend.js';
 import { jsBackend } from './js.js';
 
 /** The functions the addon exports (native/addon.cpp). */
@@ -36,6 +37,10 @@ export interface NativeAddon {
     cols: Float32Array, C: number, H: number, W: number, kh: number, kw: number, sh: number, sw: number,
     ph: number, pw: number, dh: number, dw: number, oh: number, ow: number, x: Float32Array, xOff: number,
   ): void;
+  /** Implicit-GEMM convolutions (native/conv.cpp); meta is convMeta's [N, Cin, H, W, Cout, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, groups]. */
+  conv2dForward(x: Float32Array, w: Float32Array, bias: Float32Array | null, meta: Int32Array, y: Float32Array): void;
+  conv2dBackwardData(y: Float32Array, w: Float32Array, meta: Int32Array, x: Float32Array): void;
+  conv2dBackwardWeight(x: Float32Array, y: Float32Array, meta: Int32Array, dw: Float32Array): void;
   adam(
     param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number,
     beta1: number, beta2: number, eps: number, weightDecay: number, decoupled: boolean, step: number,
@@ -139,11 +144,20 @@ export function nativeThreads(): number {
   return nativeAddon().threads();
 }
 
+/** A convolution geometry as the addon's Int32Array meta (written into `meta`). */
+export function convMeta(g: ConvGeometry, meta = new Int32Array(16)): Int32Array {
+  meta[0] = g.N; meta[1] = g.Cin; meta[2] = g.H; meta[3] = g.W; meta[4] = g.Cout; meta[5] = g.oh; meta[6] = g.ow;
+  meta[7] = g.kh; meta[8] = g.kw; meta[9] = g.sh; meta[10] = g.sw; meta[11] = g.ph; meta[12] = g.pw;
+  meta[13] = g.dh; meta[14] = g.dw; meta[15] = g.groups;
+  return meta;
+}
+
 /** Build the native backend: js kernels with the native ones laid over them. */
 export function loadNative(): Backend {
   const a = nativeAddon();
   const T = NATIVE_THRESHOLDS;
   const meta = new Int32Array(1 + 3 * 16);
+  const cmeta = new Int32Array(16);
   const overrides: Partial<Backend> = {
     unary(op, x, xOff, out, n, p0, p1) {
       if (n < T.elementwise || !a.unary(UNARY_CODES[op], x, xOff, out, n, p0, p1)) jsBackend.unary(op, x, xOff, out, n, p0, p1);
@@ -196,6 +210,16 @@ export function loadNative(): Backend {
     col2im(cols, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, x, xOff) {
       if (C * kh * kw * oh * ow < T.elementwise) jsBackend.col2im(cols, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, x, xOff);
       else a.col2im(cols, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, x, xOff);
+    },
+    // Convolutions always go native: the fused kernels beat im2col + GEMM at every size.
+    conv2dForward(x, w, bias, g, y) {
+      a.conv2dForward(x, w, bias, convMeta(g, cmeta), y);
+    },
+    conv2dBackwardData(y, w, g, x) {
+      a.conv2dBackwardData(y, w, convMeta(g, cmeta), x);
+    },
+    conv2dBackwardWeight(x, y, g, dw) {
+      a.conv2dBackwardWeight(x, y, convMeta(g, cmeta), dw);
     },
     adam(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, decoupled, step) {
       if (n < T.elementwise) jsBackend.adam(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, decoupled, step);

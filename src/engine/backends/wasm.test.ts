@@ -1,14 +1,14 @@
 /**
  * The wasm backend against the js backend (the definition): GEMM with every transpose,
  * odd sizes, offsets, leading dims and beta; unary/binary with NaN/Inf and strided
- * broadcasting; reduce, softmax, im2col/col2im, Adam. Thresholds are set to 0 so that
+ * broadcasting; reduce, softmax, im2col/col2im, the conv2d kernels, Adam. Thresholds are set to 0 so that
  * every size goes through the module (and its arena copies). Skips when
  * native/genlab.wasm is missing.
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../rng.js';
-import type { Backend, BinaryOp, UnaryOp } from './backend.js';
+import type { Backend, BinaryOp, ConvGeometry, UnaryOp } from './backend.js';
 import { jsBackend } from './js.js';
 import { UNARY_CODES, BINARY_CODES } from './native.js';
 import { WASM_THRESHOLDS, loadWasm } from './wasm.js';
@@ -160,6 +160,31 @@ test('wasm reduce, softmax, im2col/col2im and adam = js', { skip }, () => allSiz
   }
   close(pw, p, 1e-6, 1e-9, 'adam param');
   close(vw, v, 1e-6, 0, 'adam v');
+}));
+
+test('wasm conv2d kernels (im2col + GEMM over wasm kernels) = js: strides, padding, dilation, groups, batch 1 and > 1', { skip }, () => allSizes(() => {
+  const rng = new Rng(15);
+  const cases: ConvGeometry[] = [
+    { N: 1, Cin: 3, H: 9, W: 8, Cout: 4, oh: 3, ow: 3, kh: 3, kw: 3, sh: 3, sw: 3, ph: 1, pw: 1, dh: 1, dw: 1, groups: 1 },
+    { N: 3, Cin: 6, H: 7, W: 6, Cout: 9, oh: 4, ow: 4, kh: 3, kw: 2, sh: 2, sw: 1, ph: 1, pw: 0, dh: 1, dw: 2, groups: 3 },
+    { N: 2, Cin: 4, H: 5, W: 5, Cout: 3, oh: 5, ow: 5, kh: 1, kw: 1, sh: 1, sw: 1, ph: 0, pw: 0, dh: 1, dw: 1, groups: 1 },
+  ];
+  for (const g of cases) {
+    const nx = g.N * g.Cin * g.H * g.W, ny = g.N * g.Cout * g.oh * g.ow, nw = g.Cout * (g.Cin / g.groups) * g.kh * g.kw;
+    const x = rand(rng, nx), w = rand(rng, nw), y = rand(rng, ny), bias = rand(rng, g.Cout);
+    const yw = new Float32Array(ny), yj = new Float32Array(ny);
+    W().conv2dForward(x, w, bias, g, yw);
+    jsBackend.conv2dForward(x, w, bias, g, yj);
+    close(yw, yj, 1e-5, 1e-5, `conv2dForward ${JSON.stringify(g)}`);
+    const xw = x.slice(), xj = x.slice();
+    W().conv2dBackwardData(y, w, g, xw);
+    jsBackend.conv2dBackwardData(y, w, g, xj);
+    close(xw, xj, 1e-5, 1e-5, `conv2dBackwardData ${JSON.stringify(g)}`);
+    const ww = new Float32Array(nw), wj = new Float32Array(nw);
+    W().conv2dBackwardWeight(x, y, g, ww);
+    jsBackend.conv2dBackwardWeight(x, y, g, wj);
+    close(ww, wj, 1e-5, 1e-5, `conv2dBackwardWeight ${JSON.stringify(g)}`);
+  }
 }));
 
 test('wasm memory grows for large inputs and results stay correct', { skip }, () => {

@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend } from './backend.js';
+import { convBackwardDataVia, convBackwardWeightVia, convForwardVia } from './conv_ref.js';
 import { jsBackend } from './js.js';
 import { BINARY_CODES, REDUCE_CODES, UNARY_CODES } from './native.js';
 
@@ -402,5 +403,10 @@ export function loadWasm(): Backend {
       if (dv && dout) get(pdv, dv, 0, nv);
     },
   };
-  return { ...jsBackend, name: 'wasm', ...overrides };
+  // Convolutions: im2col + GEMM over this backend's own kernels.
+  const be: Backend = { ...jsBackend, name: 'wasm', ...overrides };
+  be.conv2dForward = (x, w, bias, g, y) => convForwardVia(be, x, w, bias, g, y);
+  be.conv2dBackwardData = (y, w, g, x) => convBackwardDataVia(be, y, w, g, x);
+  be.conv2dBackwardWeight = (x, y, g, dw) => convBackwardWeightVia(be, x, y, g, dw);
+  return be;
 }

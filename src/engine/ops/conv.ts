@@ -4,7 +4,8 @@
  * interpolate with mode 'nearest' or 'bilinear').
  *
  * Convolution is im2col + GEMM (Chellapilla et al. 2006, "High Performance
- * Convolutional Neural Networks for Document Processing"; Caffe's im2col). Three
+ * Convolutional Neural Networks for Document Processing"; Caffe's im2col), done by the
+ * backends' conv2d* kernels (native: implicit GEMM, no column buffer). Three
  * primitives describe one convolution geometry and are closed under differentiation,
  * so double backward (WGAN-GP, R1 penalties) works to any order:
  *   convFwd(x, w)         y = conv(x, w)                          conv2d
@@ -20,6 +21,7 @@
  * AveragePool2d.cpp, UpSample.h}.
  */
 import { backend } from '../backends/index.js';
+import type { ConvGeometry } from '../backends/backend.js';
 import { Tensor, fromOp } from '../tensor.js';
 import { ShapeError, fmtShape } from '../shape.js';
 import { sum } from './reduce.js';
@@ -78,15 +80,11 @@ export interface UpsampleOptions {
 
 /**
  * One convolution from the "x side" [N, Cin, H, W] to the "y side" [N, Cout, oh, ow]
- * with weight [Cout, Cin/groups, kh, kw]. Output sizes are explicit (not recomputed)
- * so that a transposed convolution with outputPadding maps back exactly.
+ * with weight [Cout, Cin/groups, kh, kw] (the backends' ConvGeometry). Output sizes are
+ * explicit (not recomputed) so that a transposed convolution with outputPadding maps
+ * back exactly.
  */
-interface ConvGeom {
-  N: number; Cin: number; H: number; W: number;
-  Cout: number; oh: number; ow: number;
-  kh: number; kw: number; sh: number; sw: number; ph: number; pw: number; dh: number; dw: number;
-  groups: number;
-}
+type ConvGeom = ConvGeometry;
 
 function pair(op: string, name: string, v: number | readonly number[] | undefined, def: number, min: number): [number, number] {
   const p: [number, number] = v === undefined ? [def, def] : typeof v === 'number' ? [v, v] : [v[0], v[1]];
@@ -113,139 +111,32 @@ function scratch(slot: number, n: number): Float32Array {
   return buf;
 }
 
-function isDirect(G: ConvGeom): boolean {
-  // A 1x1, stride-1, unpadded convolution needs no im2col: x_n already is its columns.
-  return G.kh === 1 && G.kw === 1 && G.sh === 1 && G.sw === 1 && G.ph === 0 && G.pw === 0 && G.oh === G.H && G.ow === G.W;
-}
-
-/**
- * Images per GEMM. Small feature maps give thin GEMMs (a 4x4 map: 16 columns), which
- * run at a fraction of peak (native, 2 cores: 512x16x4096 at 74 GFLOPS against 185
- * for 512x1024x4096), so images are batched into one GEMM of about GEMM_COLS columns,
- * at the price of two block transposes; CHUNK_FLOATS bounds the columns buffer.
- */
-const GEMM_COLS = 2048;
-const CHUNK_FLOATS = 1 << 23;
-
-function chunkOf(G: ConvGeom): number {
-  const L = G.oh * G.ow;
-  const per = Math.max(G.Cin * G.kh * G.kw * L, 1);
-  return Math.max(1, Math.min(G.N, Math.ceil(GEMM_COLS / Math.max(L, 1)), Math.floor(CHUNK_FLOATS / per)));
-}
-
-/** im2col of images n0..n0+m-1 into [m, Cin*kh*kw, L] (x itself for a direct conv). */
-function im2colChunk(xv: Float32Array, G: ConvGeom, n0: number, m: number, slot: number): Float32Array {
-  const CHW = G.Cin * G.H * G.W;
-  if (isDirect(G)) return xv.subarray(n0 * CHW, (n0 + m) * CHW);
-  const per = G.Cin * G.kh * G.kw * G.oh * G.ow;
-  const cols = scratch(slot, m * per);
-  const bk = backend();
-  for (let i = 0; i < m; i++) {
-    bk.im2col(xv, (n0 + i) * CHW, G.Cin, G.H, G.W, G.kh, G.kw, G.sh, G.sw, G.ph, G.pw, G.dh, G.dw, G.oh, G.ow,
-      cols.subarray(i * per, (i + 1) * per));
-  }
-  return cols;
-}
-
-/** out [B, A, L] = v [A, B, L]: the axes 0 and 1 swapped, by the backend's strided copy. */
-function swap01(v: Float32Array, A: number, B: number, L: number, out: Float32Array): Float32Array {
-  backend().copy(v, 0, [L, B * L, 1], out, [B, A, L]);
-  return out;
-}
-
-/** [m, R, L] -> [R, m, L] (the batch joins the GEMM's column axis); a no-op for m = 1. */
-function batchToCols(v: Float32Array, m: number, R: number, L: number, slot: number): Float32Array {
-  return m === 1 ? v : swap01(v, m, R, L, scratch(slot, m * R * L));
-}
-
 // ---- Raw kernels (typed arrays in, typed array out) ----------------------------------
 
 /** y [N, Cout, oh, ow] = conv(x, w) + bias. */
 function convFwdRaw(xv: Float32Array, wv: Float32Array, bv: Float32Array | null, G: ConvGeom): Float32Array {
-  const { N, Cout, groups } = G;
-  const L = G.oh * G.ow;
-  const Og = Cout / groups;
-  const K = (G.Cin / groups) * G.kh * G.kw;
-  const out = new Float32Array(N * Cout * L);
-  if (out.length === 0) return out;
-  const bk = backend();
-  const nb = chunkOf(G);
-  for (let n0 = 0; n0 < N; n0 += nb) {
-    const m = Math.min(nb, N - n0);
-    const mL = m * L;
-    // [Og, K] x [K, m*L] -> [Og, m*L] per group, then back to [m, Cout, L].
-    const cols = batchToCols(im2colChunk(xv, G, n0, m, 0), m, groups * K, L, 1);
-    const dst = out.subarray(n0 * Cout * L, (n0 + m) * Cout * L);
-    const outT = m === 1 ? dst : scratch(2, Cout * mL);
-    if (bv) for (let c = 0; c < Cout; c++) outT.fill(bv[c], c * mL, (c + 1) * mL);
-    for (let g = 0; g < groups; g++) {
-      bk.gemm(false, false, Og, mL, K, wv, g * Og * K, K, cols, g * K * mL, mL, bv ? 1 : 0, outT, g * Og * mL, mL);
-    }
-    if (m > 1) swap01(outT, Cout, m, L, dst);
-  }
+  const out = new Float32Array(G.N * G.Cout * G.oh * G.ow);
+  if (out.length > 0) backend().conv2dForward(xv, wv, bv, G, out);
   return out;
 }
 
 /** x [N, Cin, H, W] = conv^T(y, w) + bias (bias per x-side channel): the adjoint of convFwdRaw. */
 function convBwdDataRaw(yv: Float32Array, wv: Float32Array, bv: Float32Array | null, G: ConvGeom): Float32Array {
-  const { N, Cin, Cout, groups } = G;
-  const L = G.oh * G.ow;
+  const { N, Cin } = G;
   const HW = G.H * G.W;
-  const Cg = Cin / groups;
-  const Og = Cout / groups;
-  const K = Cg * G.kh * G.kw;
-  const CK = Cin * G.kh * G.kw;
   const out = new Float32Array(N * Cin * HW);
   if (out.length === 0) return out;
   if (bv) for (let n = 0; n < N; n++) for (let c = 0; c < Cin; c++) out.fill(bv[c], (n * Cin + c) * HW, (n * Cin + c + 1) * HW);
-  if (L === 0 || Og === 0) return out;
-  const bk = backend();
-  const direct = isDirect(G);
-  const nb = chunkOf(G);
-  for (let n0 = 0; n0 < N; n0 += nb) {
-    const m = Math.min(nb, N - n0);
-    const mL = m * L;
-    const yT = batchToCols(yv.subarray(n0 * Cout * L, (n0 + m) * Cout * L), m, Cout, L, 0);
-    if (direct && m === 1) {
-      // w^T y is already the image: accumulate it onto the zeros or the bias.
-      for (let g = 0; g < groups; g++) {
-        bk.gemm(true, false, K, L, Og, wv, g * Og * K, K, yT, g * Og * L, L, 1, out, (n0 * Cin + g * Cg) * HW, L);
-      }
-      continue;
-    }
-    const colsT = scratch(1, CK * mL);
-    for (let g = 0; g < groups; g++) {
-      bk.gemm(true, false, K, mL, Og, wv, g * Og * K, K, yT, g * Og * mL, mL, 0, colsT, g * K * mL, mL);
-    }
-    const cols = m === 1 ? colsT : swap01(colsT, CK, m, L, scratch(2, CK * mL));
-    const per = CK * L;
-    for (let i = 0; i < m; i++) {
-      bk.col2im(cols.subarray(i * per, (i + 1) * per), Cin, G.H, G.W, G.kh, G.kw, G.sh, G.sw, G.ph, G.pw, G.dh, G.dw, G.oh, G.ow,
-        out, (n0 + i) * Cin * HW);
-    }
-  }
+  if (G.oh * G.ow === 0 || G.Cout === 0) return out;
+  backend().conv2dBackwardData(yv, wv, G, out);
   return out;
 }
 
 /** dw [Cout, Cin/groups, kh, kw] = sum_n y_n . im2col(x_n)^T: the gradient of convFwd in w. */
 function convBwdWeightRaw(xv: Float32Array, yv: Float32Array, G: ConvGeom): Float32Array {
-  const { N, Cout, groups } = G;
-  const L = G.oh * G.ow;
-  const Og = Cout / groups;
-  const K = (G.Cin / groups) * G.kh * G.kw;
-  const out = new Float32Array(Cout * K);
-  if (out.length === 0 || N === 0 || L === 0) return out;
-  const bk = backend();
-  const nb = chunkOf(G);
-  for (let n0 = 0; n0 < N; n0 += nb) {
-    const m = Math.min(nb, N - n0);
-    const mL = m * L;
-    const yT = batchToCols(yv.subarray(n0 * Cout * L, (n0 + m) * Cout * L), m, Cout, L, 0);
-    const cols = batchToCols(im2colChunk(xv, G, n0, m, 1), m, groups * K, L, 2);
-    for (let g = 0; g < groups; g++) {
-      bk.gemm(false, true, Og, K, mL, yT, g * Og * mL, mL, cols, g * K * mL, mL, n0 > 0 ? 1 : 0, out, g * Og * K, K);
-    }
-  }
+  const out = new Float32Array(G.Cout * (G.Cin / G.groups) * G.kh * G.kw);
+  if (out.length === 0 || G.N === 0 || G.oh * G.ow === 0) return out;
+  backend().conv2dBackwardWeight(xv, yv, G, out);
   return out;
 }
 

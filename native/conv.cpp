@@ -1,0 +1,527 @@
+// Convolution as implicit GEMM (included at the end of gemm.cpp: it reuses the packers,
+// microkernels and per-thread buffers there). The im2col matrix of a batch,
+// [Cin/groups*kh*kw, N*oh*ow], is never written out: the B packer reads its rows straight
+// from the NCHW input (Caffe's im2col, one packed panel at a time), and the GEMM writes
+// its [Cout, N*oh*ow] result straight into the NCHW output, so no layout transposes or
+// column buffers surround the GEMM. With stride 1 the data gradient is the convolution
+// of the output gradient with the flipped kernel, another implicit GEMM; otherwise it
+// goes through a column buffer per chunk of images (col2im must add overlapping
+// windows), scattered in parallel over (image, channel). The weight gradient is computed
+// transposed, and splits the long N*oh*ow reduction across threads, each with its own
+// partial sum.
+// Not in the wasm build: the wasm backend keeps the im2col + GEMM path of
+// src/engine/backends/conv_ref.ts. References: Chellapilla et al. 2006; Caffe's
+// im2col_cpu; the "implicit GEMM" of cuDNN (Chetlur et al. 2014, arXiv:1410.0759).
+#if !GL_WASM
+#include <string.h>
+
+namespace gl {
+namespace {
+
+// A logical matrix that a packer reads one row segment at a time.
+struct Mat {
+  enum Kind { DENSE, BLOCKED, IM2COL } kind;
+  const float* p;
+  long ld;  // DENSE, BLOCKED: row stride (inside a block)
+  long L;   // BLOCKED: columns per block; IM2COL: oh * ow
+  long bs;  // BLOCKED: block stride; IM2COL: image stride
+  const ConvShape* g;
+};
+
+Mat dense(const float* p, long ld) { return {Mat::DENSE, p, ld, 0, 0, nullptr}; }
+// Rows r, columns j = (b, l): element p[b * bs + r * ld + l], l < L (an NCHW tensor seen as [C, N*H*W]).
+Mat blocked(const float* p, long ld, long L, long bs) { return {Mat::BLOCKED, p, ld, L, bs, nullptr}; }
+// Rows r = (c, ki, kj), columns j = (n, oy, ox) of the im2col matrix of images x (at a group's first channel).
+Mat im2colView(const float* x, const ConvShape& s) {
+  return {Mat::IM2COL, x, 0, s.oh * s.ow, s.Cin * s.H * s.W, &s};
+}
+
+// out[0, n) = row r, columns [c0, c0 + n) of m.
+void seg(const Mat& m, long r, long c0, long n, float* GL_RESTRICT out) {
+  if (m.kind == Mat::DENSE) {
+    memcpy(out, m.p + r * m.ld + c0, n * sizeof(float));
+    return;
+  }
+  if (m.kind == Mat::BLOCKED) {
+    long b = c0 / m.L, l = c0 % m.L;
+    while (n > 0) {
+      const long run = m.L - l < n ? m.L - l : n;
+      memcpy(out, m.p + b * m.bs + r * m.ld + l, run * sizeof(float));
+      out += run;
+      n -= run;
+      l = 0;
+      b++;
+    }
+    return;
+  }
+  const ConvShape& s = *m.g;
+  const long c = r / (s.kh * s.kw), ki = r / s.kw % s.kh, kj = r % s.kw;
+  const float* xc = m.p + c * s.H * s.W;
+  const long off = kj * s.dw - s.pw;
+  long b = c0 / m.L, l = c0 % m.L;
+  long oy = l / s.ow, ox = l % s.ow;
+  while (n > 0) {
+    const long run = s.ow - ox < n ? s.ow - ox : n;
+    const long iy = oy * s.sh - s.ph + ki * s.dh;
+    if (iy < 0 || iy >= s.H) {
+      for (long q = 0; q < run; q++) out[q] = 0.f;
+    } else {
+      const float* xr = xc + b * m.bs + iy * s.W;
+      if (s.sw == 1) {
+        // Valid input columns ix = ox + q + off in [0, W): q in [q0, q1).
+        const long o = ox + off;
+        long q0 = -o > 0 ? -o : 0, q1 = s.W - o < run ? s.W - o : run;
+        if (q0 > run) q0 = run;
+        if (q1 < q0) q1 = q0;
+        for (long q = 0; q < q0; q++) out[q] = 0.f;
+        if (q1 > q0) memcpy(out + q0, xr + o + q0, (q1 - q0) * sizeof(float));
+        for (long q = q1; q < run; q++) out[q] = 0.f;
+      } else {
+        for (long q = 0; q < run; q++) {
+          const long ix = (ox + q) * s.sw + off;
+          out[q] = ix >= 0 && ix < s.W ? xr[ix] : 0.f;
+        }
+      }
+    }
+    out += run;
+    n -= run;
+    ox += run;
+    if (ox == s.ow) {
+      ox = 0;
+      if (++oy == s.oh) {
+        oy = 0;
+        b++;
+      }
+    }
+  }
+}
+
+// Where C's element (r, c) lives: p[r * ld + c] (L == 0), or p[(c / L) * bs + r * ld + c % L].
+struct Out {
+  float* p;
+  long ld, L, bs;
+};
+
+// op(A) rows [i0, i0+mc), k [k0, k0+kc) for the microkernel. Dense A: packed panels,
+// as packA (returns 0). A view, untransposed: rows copied as they are, row-major with
+// stride kc, which the microkernel reads in place (returns kc): one copy per element.
+long packAV(const Kernel& kr, bool tA, const Mat& S, long i0, long mc, long k0, long kc, float* dst) {
+  if (S.kind == Mat::DENSE) {
+    packA(kr, tA, S.p, S.ld, i0, mc, k0, kc, dst);
+    return 0;
+  }
+  const int mr = kr.mr;
+  if (!tA) {
+    const long padded = (mc + mr - 1) / mr * mr;
+    for (long r = 0; r < mc; r++) seg(S, i0 + r, k0, kc, dst + r * kc);
+    for (long r = mc; r < padded; r++)
+      for (long k = 0; k < kc; k++) dst[r * kc + k] = 0.f;
+    return kc;
+  }
+  for (long p = 0; p < mc; p += mr) {
+    const long rows = mc - p < mr ? mc - p : mr;
+    float* d = dst + p * kc;
+    for (long k = 0; k < kc; k++) {
+      float* dk = d + k * mr;
+      seg(S, k0 + k, i0 + p, rows, dk);
+      for (long r = rows; r < mr; r++) dk[r] = 0.f;
+    }
+  }
+  return 0;
+}
+
+// op(B) k [k0, k0+kc), columns [j0, j0+nc) for the microkernel. Dense B: packed panels,
+// as packB (returns 0). A view, untransposed: rows of nc columns, row-major with a stride
+// (returned) that is not a multiple of 4 KB, which the microkernel reads in place: one
+// copy per element, in long runs. Transposed: packed panels.
+long packBV(const Kernel& kr, bool tB, const Mat& S, long k0, long kc, long j0, long nc, float* dst) {
+  if (S.kind == Mat::DENSE) {
+    packB(kr, tB, S.p, S.ld, k0, kc, j0, nc, dst);
+    return 0;
+  }
+  const long NR = (long)kr.vl * kr.nvMax;
+  if (!tB) {
+    const long wide = (nc + kr.vl - 1) / kr.vl * kr.vl;
+    const long ldb = wide + 16;
+    for (long k = 0; k < kc; k++) {
+      float* row = dst + k * ldb;
+      seg(S, k0 + k, j0, nc, row);
+      for (long j = nc; j < wide; j++) row[j] = 0.f;
+    }
+    return ldb;
+  }
+  float tmp[KC_MAX];
+  for (long jr = 0; jr < nc; jr += NR) {
+    const long n = nc - jr < NR ? nc - jr : NR;
+    const long w = (n + kr.vl - 1) / kr.vl * kr.vl;
+    float* d = dst + jr * kc;
+    for (long j = 0; j < n; j++) {
+      seg(S, j0 + jr + j, k0, kc, tmp);
+      for (long k = 0; k < kc; k++) d[k * w + j] = tmp[k];
+    }
+    for (long j = n; j < w; j++)
+      for (long k = 0; k < kc; k++) d[k * w + j] = 0.f;
+  }
+  return 0;
+}
+
+// C[i0.., j0..] (+)= op(A)[i0.., kOff..] . op(B)[kOff.., j0..] over an M x N x K block.
+void gemmSerialV(bool tA, bool tB, long i0, long M, long j0, long N, long kOff, long K, const Mat& A, const Mat& B,
+                 bool accumulate, const Out& C) {
+  if (M <= 0 || N <= 0 || K <= 0) return;
+  const Kernel& kr = pickKernel();
+  const Buffers buf = buffers();
+  const long NR = (long)kr.vl * kr.nvMax;
+  const long mr = kr.mr;
+  const long nkb = K <= KC_MAX ? 1 : (K + KC_SPLIT - 1) / KC_SPLIT;
+  const long KC = (K + nkb - 1) / nkb;
+  const long mcMax = MC / mr * mr;
+  float tmp[MR_MAX * NR_MAX];
+  // A B block read in place (a view, untransposed) is kept to ~512 KB so that it stays
+  // in L2 while every row panel of A passes over it.
+  long ncMax = NC;
+  if (B.kind != Mat::DENSE && !tB) {
+    ncMax = (1L << 17) / KC / NR * NR;
+    if (ncMax < NR) ncMax = NR;
+    if (ncMax > NC) ncMax = NC;
+  }
+  for (long jc = 0; jc < N; jc += ncMax) {
+    const long nc = N - jc < ncMax ? N - jc : ncMax;
+    for (long pc = 0; pc < K; pc += KC) {
+      const long kc = K - pc < KC ? K - pc : KC;
+      const long bStride = packBV(kr, tB, B, kOff + pc, kc, j0 + jc, nc, buf.b);
+      const bool load = accumulate || pc > 0;
+      for (long ic = 0; ic < M; ic += mcMax) {
+        const long mc = M - ic < mcMax ? M - ic : mcMax;
+        const long aStride = packAV(kr, tA, A, i0 + ic, mc, kOff + pc, kc, buf.a);
+        for (long jr = 0; jr < nc; jr += NR) {
+          const long n = nc - jr < NR ? nc - jr : NR;
+          const int nv = (int)((n + kr.vl - 1) / kr.vl);
+          const long w = (long)nv * kr.vl;
+          const float* bp = bStride ? buf.b + jr : buf.b + jr * kc;
+          const long col = j0 + jc + jr;
+          const bool one = C.L == 0 || col / C.L == (col + n - 1) / C.L;
+          for (long ir = 0; ir < mc; ir += mr) {
+            const long m = mc - ir < mr ? mc - ir : mr;
+            const float* ap = buf.a + ir * kc;
+            const long row = i0 + ic + ir;
+            if (one) {
+              float* cp = C.L ? C.p + col / C.L * C.bs + row * C.ld + col % C.L : C.p + row * C.ld + col;
+              if (m == mr && n == w) {
+                kr.ukr(nv, kc, ap, aStride, bp, bStride, cp, C.ld, load);
+              } else {
+                kr.ukr(nv, kc, ap, aStride, bp, bStride, tmp, w, false);
+                for (long r = 0; r < m; r++)
+                  for (long j = 0; j < n; j++) cp[r * C.ld + j] = load ? cp[r * C.ld + j] + tmp[r * w + j] : tmp[r * w + j];
+              }
+            } else {
+              // The tile straddles blocks (images): scatter each block's run of columns.
+              kr.ukr(nv, kc, ap, aStride, bp, bStride, tmp, w, false);
+              for (long jj = 0; jj < n;) {
+                const long c = col + jj, l = c % C.L;
+                const long run = C.L - l < n - jj ? C.L - l : n - jj;
+                float* base = C.p + c / C.L * C.bs + l;
+                for (long r = 0; r < m; r++) {
+                  float* q = base + (row + r) * C.ld;
+                  const float* t = tmp + r * w + jj;
+                  for (long j = 0; j < run; j++) q[j] = load ? q[j] + t[j] : t[j];
+                }
+                jj += run;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Threads take chunks of columns or rows of C (as gemmThreaded), or, when C is small
+// and K long (a weight gradient over a batch), chunks of K summed into one partial C
+// per thread.
+struct VTask {
+  bool tA, tB, accumulate;
+  int mode;  // 0 columns, 1 rows, 2 K
+  long M, N, K, step, chunks;
+  long next;
+  const Mat* A;
+  const Mat* B;
+  Out C;
+  float* partial;  // mode 2: nt partial C's of M x N
+};
+
+void vTask(void* ctx, int tid, int nt) {
+  (void)nt;
+  VTask& t = *(VTask*)ctx;
+  bool started = false;
+  for (;;) {
+    const long c = __atomic_fetch_add(&t.next, 1, __ATOMIC_RELAXED);
+    if (c >= t.chunks) break;
+    const long a = c * t.step;
+    if (t.mode == 0) {
+      const long n = t.N - a < t.step ? t.N - a : t.step;
+      gemmSerialV(t.tA, t.tB, 0, t.M, a, n, 0, t.K, *t.A, *t.B, t.accumulate, t.C);
+    } else if (t.mode == 1) {
+      const long m = t.M - a < t.step ? t.M - a : t.step;
+      gemmSerialV(t.tA, t.tB, a, m, 0, t.N, 0, t.K, *t.A, *t.B, t.accumulate, t.C);
+    } else {
+      const long k = t.K - a < t.step ? t.K - a : t.step;
+      const Out part = {t.partial + (long)tid * t.M * t.N, t.N, 0, 0};
+      gemmSerialV(t.tA, t.tB, 0, t.M, 0, t.N, a, k, *t.A, *t.B, started, part);
+      started = true;
+    }
+  }
+  if (t.mode == 2 && !started) {
+    float* p = t.partial + (long)tid * t.M * t.N;
+    for (long i = 0; i < t.M * t.N; i++) p[i] = 0.f;
+  }
+}
+
+void gemmV(bool tA, bool tB, long M, long N, long K, const Mat& A, const Mat& B, bool accumulate, const Out& C) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate)
+      for (long i = 0; i < M; i++)
+        for (long j = 0; j < N; j++) *(C.L ? C.p + j / C.L * C.bs + i * C.ld + j % C.L : C.p + i * C.ld + j) = 0.f;
+    return;
+  }
+  int nt = numThreads();
+  const double flops = 2.0 * (double)M * (double)N * (double)K;
+  if (flops < 1.5e6) nt = 1;
+  if (nt > 1) {
+    const Kernel& kr = pickKernel();
+    const long nr = (long)kr.vl * kr.nvMax;
+    VTask t = {tA, tB, accumulate, 0, M, N, K, 0, 0, 0, &A, &B, C, nullptr};
+    if (C.L == 0 && (double)M * N <= (1 << 20) && K >= 8 * (M > N ? M : N) && K >= 1024) {
+      // Split K: about 4 chunks per thread of at least 512.
+      t.mode = 2;
+      long chunks = 4L * nt;
+      if (K / chunks < 512) chunks = K / 512;
+      if (chunks < nt) chunks = nt;
+      t.step = (K + chunks - 1) / chunks;
+      t.chunks = (K + t.step - 1) / t.step;
+      if (t.chunks < nt) nt = (int)t.chunks;
+      float* part = (float*)aligned_alloc(64, ((size_t)nt * M * N * sizeof(float) + 63) / 64 * 64);
+      if (part) {
+        t.partial = part;
+        parallel(nt, vTask, &t);
+        for (long i = 0; i < M; i++)
+          for (long j = 0; j < N; j++) {
+            float s = 0.f;
+            for (int p = 0; p < nt; p++) s += part[(long)p * M * N + i * N + j];
+            float* c = C.p + i * C.ld + j;
+            *c = accumulate ? *c + s : s;
+          }
+        free(part);
+        return;
+      }
+    } else {
+      const bool splitN = N >= M || M < (long)kr.mr * nt;
+      t.mode = splitN ? 0 : 1;
+      const long side = splitN ? N : M;
+      const long unit = splitN ? (side >= 8 * nr * nt ? nr : kr.vl) : kr.mr;
+      const long units = (side + unit - 1) / unit;
+      long chunks = 4L * nt;
+      const double perUnit = flops / (double)units;
+      const long minUnits = (long)(4e6 / perUnit) + 1;
+      if (units / chunks < minUnits) chunks = units / minUnits;
+      if (chunks < nt) chunks = units < nt ? units : nt;
+      t.step = (units + chunks - 1) / chunks * unit;
+      t.chunks = (side + t.step - 1) / t.step;
+      if (t.chunks < nt) nt = (int)t.chunks;
+      if (nt > 1) {
+        parallel(nt, vTask, &t);
+        return;
+      }
+    }
+  }
+  gemmSerialV(tA, tB, 0, M, 0, N, 0, K, A, B, accumulate, C);
+}
+
+// Runs f(lo, hi) over [0, n) split across the pool when the work (cost) is large enough.
+template <class F>
+void forRange(long n, double cost, F f) {
+  int nt = numThreads();
+  if (cost < 2e5 || n < 2) nt = 1;
+  if (nt > n) nt = (int)n;
+  if (nt <= 1) {
+    f(0L, n);
+    return;
+  }
+  struct Ctx {
+    F* f;
+    long n, next, step;
+  } ctx = {&f, n, 0, 0};
+  // Several chunks per thread, so that a descheduled thread does not hold the others up.
+  long chunks = 4L * nt < n ? 4L * nt : n;
+  ctx.step = (n + chunks - 1) / chunks;
+  parallel(nt, [](void* c, int, int) {
+    Ctx& x = *(Ctx*)c;
+    for (;;) {
+      const long lo = __atomic_fetch_add(&x.next, x.step, __ATOMIC_RELAXED);
+      if (lo >= x.n) break;
+      (*x.f)(lo, lo + x.step < x.n ? lo + x.step : x.n);
+    }
+  }, &ctx);
+}
+
+bool isDirect(const ConvShape& s) {
+  return s.kh == 1 && s.kw == 1 && s.sh == 1 && s.sw == 1 && s.ph == 0 && s.pw == 0 && s.oh == s.H && s.ow == s.W;
+}
+
+// Add columns [Cin*kh*kw, ld] (image b's columns at b*L) into images x [m, Cin, H, W].
+void col2imBatch(const float* cols, long ld, long m, const ConvShape& s, float* x) {
+  const long L = s.oh * s.ow, HW = s.H * s.W, C = s.Cin;
+  forRange(m * C, (double)m * C * s.kh * s.kw * L, [&](long lo, long hi) {
+    for (long t = lo; t < hi; t++) {
+      const long b = t / C, c = t % C;
+      float* xc = x + (b * C + c) * HW;
+      // The (ki, kj, y, q) order of js's col2im, so that the sums round identically.
+      for (long ki = 0; ki < s.kh; ki++)
+        for (long kj = 0; kj < s.kw; kj++) {
+          const float* row = cols + ((c * s.kh + ki) * s.kw + kj) * ld + b * L;
+          const long off = kj * s.dw - s.pw;
+          for (long y = 0; y < s.oh; y++) {
+            const long iy = y * s.sh - s.ph + ki * s.dh;
+            if (iy < 0 || iy >= s.H) continue;
+            float* GL_RESTRICT xb = xc + iy * s.W;
+            const float* GL_RESTRICT ro = row + y * s.ow;
+            if (s.sw == 1) {
+              long q0 = -off > 0 ? -off : 0, q1 = s.W - off < s.ow ? s.W - off : s.ow;
+              for (long q = q0; q < q1; q++) xb[q + off] += ro[q];
+            } else {
+              for (long q = 0; q < s.ow; q++) {
+                const long ix = q * s.sw + off;
+                if (ix >= 0 && ix < s.W) xb[ix] += ro[q];
+              }
+            }
+          }
+        }
+    }
+  });
+}
+
+// A column buffer kept between calls (the addon is called from one JS thread).
+float* colsBuffer(size_t n) {
+  static float* buf = nullptr;
+  static size_t cap = 0;
+  if (n > cap) {
+    free(buf);
+    buf = (float*)aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+    cap = buf ? n : 0;
+  }
+  return buf;
+}
+
+}  // namespace
+
+namespace {
+// y (+)= conv(x, w) + bias; accumulate adds onto y (then bias must be null).
+void convForwardImpl(const float* x, const float* w, const float* bias, const ConvShape& s, float* out, bool accumulate) {
+  const long L = s.oh * s.ow, Og = s.Cout / s.groups, Cg = s.Cin / s.groups, K = Cg * s.kh * s.kw;
+  const long HW = s.H * s.W;
+  if (s.N * s.Cout * L == 0) return;
+  if (bias) {
+    forRange(s.N * s.Cout, (double)s.N * s.Cout * L, [&](long lo, long hi) {
+      for (long t = lo; t < hi; t++) {
+        const float b = bias[t % s.Cout];
+        float* o = out + t * L;
+        for (long l = 0; l < L; l++) o[l] = b;
+      }
+    });
+  }
+  const bool direct = isDirect(s);
+  for (long g = 0; g < s.groups; g++) {
+    const Mat A = dense(w + g * Og * K, K);
+    const Mat B = direct ? blocked(x + g * Cg * HW, HW, HW, s.Cin * HW) : im2colView(x + g * Cg * HW, s);
+    const Out C = {out + g * Og * L, L, L, s.Cout * L};
+    gemmV(false, false, Og, s.N * L, K, A, B, accumulate || bias != nullptr, C);
+  }
+}
+}  // namespace
+
+void convForward(const float* x, const float* w, const float* bias, const ConvShape& s, float* out) {
+  convForwardImpl(x, w, bias, s, out, false);
+}
+
+void convBackwardData(const float* y, const float* w, const ConvShape& s, float* out) {
+  const long L = s.oh * s.ow, Og = s.Cout / s.groups, Cg = s.Cin / s.groups, K = Cg * s.kh * s.kw;
+  const long HW = s.H * s.W, CK = s.Cin * s.kh * s.kw;
+  if (s.N * s.Cin * HW == 0 || L == 0 || Og == 0) return;
+  if (s.sh == 1 && s.sw == 1 && !isDirect(s) && s.dh * (s.kh - 1) >= s.ph && s.dw * (s.kw - 1) >= s.pw &&
+      s.H == s.oh + s.dh * (s.kh - 1) - 2 * s.ph && s.W == s.ow + s.dw * (s.kw - 1) - 2 * s.pw) {
+    // Stride 1: the data gradient is itself a convolution, of y with the spatially
+    // flipped kernel (channels swapped per group) and padding d (k - 1) - p: one
+    // implicit GEMM over K = Cout/groups * kh * kw, with no column buffer or col2im.
+    const long khw = s.kh * s.kw;
+    float* wf = (float*)aligned_alloc(64, ((size_t)s.Cout * K * sizeof(float) + 63) / 64 * 64);
+    if (wf) {
+      for (long g = 0; g < s.groups; g++)
+        for (long o = 0; o < Og; o++)
+          for (long c = 0; c < Cg; c++)
+            for (long t = 0; t < khw; t++)
+              wf[((g * Cg + c) * Og + o) * khw + (khw - 1 - t)] = w[((g * Og + o) * Cg + c) * khw + t];
+      ConvShape f = s;
+      f.Cin = s.Cout;
+      f.H = s.oh;
+      f.W = s.ow;
+      f.Cout = s.Cin;
+      f.oh = s.H;
+      f.ow = s.W;
+      f.ph = s.dh * (s.kh - 1) - s.ph;
+      f.pw = s.dw * (s.kw - 1) - s.pw;
+      convForwardImpl(y, wf, nullptr, f, out, true);
+      free(wf);
+      return;
+    }
+  }
+  if (isDirect(s)) {
+    for (long g = 0; g < s.groups; g++) {
+      const Out C = {out + g * Cg * HW, HW, HW, s.Cin * HW};
+      gemmV(true, false, K, s.N * L, Og, dense(w + g * Og * K, K), blocked(y + g * Og * L, L, L, s.Cout * L), true, C);
+    }
+    return;
+  }
+  // Images per chunk: at least 2048 columns when the buffer allows, else up to 8 MB of columns.
+  const long per = CK * L;
+  long m = (1L << 21) / per;
+  const long wide = (2048 + L - 1) / L;
+  if (m < wide) m = wide * per <= (1L << 23) ? wide : (1L << 23) / per;
+  if (m < 1) m = 1;
+  if (m > s.N) m = s.N;
+  float* cols = colsBuffer((size_t)m * per);
+  if (!cols) return;
+  for (long n0 = 0; n0 < s.N; n0 += m) {
+    const long mb = s.N - n0 < m ? s.N - n0 : m;
+    const long mL = mb * L;
+    for (long g = 0; g < s.groups; g++) {
+      const Out C = {cols + g * K * mL, mL, 0, 0};
+      gemmV(true, false, K, mL, Og, dense(w + g * Og * K, K), blocked(y + n0 * s.Cout * L + g * Og * L, L, L, s.Cout * L),
+            false, C);
+    }
+    col2imBatch(cols, mL, mb, s, out + n0 * s.Cin * HW);
+  }
+}
+
+void convBackwardWeight(const float* x, const float* y, const ConvShape& s, float* out) {
+  const long L = s.oh * s.ow, Og = s.Cout / s.groups, Cg = s.Cin / s.groups, K = Cg * s.kh * s.kw;
+  const long HW = s.H * s.W;
+  if (Og * K == 0) return;
+  const bool direct = isDirect(s);
+  // dw^T [K, Og] = im2col(x) [K, N*L] . y^T: the large im2col operand is the one whose
+  // rows are copied as they are (packAV), and the few rows of y are packed transposed.
+  float* t = (float*)aligned_alloc(64, ((size_t)K * Og * sizeof(float) + 63) / 64 * 64);
+  if (!t) return;
+  for (long g = 0; g < s.groups; g++) {
+    const Mat A = direct ? blocked(x + g * Cg * HW, HW, HW, s.Cin * HW) : im2colView(x + g * Cg * HW, s);
+    const Mat B = blocked(y + g * Og * L, L, L, s.Cout * L);
+    gemmV(false, true, K, Og, s.N * L, A, B, false, {t, Og, 0, 0});
+    float* o = out + g * Og * K;
+    for (long r = 0; r < Og; r++)
+      for (long k = 0; k < K; k++) o[r * K + k] = t[k * Og + r];
+  }
+  free(t);
+}
+
+}  // namespace gl
+#endif
