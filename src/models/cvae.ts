@@ -42,7 +42,9 @@ export const CVAE_DEFAULTS: Config = { hiddenDim: 400, latentDim: 20, beta: 1, k
 export const CVAE_CHOICES = { binarize: ['dynamic', 'threshold', 'none'] } as const;
 export const CVAE_PRESETS: Record<string, { model?: Config; train?: Config }> = {
   tiny: { model: { hiddenDim: 64, latentDim: 8, evalSamples: 20 }, train: { steps: 200, batchSize: 64, lr: 1e-3 } },
-  small: { model: {}, train: { steps: 20000, batchSize: 100, lr: 1e-3, logEvery: 100 } },
+  // latent 8 (not 20) so the decoder leans on the label: 95.6 % of samples classified as
+  // the asked digit after 60k steps (latent 20, 20k steps: 87 %).
+  small: { model: { latentDim: 8 }, train: { steps: 60000, batchSize: 100, lr: 1e-3, schedule: 'cosine', minLr: 1e-4, logEvery: 100 } },
 };
 
 const LOG_2PI = Math.log(2 * Math.PI);
