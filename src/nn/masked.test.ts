@@ -47,6 +47,19 @@ test('madeMasks: shapes, degrees, and the autoregressive Jacobian of a 3-layer M
   }
 });
 
+test('madeMasks: sequential hidden degrees reach every input when units are fewer than inputs', () => {
+  // 784 inputs, 500 hidden units (the MADE MNIST layer): every input but the last must
+  // feed some hidden unit, else later pixels never see it (a 104-nat MADE, not ~90).
+  const D = 784;
+  const { masks } = madeMasks(D, [500]);
+  const m0 = masks[0].toList() as number[][];
+  for (let i = 0; i < D - 1; i++) assert.ok(m0.some((row) => row[i] === 1), `input ${i} feeds no hidden unit`);
+  // Output d sees inputs up to d-1 through the hidden layer: the last output sees input D-2.
+  const { hiddenDegrees } = madeMasks(D, [500]);
+  assert.equal(Math.max(...hiddenDegrees[0]), D - 1);
+  assert.equal(Math.min(...hiddenDegrees[0]), 1);
+});
+
 test('madeMasks: output multiple and context columns', () => {
   const { masks } = madeMasks(3, [5], { outputMultiple: 2, contextDim: 2 });
   assert.deepEqual(masks[0].shape, [5, 5]);

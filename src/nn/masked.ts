@@ -30,7 +30,7 @@ export interface MadeMaskOptions {
    * permutation; needs `rng`), or an explicit list of degrees 1..D, one per input.
    */
   ordering?: 'natural' | 'reverse' | 'random' | number[];
-  /** Hidden degrees: 'sequential' (cycling through the allowed range, deterministic) or 'random' (needs `rng`). */
+  /** Hidden degrees: 'sequential' (spread evenly over the allowed range, deterministic) or 'random' (needs `rng`). */
   hiddenDegrees?: 'sequential' | 'random';
   /** Outputs per input (e.g. 2 for MAF's mu and alpha); output c*D + d belongs to input d. Default 1. */
   outputMultiple?: number;
@@ -96,7 +96,9 @@ export function madeMasks(inDim: number, hiddenDims: number[], opts: MadeMaskOpt
         if (!opts.rng) throw new Error("madeMasks: hiddenDegrees 'random' needs opts.rng");
         m[k] = opts.rng.int(lo, hi + 1);
       } else {
-        m[k] = lo + (k % (hi - lo + 1));
+        // Spread evenly over lo..hi, both ends included: with fewer units than degrees, cycling (k % range)
+        // would leave the highest degrees (the last inputs) with no path to any output.
+        m[k] = H === 1 ? lo : lo + Math.round((k * (hi - lo)) / (H - 1));
       }
     }
     hidden.push(m);
