@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from
 import { fileURLToPath } from 'node:url';
 import { join, resolve } from 'node:path';
 import {
-  Rng, Tensor, modelEntry, modelTypes, resolveConfig, ConfigError, Trainer, TRAIN_DEFAULTS, TRAIN_CHOICES, TrainingError,
+  Rng, Tensor, modelEntry, modelTypes, resolveConfig, presetLayers, ConfigError, Trainer, TRAIN_DEFAULTS, TRAIN_CHOICES, TrainingError,
   loadDataSource, builtinData, evaluateRun, latentSamples, isHierarchicalModel, hierarchicalSamples, isTokenModel, decodeSamples,
   densityGrid, heatMap, readMetrics, fmtMetrics, loadCheckpoint, writePng, imageGrid, scatterPlot, linePlot,
 } from '../index.js';
@@ -153,12 +153,13 @@ async function cmdTrain(a: ParsedArgs): Promise<void> {
     if (!type) throw new UsageError('train: which model? (genlab list shows the types)');
     const entry = modelEntry(type);
     const presetName = a.str('preset');
-    const preset = presetName === undefined ? {} : entry.presets[presetName];
-    if (!preset) throw new UsageError(`train: model ${type} has no preset '${presetName}'; presets: ${Object.keys(entry.presets).join(', ')}`);
-    const model = resolveConfig('model', entry.defaults, entry.choices, preset.model, a.model);
-    const train = resolveConfig('train', TRAIN_DEFAULTS, TRAIN_CHOICES, preset.train, a.train, a.has('steps') ? { steps: a.str('steps')! } : undefined);
+    if (presetName !== undefined && !entry.presets[presetName]) throw new UsageError(`train: model ${type} has no preset '${presetName}'; presets: ${Object.keys(entry.presets).join(', ')}`);
+    const dataName = a.str('data') ?? entry.defaultData;
+    const layers = presetLayers(entry, presetName, dataName);
+    const model = resolveConfig('model', entry.defaults, entry.choices, ...layers.model, a.model);
+    const train = resolveConfig('train', TRAIN_DEFAULTS, TRAIN_CHOICES, ...layers.train, a.train, a.has('steps') ? { steps: a.str('steps')! } : undefined);
     const seed = a.int('seed') ?? 0;
-    cfg = { type, model, train, data: a.str('data') ?? entry.defaultData, seed, limit: a.int('limit') };
+    cfg = { type, model, train, data: dataName, seed, limit: a.int('limit') };
     outDir = a.str('out') ?? join('runs', type);
   }
   const entry = modelEntry(cfg.type);

@@ -9,6 +9,16 @@ import type { DataInfo, DataKind, GenerativeModel } from './contract.js';
 export type ConfigValue = number | string | boolean | number[];
 export type Config = Record<string, ConfigValue>;
 
+/**
+ * A named preset. `forData` refines it for one built-in data set, e.g. fewer steps on
+ * MNIST than on the 2-D toys so that `small` keeps its time budget on both.
+ */
+export interface Preset {
+  model?: Config;
+  train?: Config;
+  forData?: Record<string, { model?: Config; train?: Config }>;
+}
+
 export interface ModelEntry {
   type: string;
   description: string;
@@ -17,7 +27,7 @@ export interface ModelEntry {
   defaultData: string;
   defaults: Config;
   /** Named presets: partial overrides of `defaults` (and of the trainer's config). */
-  presets: Record<string, { model?: Config; train?: Config }>;
+  presets: Record<string, Preset>;
   /** Allowed values of string fields, for error messages. */
   choices?: Record<string, readonly string[]>;
   create(config: Config, rng: Rng, data: DataInfo): GenerativeModel;
@@ -78,6 +88,19 @@ export function coerce(section: string, key: string, raw: string | ConfigValue, 
 
 function describe(v: ConfigValue): string {
   return Array.isArray(v) ? 'a list of numbers' : typeof v === 'number' ? 'a number' : typeof v === 'boolean' ? 'true or false' : 'a string';
+}
+
+/**
+ * The preset layers for a run: the preset's model/train overrides, then its
+ * refinement for `data` when it has one. Unknown preset names are errors that list
+ * the model's presets.
+ */
+export function presetLayers(entry: ModelEntry, name: string | undefined, data: string): { model: Config[]; train: Config[] } {
+  if (name === undefined) return { model: [], train: [] };
+  const p = entry.presets[name];
+  if (!p) throw new Error(`model ${entry.type} has no preset '${name}'; presets: ${Object.keys(entry.presets).join(', ')}`);
+  const d = p.forData?.[data];
+  return { model: [p.model ?? {}, d?.model ?? {}], train: [p.train ?? {}, d?.train ?? {}] };
 }
 
 /**
