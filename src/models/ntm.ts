@@ -20,6 +20,7 @@ import { Tensor, noGrad } from '../engine/tensor.js';
 import { Rng } from '../engine/rng.js';
 import { concat, stack } from '../engine/ops/shape_ops.js';
 import { softplus } from '../engine/ops/elementwise.js';
+import { memoryRead, memoryWrite, ntmAddressing } from '../engine/ops/memory.js';
 import { Module } from '../nn/module.js';
 import { Linear } from '../nn/layers.js';
 import { LSTM, LSTMCell } from '../nn/rnn.js';
@@ -446,10 +447,12 @@ export class NTM extends SequenceTaskModel {
     return out;
   }
 
-  /** Head weighting w_t from its parameters, the memory and w_{t-1} (steps 1-4). */
+  /**
+   * Head weighting w_t from its parameters, the memory and w_{t-1} (steps 1-4): one
+   * fused primitive computing sharpen(circularShift(interpolate(contentWeights(...)))).
+   */
   private address(h: HeadParams, memory: Tensor, wPrev: Tensor): Tensor {
-    const wc = contentWeights(memory, h.key, h.beta);
-    return sharpen(circularShift(interpolate(wc, wPrev, h.g), h.shift), h.gamma);
+    return ntmAddressing(memory, h.key, h.beta, h.g, wPrev, h.shift, h.gamma);
   }
 
   forwardLogits(x: Tensor): Tensor {
@@ -475,14 +478,13 @@ export class NTM extends SequenceTaskModel {
       for (let r = 0; r < c.readHeads; r++) {
         const w = this.address(heads[r], memory, weights[r]);
         nextW.push(w);
-        reads.push(w.unsqueeze(1).matmul(memory).squeeze(1)); // (B, M)
+        reads.push(memoryRead(memory, w)); // (B, M)
       }
       for (let k = c.readHeads; k < nHeads; k++) {
         const hp = heads[k];
         const w = this.address(hp, memory, weights[k]);
         nextW.push(w);
-        const wCol = w.unsqueeze(2); // (B, N, 1)
-        memory = memory.mul(wCol.mul(hp.erase!.unsqueeze(1)).neg().add(1)).add(wCol.mul(hp.add!.unsqueeze(1))); // (B, N, M)
+        memory = memoryWrite(memory, w, hp.erase!, hp.add!); // (B, N, M)
       }
       weights = nextW;
       outs.push(this.outProj.forward(concat([h, ...reads], 1)));
