@@ -56,11 +56,10 @@ GL_CLONES void ntmAddressRows(const float* GL_RESTRICT mem, const float* GL_REST
       const float z = be * cos[i];
       zMax = z > zMax ? z : zMax;
     }
+    // (Transcendental loops carry no reduction, so that they vectorize.)
+    for (long i = 0; i < N; i++) wc[i] = fexp(be * cos[i] - zMax);
     float zs = 0.f;
-    for (long i = 0; i < N; i++) {
-      wc[i] = fexp(be * cos[i] - zMax);
-      zs += wc[i];
-    }
+    for (long i = 0; i < N; i++) zs += wc[i];
     // 2. Interpolation (eq. 7).
     const float gg = g[b], zInv = 1.f / zs;
     for (long i = 0; i < N; i++) {
@@ -76,17 +75,12 @@ GL_CLONES void ntmAddressRows(const float* GL_RESTRICT mem, const float* GL_REST
     }
     // 4. Sharpening (eq. 9) as softmax(gamma log w~).
     const float ga = gamma[b];
+    for (long i = 0; i < N; i++) wb[i] = ga * flog(ws[i] + kEpsLog);
     float uMax = -__builtin_inff();
-    for (long i = 0; i < N; i++) {
-      const float u = ga * flog(ws[i] + kEpsLog);
-      wb[i] = u;
-      uMax = u > uMax ? u : uMax;
-    }
+    for (long i = 0; i < N; i++) uMax = wb[i] > uMax ? wb[i] : uMax;
+    for (long i = 0; i < N; i++) wb[i] = fexp(wb[i] - uMax);
     float us = 0.f;
-    for (long i = 0; i < N; i++) {
-      wb[i] = fexp(wb[i] - uMax);
-      us += wb[i];
-    }
+    for (long i = 0; i < N; i++) us += wb[i];
     const float uInv = 1.f / us;
     for (long i = 0; i < N; i++) wb[i] *= uInv;
   }
@@ -113,12 +107,13 @@ GL_CLONES void ntmAddressBackRows(const float* GL_RESTRICT mem, const float* GL_
     const float* dwb = dw + b * N;
     // 4. Sharpening.
     const float dot = dotf(dwb, wb, N);
+    // dwg holds log(w~ + eps) for a moment (a loop without reduction vectorizes).
+    for (long i = 0; i < N; i++) dwg[i] = flog(ws[i] + kEpsLog);
     float dga = 0.f;
     for (long i = 0; i < N; i++) {
       const float d = (dwb[i] - dot) * wb[i];
-      const float x = ws[i] + kEpsLog;
-      dga += d * flog(x);
-      dws[i] = d * ga / x;
+      dga += d * dwg[i];
+      dws[i] = d * ga / (ws[i] + kEpsLog);
     }
     dgamma[b] = dga;
     // 3. Shift: dw^g(j) = sum_k dw~(j + k) s(k); ds(k) = sum_i dw~(i) w^g(i - k).

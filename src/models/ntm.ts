@@ -20,7 +20,7 @@ import { Tensor, noGrad } from '../engine/tensor.js';
 import { Rng } from '../engine/rng.js';
 import { concat, stack } from '../engine/ops/shape_ops.js';
 import { softplus } from '../engine/ops/elementwise.js';
-import { memoryRead, memoryWrite, ntmAddressing } from '../engine/ops/memory.js';
+import { memoryRead, memoryWrite, ntmHeadAddressing } from '../engine/ops/memory.js';
 import { Module } from '../nn/module.js';
 import { Linear } from '../nn/layers.js';
 import { LSTM, LSTMCell } from '../nn/rnn.js';
@@ -381,13 +381,13 @@ class Controller extends Module {
   }
 }
 
-/** Head parameters from the controller output: key, beta, g, shift, gamma (and erase, add). */
+/**
+ * One head's slice of the controller projection: the addressing block (key, then the
+ * pre-activations of beta, g, shift and gamma; activated inside ntmHeadAddressing) and,
+ * for write heads, the erase and add vectors.
+ */
 interface HeadParams {
-  key: Tensor;
-  beta: Tensor;
-  g: Tensor;
-  shift: Tensor;
-  gamma: Tensor;
+  head: Tensor;
   erase?: Tensor;
   add?: Tensor;
 }
@@ -420,28 +420,16 @@ export class NTM extends SequenceTaskModel {
 
   private splitHeads(p: Tensor): HeadParams[] {
     const M = this.config.memM;
-    const nShift = 2 * this.config.shiftRange + 1;
+    const width = M + 3 + 2 * this.config.shiftRange + 1;
     const out: HeadParams[] = [];
     let o = 0;
     for (const size of this.headSizes) {
-      const part = (n: number): Tensor => {
-        const t = p.slice(1, o, o + n);
-        o += n;
-        return t;
-      };
-      const start = o;
-      const hp: HeadParams = {
-        key: part(M),
-        beta: softplus(part(1)),
-        g: part(1).sigmoid(),
-        shift: part(nShift).softmax(1),
-        gamma: softplus(part(1)).add(1),
-      };
-      if (size > M + 3 + nShift) {
-        hp.erase = part(M).sigmoid();
-        hp.add = part(M).tanh();
+      const hp: HeadParams = { head: p.slice(1, o, o + width) };
+      if (size > width) {
+        hp.erase = p.slice(1, o + width, o + width + M).sigmoid();
+        hp.add = p.slice(1, o + width + M, o + width + 2 * M).tanh();
       }
-      o = start + size;
+      o += size;
       out.push(hp);
     }
     return out;
@@ -449,10 +437,11 @@ export class NTM extends SequenceTaskModel {
 
   /**
    * Head weighting w_t from its parameters, the memory and w_{t-1} (steps 1-4): one
-   * fused primitive computing sharpen(circularShift(interpolate(contentWeights(...)))).
+   * fused primitive computing beta = softplus, g = sigmoid, shift = softmax, gamma =
+   * 1 + softplus of the raw outputs, then sharpen(circularShift(interpolate(contentWeights(...)))).
    */
   private address(h: HeadParams, memory: Tensor, wPrev: Tensor): Tensor {
-    return ntmAddressing(memory, h.key, h.beta, h.g, wPrev, h.shift, h.gamma);
+    return ntmHeadAddressing(memory, h.head, wPrev);
   }
 
   forwardLogits(x: Tensor): Tensor {

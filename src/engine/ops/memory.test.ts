@@ -1,5 +1,5 @@
 /**
- * The external-memory primitives (ntmAddressing, memoryRead, memoryWrite) against their
+ * The external-memory primitives (ntmAddressing, ntmHeadAddressing, memoryRead, memoryWrite) against their
  * composites on every backend present: values, first gradients, second gradients
  * through createGraph, several batch / memory sizes and shift widths, extreme beta and
  * gamma, and a short unrolled NTM loop where one memory feeds several ops.
@@ -12,7 +12,7 @@ import { randn } from './random.js';
 import { tensor } from '../creation.js';
 import { add, mul } from './elementwise.js';
 import { sum } from './reduce.js';
-import { memoryRead, memoryReadOps, memoryWrite, memoryWriteOps, ntmAddressing, ntmAddressingOps } from './memory.js';
+import { memoryRead, memoryReadOps, memoryWrite, memoryWriteOps, ntmAddressing, ntmAddressingOps, ntmHeadAddressing, ntmHeadAddressingOps } from './memory.js';
 import { withBackend } from '../backends/index.js';
 import { assertClose, testBackends } from '../../../test/helpers.js';
 
@@ -81,6 +81,26 @@ for (const be of testBackends()) {
     });
   });
 
+  test(`ntmHeadAddressing (raw head outputs) matches the composite on ${be}`, () => {
+    withBackend(be, () => {
+      const rng = new Rng(7);
+      for (const [B, N, M, S, scale] of [[1, 4, 3, 1, 1], [2, 8, 5, 3, 2], [3, 16, 4, 5, 3], [4, 32, 20, 3, 1]]) {
+        const head = randn([B, M + 3 + S], rng, 0, scale);
+        const mem = randn([B, N, M], rng), wPrev = randn([B, N], rng).softmax(1).detach();
+        compare(`head B${B} N${N} M${M} S${S}`, (m, h, w) => [ntmHeadAddressing(m, h, w)], (m, h, w) => [ntmHeadAddressingOps(m, h, w)],
+          [mem, head, wPrev], 1e-4, 1e-6, B * N * M < 1000);
+      }
+      // Raw outputs past softplus's threshold (20) and strongly negative: sharp beta, gamma, g and shift.
+      const [B, N, M, S] = [3, 8, 4, 3];
+      const head = randn([B, M + 3 + S], rng);
+      const hv = head.f32();
+      hv[M] = 25; hv[M + 1] = -12; hv[M + 2] = 9; hv[M + 2 + S] = 21; // row 0
+      hv[M + 3 + S + M] = -15; hv[2 * (M + 3 + S) - 1] = 8; // row 1
+      compare('head, saturated', (m, h, w) => [ntmHeadAddressing(m, h, w)], (m, h, w) => [ntmHeadAddressingOps(m, h, w)],
+        [randn([B, N, M], rng), head, randn([B, N], rng).softmax(1).detach()], 2e-3, 1e-5, false);
+    });
+  });
+
   test(`memoryRead and memoryWrite match the composites on ${be}`, () => {
     withBackend(be, () => {
       const rng = new Rng(4);
@@ -127,4 +147,5 @@ test('ntmAddressing checks its shapes', () => {
   assert.throws(() => ntmAddressing(xs[0], xs[1].reshape([8]).slice(0, 0, 6), xs[2], xs[3], xs[4], xs[5], xs[6]), /key/);
   assert.throws(() => ntmAddressing(xs[0], xs[1], xs[2], xs[3], xs[4], randn([2, 2], rng), xs[6]), /shift/);
   assert.throws(() => memoryWrite(xs[0], xs[4], xs[1], randn([2, 3], rng)), /add/);
+  assert.throws(() => ntmHeadAddressing(xs[0], randn([2, 4 + 3 + 2], rng), xs[4]), /head/);
 });

@@ -121,6 +121,82 @@ export function ntmAddressingOps(memory: Tensor, key: Tensor, beta: Tensor, g: T
   return p.div(p.sum(1, true));
 }
 
+const softplus = (v: number): number => (v > 20 ? v : Math.log1p(Math.exp(v))); // torch's threshold 20
+const sigmoid = (v: number): number => (v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.exp(v) / (1 + Math.exp(v)));
+
+/**
+ * ntmAddressing from a head's raw outputs, head [B, M + 3 + S] = (key, beta~, g~, shift~,
+ * gamma~) (Graves et al. 2014, sec. 3.3.1-3.3.2): beta = softplus(beta~), g =
+ * sigmoid(g~), shift = softmax(shift~), gamma = 1 + softplus(gamma~). One autograd node
+ * in place of five slices, five activations and the addressing.
+ * @example
+ * const w = ntmHeadAddressing(memory, proj.slice(1, 0, M + 6), wPrev); // (B, N); shifts -1..1
+ */
+export function ntmHeadAddressing(memory: Tensor, head: Tensor, wPrev: Tensor): Tensor {
+  const op = 'ntmHeadAddressing';
+  const [B, N, M] = memoryShape(op, memory);
+  const P = head.rank === 2 ? head.shape[1] : -1;
+  const S = P - M - 3;
+  if (head.rank !== 2 || head.shape[0] !== B || S < 1 || S % 2 !== 1 || head.dtype !== 'float32') {
+    throw new ShapeError(`${op}: head should be float32 [${B}, ${M} + 3 + 2R + 1], got ${head.dtype} ${fmtShape(head.shape)}`);
+  }
+  expectSize(op, 'wPrev', wPrev, B * N, `[${B}, ${N}]`);
+  const hv = head.f32(op), mv = memory.f32(op), wpv = wPrev.f32(op);
+  // The activations, B (M + 3 + S) numbers: plain loops.
+  const key = new Float32Array(B * M), beta = new Float32Array(B), g = new Float32Array(B), gamma = new Float32Array(B);
+  const shift = new Float32Array(B * S);
+  for (let b = 0; b < B; b++) {
+    const o = b * P;
+    for (let j = 0; j < M; j++) key[b * M + j] = hv[o + j];
+    beta[b] = softplus(hv[o + M]);
+    g[b] = sigmoid(hv[o + M + 1]);
+    let mx = -Infinity;
+    for (let k = 0; k < S; k++) mx = Math.max(mx, hv[o + M + 2 + k]);
+    let z = 0;
+    for (let k = 0; k < S; k++) z += Math.exp(hv[o + M + 2 + k] - mx);
+    for (let k = 0; k < S; k++) shift[b * S + k] = Math.exp(hv[o + M + 2 + k] - mx) / z;
+    gamma[b] = 1 + softplus(hv[o + M + 2 + S]);
+  }
+  const inputs = [memory, head, wPrev];
+  const keep = recording(inputs);
+  const w = new Float32Array(B * N);
+  const act = saveBuffer(B * (5 * N + 1), keep);
+  backend().ntmAddress(mv, key, beta, g, wpv, shift, gamma, B, N, M, S, w, act);
+  return fromOp(op, w, [B, N], inputs, (dw) => {
+    if (isGradEnabled()) return compositeGrads(inputs, dw, (xs) => ntmHeadAddressingOps(xs[0], xs[1], xs[2]));
+    const [dkey, dbeta, dg, dwPrev, dshift, dgamma] = [B * M, B, B, B * N, B * S, B].map((n) => new Float32Array(n));
+    const dwv = dw.f32(op);
+    const dmem = memoryGrad(memory, (dm) => backend().ntmAddressBackward(mv, key, beta, g, wpv, shift, gamma, act, w, dwv,
+      B, N, M, S, dm, dkey, dbeta, dg, dwPrev, dshift, dgamma));
+    let dhead: Tensor | null = null;
+    if (head.requiresGrad) {
+      const dh = new Float32Array(B * P);
+      for (let b = 0; b < B; b++) {
+        const o = b * P;
+        for (let j = 0; j < M; j++) dh[o + j] = dkey[b * M + j];
+        dh[o + M] = hv[o + M] > 20 ? dbeta[b] : dbeta[b] * sigmoid(hv[o + M]);
+        dh[o + M + 1] = dg[b] * g[b] * (1 - g[b]);
+        let sd = 0;
+        for (let k = 0; k < S; k++) sd += dshift[b * S + k] * shift[b * S + k];
+        for (let k = 0; k < S; k++) dh[o + M + 2 + k] = shift[b * S + k] * (dshift[b * S + k] - sd);
+        const gt = hv[o + M + 2 + S];
+        dh[o + M + 2 + S] = gt > 20 ? dgamma[b] : dgamma[b] * sigmoid(gt);
+      }
+      dhead = new Tensor(dh, head.shape);
+    }
+    return [dmem, dhead, wPrev.requiresGrad ? new Tensor(dwPrev, wPrev.shape) : null];
+  });
+}
+
+/** ntmHeadAddressing with differentiable ops. */
+export function ntmHeadAddressingOps(memory: Tensor, head: Tensor, wPrev: Tensor): Tensor {
+  const M = memory.shape[2];
+  const S = head.shape[1] - M - 3;
+  const part = (o: number, n: number): Tensor => head.slice(1, o, o + n);
+  return ntmAddressingOps(memory, part(0, M), part(M, 1).softplus(), part(M + 1, 1).sigmoid(), wPrev,
+    part(M + 2, S).softmax(1), part(M + 2 + S, 1).softplus().add(1));
+}
+
 /**
  * Read r [B, M] = sum_i w(i) memory(i) (eq. 2) from memory [B, N, M] and w [B, N].
  * @example
