@@ -14,7 +14,11 @@ import { add, mul } from './elementwise.js';
 import { sum } from './reduce.js';
 import { memoryRead, memoryReadOps, memoryWrite, memoryWriteOps, ntmAddressing, ntmAddressingOps, ntmHeadAddressing, ntmHeadAddressingOps } from './memory.js';
 import { withBackend } from '../backends/index.js';
+import { WASM_THRESHOLDS } from '../backends/wasm.js';
 import { assertClose, testBackends } from '../../../test/helpers.js';
+
+// Even the smallest cases reach the wasm kernels.
+WASM_THRESHOLDS.elementwise = 0;
 
 function weights(shape: readonly number[], seed: number): Tensor {
   let n = 1;
