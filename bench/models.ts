@@ -22,7 +22,7 @@
 import {
   Adam, BatchNorm2d, Conv2d, ConvTranspose2d, Embedding, GroupNorm, KVCache, LSTM, LSTMCell, LayerNorm, Linear, Module,
   MultiheadAttention, Rng, Tensor, arange, bceWithLogits, categorical, concat, crossEntropy, full, gaussianKL, memoryRead,
-  memoryWrite, mseLoss, noGrad, normal_, ntmAddressing, ones, rand, randint, randn, stack, tensor, upsample, zeros,
+  memoryWrite, mseLoss, noGrad, normal_, ntmHeadAddressing, ones, rand, randint, randn, stack, tensor, upsample, zeros,
 } from '../src/index.js';
 
 /** One benchmark case, built and ready to run. */
@@ -503,20 +503,15 @@ const NTM = { bits: 8, len: 20, N: 128, M: 20, hidden: 100, batch: 16 };
 /**
  * Head parameters: key M, beta, g, shift 3, gamma (+ erase M, add M for the write head).
  * Addressing (3.3.1 content weights, eqs. 5-6; 3.3.2 interpolation, circular shift over
- * -1, 0, +1 and sharpening, eqs. 7-9) is genlab's fused primitive, as in src/models/ntm.ts
- * (cosine norms get 1e-8 under the root; sharpening is w~^gamma / sum, taken as a softmax
- * of gamma log(w~ + 1e-12)). The PyTorch twin writes the maths out op by op, with its
- * epsilons placed slightly differently (|m| |k| + 1e-8; pow, then sum + 1e-16): the same
- * work, values equal up to those epsilons.
+ * -1, 0, +1 and sharpening, eqs. 7-9) is genlab's fused primitive, as in src/models/ntm.ts:
+ * it applies beta = softplus, g = sigmoid, shift = softmax, gamma = 1 + softplus to the
+ * raw outputs itself (cosine norms get 1e-8 under the root; sharpening is w~^gamma / sum,
+ * taken as a softmax of gamma log(w~ + 1e-12)). The PyTorch twin writes the maths out op
+ * by op, with its epsilons placed slightly differently (|m| |k| + 1e-8; pow, then sum +
+ * 1e-16): the same work, values equal up to those epsilons.
  */
 function addressing(p: Tensor, mem: Tensor, wPrev: Tensor): Tensor {
-  const M = NTM.M;
-  const k = p.slice(1, 0, M); // (B, M)
-  const beta = p.slice(1, M, M + 1).softplus(); // (B, 1)
-  const g = p.slice(1, M + 1, M + 2).sigmoid();
-  const s = p.slice(1, M + 2, M + 5).softmax(-1); // (B, 3): shifts -1, 0, +1
-  const gamma = p.slice(1, M + 5, M + 6).softplus().add(1);
-  return ntmAddressing(mem, k, beta, g, wPrev, s, gamma);
+  return ntmHeadAddressing(mem, p.slice(1, 0, NTM.M + 6), wPrev); // (B, N)
 }
 
 class Ntm extends Module {
