@@ -21,8 +21,8 @@
  */
 import {
   Adam, BatchNorm2d, Conv2d, ConvTranspose2d, Embedding, GroupNorm, KVCache, LSTM, LSTMCell, LayerNorm, Linear, Module,
-  MultiheadAttention, Rng, Tensor, arange, bceWithLogits, categorical, concat, crossEntropy, full, gaussianKL, mseLoss,
-  noGrad, normal_, ones, rand, randint, randn, stack, tensor, upsample, zeros,
+  MultiheadAttention, Rng, Tensor, arange, bceWithLogits, categorical, concat, crossEntropy, full, gaussianKL, memoryRead,
+  memoryWrite, mseLoss, noGrad, normal_, ntmHeadAddressing, ones, rand, randint, randn, stack, tensor, upsample, zeros,
 } from '../src/index.js';
 
 /** One benchmark case, built and ready to run. */
@@ -500,26 +500,18 @@ function ddimSample(): BenchCase {
 
 const NTM = { bits: 8, len: 20, N: 128, M: 20, hidden: 100, batch: 16 };
 
-/** Head parameters: key M, beta, g, shift 3, gamma (+ erase M, add M for the write head). */
+/**
+ * Head parameters: key M, beta, g, shift 3, gamma (+ erase M, add M for the write head).
+ * Addressing (3.3.1 content weights, eqs. 5-6; 3.3.2 interpolation, circular shift over
+ * -1, 0, +1 and sharpening, eqs. 7-9) is genlab's fused primitive, as in src/models/ntm.ts:
+ * it applies beta = softplus, g = sigmoid, shift = softmax, gamma = 1 + softplus to the
+ * raw outputs itself (cosine norms get 1e-8 under the root; sharpening is w~^gamma / sum,
+ * taken as a softmax of gamma log(w~ + 1e-12)). The PyTorch twin writes the maths out op
+ * by op, with its epsilons placed slightly differently (|m| |k| + 1e-8; pow, then sum +
+ * 1e-16): the same work, values equal up to those epsilons.
+ */
 function addressing(p: Tensor, mem: Tensor, wPrev: Tensor): Tensor {
-  const M = NTM.M;
-  const k = p.slice(1, 0, M); // (B, M)
-  const beta = p.slice(1, M, M + 1).softplus(); // (B, 1)
-  const g = p.slice(1, M + 1, M + 2).sigmoid();
-  const s = p.slice(1, M + 2, M + 5).softmax(-1); // (B, 3)
-  const gamma = p.slice(1, M + 5, M + 6).softplus().add(1);
-  // 3.3.1 content: softmax of beta * cosine similarity, eq. (5)-(6).
-  const dot = mem.matmul(k.unsqueeze(2)).squeeze(2); // (B, N)
-  const norms = mem.square().sum(2).sqrt().mul(k.square().sum(1, true).sqrt()).add(1e-8);
-  const wc = dot.div(norms).mul(beta).softmax(-1);
-  // 3.3.2 interpolation (7), circular shift over -1, 0, +1 (8), sharpening (9).
-  const wg = g.mul(wc).add(g.neg().add(1).mul(wPrev));
-  const N = NTM.N;
-  const next = concat([wg.slice(1, 1, N), wg.slice(1, 0, 1)], 1); // w[i + 1]
-  const prev = concat([wg.slice(1, N - 1, N), wg.slice(1, 0, N - 1)], 1); // w[i - 1]
-  const ws = next.mul(s.slice(1, 0, 1)).add(wg.mul(s.slice(1, 1, 2))).add(prev.mul(s.slice(1, 2, 3)));
-  const wp = ws.pow(gamma);
-  return wp.div(wp.sum(1, true).add(1e-16));
+  return ntmHeadAddressing(mem, p.slice(1, 0, NTM.M + 6), wPrev); // (B, N)
 }
 
 class Ntm extends Module {
@@ -547,14 +539,13 @@ class Ntm extends Module {
       [h, c] = this.cell.forward(concat([x.index(0, t), r], 1), [h, c]);
       // Read (from the memory before this step's write).
       wr = addressing(this.readHead.forward(h), mem, wr);
-      r = wr.unsqueeze(1).matmul(mem).squeeze(1); // (B, M), eq. (2)
+      r = memoryRead(mem, wr); // (B, M), eq. (2)
       // Write: erase then add, eq. (3)-(4).
       const pw = this.writeHead.forward(h);
       ww = addressing(pw, mem, ww);
-      const e = pw.slice(1, M + 6, 2 * M + 6).sigmoid().unsqueeze(1); // (B, 1, M)
-      const a = pw.slice(1, 2 * M + 6, 3 * M + 6).tanh().unsqueeze(1);
-      const w3 = ww.unsqueeze(2); // (B, N, 1)
-      mem = mem.mul(w3.mul(e).neg().add(1)).add(w3.mul(a));
+      const e = pw.slice(1, M + 6, 2 * M + 6).sigmoid(); // (B, M)
+      const a = pw.slice(1, 2 * M + 6, 3 * M + 6).tanh();
+      mem = memoryWrite(mem, ww, e, a); // (B, N, M)
       outs.push(this.out.forward(concat([h, r], 1)));
     }
     return stack(outs, 0);

@@ -12,8 +12,8 @@ namespace {
 
 struct Args {
   napi_env env;
-  napi_value argv[20];
-  size_t argc = 20;
+  napi_value argv[24];
+  size_t argc = 24;
   bool failed = false;
 
   Args(napi_env e, napi_callback_info info) : env(e) { napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr); }
@@ -551,6 +551,140 @@ napi_value NormRowsBackward(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+// Memory kernels (memory.cpp): sizes checked against B, N, M, S.
+// ntmAddress(mem, key, beta, g, wPrev, shift, gamma, B, N, M, S, w, act)
+napi_value NtmAddress(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t l[9];
+  const float* in[7];
+  for (int i = 0; i < 7; i++) in[i] = a.f32(i, &l[i]);
+  const long B = a.lng(7), N = a.lng(8), M = a.lng(9), S = a.lng(10);
+  float* w = a.f32(11, &l[7]);
+  float* act = a.f32(12, &l[8]);
+  if (a.failed) return nullptr;
+  if (B < 0 || N < 1 || M < 0 || S < 1) a.fail("genlab native: ntmAddress: bad size");
+  const long need[9] = {B * N * M, B * M, B, B, B * N, B * S, B, B * N, B * (5 * N + 1)};
+  for (int i = 0; i < 9; i++) a.within(0, need[i], l[i], "ntmAddress array");
+  if (a.failed) return nullptr;
+  gl::ntmAddress(in[0], in[1], in[2], in[3], in[4], in[5], in[6], B, N, M, S, w, act);
+  return undef(env);
+}
+
+// ntmAddressBackward(mem, key, beta, g, wPrev, shift, gamma, act, w, dw, B, N, M, S,
+//                    dmem | null, dkey, dbeta, dg, dwPrev, dshift, dgamma, scratch)
+napi_value NtmAddressBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t l[18];
+  const float* in[10];
+  for (int i = 0; i < 10; i++) in[i] = a.f32(i, &l[i]);
+  const long B = a.lng(10), N = a.lng(11), M = a.lng(12), S = a.lng(13);
+  float* dmem = a.f32opt(14, &l[10]);
+  float* out[6];
+  for (int i = 0; i < 6; i++) out[i] = a.f32(15 + i, &l[11 + i]);
+  float* scratch = a.f32(21, &l[17]);
+  if (a.failed) return nullptr;
+  if (B < 0 || N < 1 || M < 0 || S < 1) a.fail("genlab native: ntmAddressBackward: bad size");
+  const long need[18] = {B * N * M, B * M, B, B, B * N, B * S, B, B * (5 * N + 1), B * N, B * N,
+                         dmem ? B * N * M : 0, B * M, B, B, B * N, B * S, B, 2 * B * N};
+  for (int i = 0; i < 18; i++) a.within(0, need[i], l[i], "ntmAddressBackward array");
+  if (a.failed) return nullptr;
+  gl::ntmAddressBackward(in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], in[8], in[9], B, N, M, S, dmem,
+                         out[0], out[1], out[2], out[3], out[4], out[5], scratch);
+  return undef(env);
+}
+
+// memoryRead(mem, w, B, N, M, r)
+napi_value MemoryRead(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lm, lw, lr;
+  const float* mem = a.f32(0, &lm);
+  const float* w = a.f32(1, &lw);
+  const long B = a.lng(2), N = a.lng(3), M = a.lng(4);
+  float* r = a.f32(5, &lr);
+  if (a.failed) return nullptr;
+  if (B < 0 || N < 0 || M < 0) a.fail("genlab native: memoryRead: bad size");
+  a.within(0, B * N * M, lm, "memoryRead mem");
+  a.within(0, B * N, lw, "memoryRead w");
+  a.within(0, B * M, lr, "memoryRead r");
+  if (a.failed) return nullptr;
+  gl::memoryRead(mem, w, B, N, M, r);
+  return undef(env);
+}
+
+// memoryReadBackward(mem, w, dr, B, N, M, dmem | null, dw)
+napi_value MemoryReadBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lm, lw, ldr, ldm, ldw;
+  const float* mem = a.f32(0, &lm);
+  const float* w = a.f32(1, &lw);
+  const float* dr = a.f32(2, &ldr);
+  const long B = a.lng(3), N = a.lng(4), M = a.lng(5);
+  float* dmem = a.f32opt(6, &ldm);
+  float* dw = a.f32(7, &ldw);
+  if (a.failed) return nullptr;
+  if (B < 0 || N < 0 || M < 0) a.fail("genlab native: memoryReadBackward: bad size");
+  a.within(0, B * N * M, lm, "memoryReadBackward mem");
+  a.within(0, B * N, lw, "memoryReadBackward w");
+  a.within(0, B * M, ldr, "memoryReadBackward dr");
+  if (dmem) a.within(0, B * N * M, ldm, "memoryReadBackward dmem");
+  a.within(0, B * N, ldw, "memoryReadBackward dw");
+  if (a.failed) return nullptr;
+  gl::memoryReadBackward(mem, w, dr, B, N, M, dmem, dw);
+  return undef(env);
+}
+
+// memoryWrite(mem, w, e, a, B, N, M, out)
+napi_value MemoryWrite(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lm, lw, le, la, lo;
+  const float* mem = a.f32(0, &lm);
+  const float* w = a.f32(1, &lw);
+  const float* e = a.f32(2, &le);
+  const float* ad = a.f32(3, &la);
+  const long B = a.lng(4), N = a.lng(5), M = a.lng(6);
+  float* out = a.f32(7, &lo);
+  if (a.failed) return nullptr;
+  if (B < 0 || N < 0 || M < 0) a.fail("genlab native: memoryWrite: bad size");
+  a.within(0, B * N * M, lm, "memoryWrite mem");
+  a.within(0, B * N, lw, "memoryWrite w");
+  a.within(0, B * M, le, "memoryWrite erase");
+  a.within(0, B * M, la, "memoryWrite add");
+  a.within(0, B * N * M, lo, "memoryWrite out");
+  if (a.failed) return nullptr;
+  gl::memoryWrite(mem, w, e, ad, B, N, M, out);
+  return undef(env);
+}
+
+// memoryWriteBackward(mem, w, e, a, dout, B, N, M, dmem | null, dw, de, da)
+napi_value MemoryWriteBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lm, lw, le, la, ld, ldm, ldw, lde, lda;
+  const float* mem = a.f32(0, &lm);
+  const float* w = a.f32(1, &lw);
+  const float* e = a.f32(2, &le);
+  const float* ad = a.f32(3, &la);
+  const float* dout = a.f32(4, &ld);
+  const long B = a.lng(5), N = a.lng(6), M = a.lng(7);
+  float* dmem = a.f32opt(8, &ldm);
+  float* dw = a.f32(9, &ldw);
+  float* de = a.f32(10, &lde);
+  float* da = a.f32(11, &lda);
+  if (a.failed) return nullptr;
+  if (B < 0 || N < 0 || M < 0) a.fail("genlab native: memoryWriteBackward: bad size");
+  a.within(0, B * N * M, lm, "memoryWriteBackward mem");
+  a.within(0, B * N, lw, "memoryWriteBackward w");
+  a.within(0, B * M, le, "memoryWriteBackward erase");
+  a.within(0, B * M, la, "memoryWriteBackward add");
+  a.within(0, B * N * M, ld, "memoryWriteBackward dout");
+  if (dmem) a.within(0, B * N * M, ldm, "memoryWriteBackward dmem");
+  a.within(0, B * N, ldw, "memoryWriteBackward dw");
+  a.within(0, B * M, lde, "memoryWriteBackward de");
+  a.within(0, B * M, lda, "memoryWriteBackward da");
+  if (a.failed) return nullptr;
+  gl::memoryWriteBackward(mem, w, e, ad, dout, B, N, M, dmem, dw, de, da);
+  return undef(env);
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   Args a(env, info);
   const long n = a.lng(0);
@@ -599,6 +733,9 @@ NAPI_MODULE_INIT() {
       {"lstmCell", LstmCell}, {"lstmCellBackward", LstmCellBackward}, {"gruCell", GruCell},
       {"gruCellBackward", GruCellBackward}, {"attention", Attention}, {"attentionBackward", AttentionBackward},
       {"normRows", NormRows}, {"normRowsBackward", NormRowsBackward},
+      {"ntmAddress", NtmAddress}, {"ntmAddressBackward", NtmAddressBackward}, {"memoryRead", MemoryRead},
+      {"memoryReadBackward", MemoryReadBackward}, {"memoryWrite", MemoryWrite},
+      {"memoryWriteBackward", MemoryWriteBackward},
       {"setThreads", SetThreads}, {"threads", Threads}, {"kernel", KernelName}, {"setKernel", SetKernel}, {"noop", Noop},
   };
   for (const auto& f : fns) {

@@ -99,4 +99,23 @@ void attentionBackward(const float* q, const float* k, const float* v, const flo
 void normRows(const float* x, long R, long N, float eps, float* y, float* rstd);
 void normRowsBackward(const float* y, const float* rstd, const float* g, long R, long N, float* dx);
 
+// External memory (memory.cpp): NTM addressing over mem [B, N, M] with key [B, M],
+// beta, g, gamma [B], wPrev [B, N], shift [B, S] -> w [B, N] and act [B, 5N + 1]
+// (cos, |mem(i)|, w^c, w^g, w~, |key|); read r [B, M] = w . mem; erase/add write.
+// Backward outputs are overwritten, except dmem (nullable), which is added into;
+// scratch: 2 B N floats.
+void ntmAddress(const float* mem, const float* key, const float* beta, const float* g, const float* wPrev,
+                const float* shift, const float* gamma, long B, long N, long M, long S, float* w, float* act);
+void ntmAddressBackward(const float* mem, const float* key, const float* beta, const float* g, const float* wPrev,
+                        const float* shift, const float* gamma, const float* act, const float* w, const float* dw,
+                        long B, long N, long M, long S, float* dmem, float* dkey, float* dbeta, float* dg,
+                        float* dwPrev, float* dshift, float* dgamma, float* scratch);
+void memoryRead(const float* mem, const float* w, long B, long N, long M, float* r);
+void memoryReadBackward(const float* mem, const float* w, const float* dr, long B, long N, long M, float* dmem,
+                        float* dw);
+void memoryWrite(const float* mem, const float* w, const float* e, const float* a, long B, long N, long M,
+                 float* out);
+void memoryWriteBackward(const float* mem, const float* w, const float* e, const float* a, const float* dout, long B,
+                         long N, long M, float* dmem, float* dw, float* de, float* da);
+
 }  // namespace gl

@@ -537,3 +537,4 @@ void adam(float* param, const float* grad, float* m, float* v, long n, double lr
 // The fused kernels are compiled in this translation unit, so the source lists of
 // scripts/build_native.mjs and scripts/build_wasm.mjs need no change.
 #include "fused.cpp"
+#include "memory.cpp"

@@ -118,5 +118,41 @@ GL_EXPORT(norm_rows_backward) void wNormRowsBackward(const float* y, const float
                                                      float* dx) {
   gl::normRowsBackward(y, rstd, g, R, N, dx);
 }
+// External memory (memory.cpp); dmem may be 0 (null).
+GL_EXPORT(ntm_address) void wNtmAddress(const float* mem, const float* key, const float* beta, const float* g,
+                                        const float* wPrev, const float* shift, const float* gamma, int B, int N, int M,
+                                        int S, float* w, float* act) {
+  gl::ntmAddress(mem, key, beta, g, wPrev, shift, gamma, B, N, M, S, w, act);
+}
+
+GL_EXPORT(ntm_address_backward) void wNtmAddressBackward(const float* mem, const float* key, const float* beta,
+                                                         const float* g, const float* wPrev, const float* shift,
+                                                         const float* gamma, const float* act, const float* w,
+                                                         const float* dw, int B, int N, int M, int S, float* dmem,
+                                                         float* dkey, float* dbeta, float* dg, float* dwPrev,
+                                                         float* dshift, float* dgamma, float* scratch) {
+  gl::ntmAddressBackward(mem, key, beta, g, wPrev, shift, gamma, act, w, dw, B, N, M, S, dmem, dkey, dbeta, dg, dwPrev,
+                         dshift, dgamma, scratch);
+}
+
+GL_EXPORT(memory_read) void wMemoryRead(const float* mem, const float* w, int B, int N, int M, float* r) {
+  gl::memoryRead(mem, w, B, N, M, r);
+}
+
+GL_EXPORT(memory_read_backward) void wMemoryReadBackward(const float* mem, const float* w, const float* dr, int B, int N,
+                                                         int M, float* dmem, float* dw) {
+  gl::memoryReadBackward(mem, w, dr, B, N, M, dmem, dw);
+}
+
+GL_EXPORT(memory_write) void wMemoryWrite(const float* mem, const float* w, const float* e, const float* a, int B, int N,
+                                          int M, float* out) {
+  gl::memoryWrite(mem, w, e, a, B, N, M, out);
+}
+
+GL_EXPORT(memory_write_backward) void wMemoryWriteBackward(const float* mem, const float* w, const float* e,
+                                                           const float* a, const float* dout, int B, int N, int M,
+                                                           float* dmem, float* dw, float* de, float* da) {
+  gl::memoryWriteBackward(mem, w, e, a, dout, B, N, M, dmem, dw, de, da);
+}
 }
 #endif

@@ -14,5 +14,6 @@ export * from './ops/indexing.js';
 export * from './ops/random.js';
 export * from './ops/conv.js';
 export * from './ops/fused.js';
+export * from './ops/memory.js';
 export { backend, setBackend, withBackend, hasBackend, backendError } from './backends/index.js';
 export type { Backend, BackendName } from './backends/index.js';

@@ -20,6 +20,7 @@ import { Tensor, noGrad } from '../engine/tensor.js';
 import { Rng } from '../engine/rng.js';
 import { concat, stack } from '../engine/ops/shape_ops.js';
 import { softplus } from '../engine/ops/elementwise.js';
+import { memoryRead, memoryWrite, ntmHeadAddressing } from '../engine/ops/memory.js';
 import { Module } from '../nn/module.js';
 import { Linear } from '../nn/layers.js';
 import { LSTM, LSTMCell } from '../nn/rnn.js';
@@ -380,13 +381,13 @@ class Controller extends Module {
   }
 }
 
-/** Head parameters from the controller output: key, beta, g, shift, gamma (and erase, add). */
+/**
+ * One head's slice of the controller projection: the addressing block (key, then the
+ * pre-activations of beta, g, shift and gamma; activated inside ntmHeadAddressing) and,
+ * for write heads, the erase and add vectors.
+ */
 interface HeadParams {
-  key: Tensor;
-  beta: Tensor;
-  g: Tensor;
-  shift: Tensor;
-  gamma: Tensor;
+  head: Tensor;
   erase?: Tensor;
   add?: Tensor;
 }
@@ -419,37 +420,28 @@ export class NTM extends SequenceTaskModel {
 
   private splitHeads(p: Tensor): HeadParams[] {
     const M = this.config.memM;
-    const nShift = 2 * this.config.shiftRange + 1;
+    const width = M + 3 + 2 * this.config.shiftRange + 1;
     const out: HeadParams[] = [];
     let o = 0;
     for (const size of this.headSizes) {
-      const part = (n: number): Tensor => {
-        const t = p.slice(1, o, o + n);
-        o += n;
-        return t;
-      };
-      const start = o;
-      const hp: HeadParams = {
-        key: part(M),
-        beta: softplus(part(1)),
-        g: part(1).sigmoid(),
-        shift: part(nShift).softmax(1),
-        gamma: softplus(part(1)).add(1),
-      };
-      if (size > M + 3 + nShift) {
-        hp.erase = part(M).sigmoid();
-        hp.add = part(M).tanh();
+      const hp: HeadParams = { head: p.slice(1, o, o + width) };
+      if (size > width) {
+        hp.erase = p.slice(1, o + width, o + width + M).sigmoid();
+        hp.add = p.slice(1, o + width + M, o + width + 2 * M).tanh();
       }
-      o = start + size;
+      o += size;
       out.push(hp);
     }
     return out;
   }
 
-  /** Head weighting w_t from its parameters, the memory and w_{t-1} (steps 1-4). */
+  /**
+   * Head weighting w_t from its parameters, the memory and w_{t-1} (steps 1-4): one
+   * fused primitive computing beta = softplus, g = sigmoid, shift = softmax, gamma =
+   * 1 + softplus of the raw outputs, then sharpen(circularShift(interpolate(contentWeights(...)))).
+   */
   private address(h: HeadParams, memory: Tensor, wPrev: Tensor): Tensor {
-    const wc = contentWeights(memory, h.key, h.beta);
-    return sharpen(circularShift(interpolate(wc, wPrev, h.g), h.shift), h.gamma);
+    return ntmHeadAddressing(memory, h.head, wPrev);
   }
 
   forwardLogits(x: Tensor): Tensor {
@@ -475,14 +467,13 @@ export class NTM extends SequenceTaskModel {
       for (let r = 0; r < c.readHeads; r++) {
         const w = this.address(heads[r], memory, weights[r]);
         nextW.push(w);
-        reads.push(w.unsqueeze(1).matmul(memory).squeeze(1)); // (B, M)
+        reads.push(memoryRead(memory, w)); // (B, M)
       }
       for (let k = c.readHeads; k < nHeads; k++) {
         const hp = heads[k];
         const w = this.address(hp, memory, weights[k]);
         nextW.push(w);
-        const wCol = w.unsqueeze(2); // (B, N, 1)
-        memory = memory.mul(wCol.mul(hp.erase!.unsqueeze(1)).neg().add(1)).add(wCol.mul(hp.add!.unsqueeze(1))); // (B, N, M)
+        memory = memoryWrite(memory, w, hp.erase!, hp.add!); // (B, N, M)
       }
       weights = nextW;
       outs.push(this.outProj.forward(concat([h, ...reads], 1)));

@@ -189,4 +189,42 @@ export interface Backend {
 
   /** Gradient of normRows: dx = rstd * (g - mean(g) - y * mean(g * y)) per row. */
   normRowsBackward(y: Float32Array, rstd: Float32Array, g: Float32Array, R: number, N: number, dx: Float32Array): void;
+
+  // ---- External memory (src/engine/ops/memory.ts; native/memory.cpp) -----------------
+
+  /**
+   * NTM addressing (Graves et al. 2014, eqs. 5-9) for B heads over memories mem [B, N, M]:
+   * key [B, M], beta, g, gamma [B], wPrev [B, N], shift [B, S] over shifts -(S-1)/2..(S-1)/2.
+   * w = sharpen(shift(g softmax(beta cos(mem, key)) + (1 - g) wPrev), gamma) [B, N];
+   * act [B, 5N + 1] = (cos, |mem(i)|, w^c, w^g, w~, |key|) for the backward.
+   */
+  ntmAddress(
+    mem: Float32Array, key: Float32Array, beta: Float32Array, g: Float32Array, wPrev: Float32Array, shift: Float32Array,
+    gamma: Float32Array, B: number, N: number, M: number, S: number, w: Float32Array, act: Float32Array,
+  ): void;
+
+  /** Gradients of ntmAddress from dw [B, N]: added into dmem [B, N, M] (or null); the others are overwritten. */
+  ntmAddressBackward(
+    mem: Float32Array, key: Float32Array, beta: Float32Array, g: Float32Array, wPrev: Float32Array, shift: Float32Array,
+    gamma: Float32Array, act: Float32Array, w: Float32Array, dw: Float32Array, B: number, N: number, M: number, S: number,
+    dmem: Float32Array | null, dkey: Float32Array, dbeta: Float32Array, dg: Float32Array, dwPrev: Float32Array,
+    dshift: Float32Array, dgamma: Float32Array,
+  ): void;
+
+  /** Read r [B, M] = sum_i w[b, i] mem[b, i, :] (eq. 2). */
+  memoryRead(mem: Float32Array, w: Float32Array, B: number, N: number, M: number, r: Float32Array): void;
+
+  /** Gradients of memoryRead from dr [B, M]: added into dmem [B, N, M] (or null); dw [B, N] overwritten. */
+  memoryReadBackward(
+    mem: Float32Array, w: Float32Array, dr: Float32Array, B: number, N: number, M: number, dmem: Float32Array | null, dw: Float32Array,
+  ): void;
+
+  /** Erase then add (eqs. 3-4): out[b, i, j] = mem[b, i, j] (1 - w[b, i] e[b, j]) + w[b, i] a[b, j]. */
+  memoryWrite(mem: Float32Array, w: Float32Array, e: Float32Array, a: Float32Array, B: number, N: number, M: number, out: Float32Array): void;
+
+  /** Gradients of memoryWrite from dout [B, N, M]: added into dmem (or null); dw [B, N], de, da [B, M] overwritten. */
+  memoryWriteBackward(
+    mem: Float32Array, w: Float32Array, e: Float32Array, a: Float32Array, dout: Float32Array, B: number, N: number, M: number,
+    dmem: Float32Array | null, dw: Float32Array, de: Float32Array, da: Float32Array,
+  ): void;
 }

@@ -5,6 +5,7 @@
  */
 import type { Backend, BinaryOp, ReduceOp, TypedArray, UnaryOp } from './backend.js';
 import { convBackwardDataVia, convBackwardWeightVia, convForwardVia } from './conv_ref.js';
+import { memoryKernels } from './memory_ref.js';
 
 const SQRT1_2 = Math.SQRT1_2;
 
@@ -329,6 +330,7 @@ const fusedKernels: Pick<
 };
 export const jsBackend: Backend = {
   ...fusedKernels,
+  ...memoryKernels,
 
   name: 'js',
 

@@ -64,6 +64,17 @@ export interface NativeAddon {
   ): void;
   normRows(x: Float32Array, R: number, N: number, eps: number, y: Float32Array, rstd: Float32Array): void;
   normRowsBackward(y: Float32Array, rstd: Float32Array, g: Float32Array, R: number, N: number, dx: Float32Array): void;
+  ntmAddress: Backend['ntmAddress'];
+  ntmAddressBackward(
+    mem: Float32Array, key: Float32Array, beta: Float32Array, g: Float32Array, wPrev: Float32Array, shift: Float32Array,
+    gamma: Float32Array, act: Float32Array, w: Float32Array, dw: Float32Array, B: number, N: number, M: number, S: number,
+    dmem: Float32Array | null, dkey: Float32Array, dbeta: Float32Array, dg: Float32Array, dwPrev: Float32Array,
+    dshift: Float32Array, dgamma: Float32Array, scratch: Float32Array,
+  ): void;
+  memoryRead: Backend['memoryRead'];
+  memoryReadBackward: Backend['memoryReadBackward'];
+  memoryWrite: Backend['memoryWrite'];
+  memoryWriteBackward: Backend['memoryWriteBackward'];
   setThreads(n: number): void;
   threads(): number;
   /** The GEMM microkernel in use: 'avx512', 'avx2' or 'scalar'. */
@@ -258,5 +269,14 @@ export function loadNative(): Backend {
       else a.attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv, new Float32Array(BH * L * S));
     },
   };
+  // The memory kernels always go native: even at tiny sizes their loops beat js.
+  if (typeof a.ntmAddressBackward === 'function') {
+    overrides.ntmAddressBackward = (mem, key, beta, g, wPrev, shift, gamma, act, w, dw, B, N, M, S, dmem, dkey, dbeta, dg, dwPrev, dshift, dgamma) =>
+      a.ntmAddressBackward(mem, key, beta, g, wPrev, shift, gamma, act, w, dw, B, N, M, S, dmem, dkey, dbeta, dg, dwPrev, dshift, dgamma,
+        new Float32Array(2 * B * N));
+  }
+  for (const k of ['ntmAddress', 'memoryRead', 'memoryReadBackward', 'memoryWrite', 'memoryWriteBackward'] as const) {
+    if (typeof a[k] === 'function') (overrides as Record<string, unknown>)[k] = a[k].bind(a);
+  }
   return { ...jsBackend, name: 'native', ...overrides };
 }

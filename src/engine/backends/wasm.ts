@@ -40,6 +40,16 @@ interface WasmExports {
     Dv: number, scale: number, causalOffset: number, out: number, p: number): void;
   attention_backward(q: number, k: number, v: number, p: number, dout: number, dp: number, BH: number, L: number, S: number,
     D: number, Dv: number, scale: number, dq: number, dk: number, dv: number, scratch: number): void;
+  ntm_address(mem: number, key: number, beta: number, g: number, wPrev: number, shift: number, gamma: number, B: number,
+    N: number, M: number, S: number, w: number, act: number): void;
+  ntm_address_backward(mem: number, key: number, beta: number, g: number, wPrev: number, shift: number, gamma: number,
+    act: number, w: number, dw: number, B: number, N: number, M: number, S: number, dmem: number, dkey: number, dbeta: number,
+    dg: number, dwPrev: number, dshift: number, dgamma: number, scratch: number): void;
+  memory_read(mem: number, w: number, B: number, N: number, M: number, r: number): void;
+  memory_read_backward(mem: number, w: number, dr: number, B: number, N: number, M: number, dmem: number, dw: number): void;
+  memory_write(mem: number, w: number, e: number, a: number, B: number, N: number, M: number, out: number): void;
+  memory_write_backward(mem: number, w: number, e: number, a: number, dout: number, B: number, N: number, M: number,
+    dmem: number, dw: number, de: number, da: number): void;
 }
 
 /**
@@ -164,7 +174,72 @@ export function loadWasm(): Backend {
     if (n > 0) dst.set(mem.f32.subarray(ptr >> 2, (ptr >> 2) + n), off);
   };
 
+  /**
+   * Run a kernel on arena copies of `arrays` (null: pointer 0): 'in' arrays are copied
+   * in, 'out' copied back, 'inout' both. False (nothing run) when memory cannot grow.
+   */
+  const viaArena = (arrays: [Float32Array | null, number, 'in' | 'out' | 'inout'][], kernel: (ptrs: number[]) => void): boolean => {
+    mem.reset();
+    const ptrs = arrays.map(([a, n]) => (a ? mem.alloc(n) : 0));
+    if (!mem.commit()) return false;
+    arrays.forEach(([a, n, mode], i) => {
+      if (a && mode !== 'out') put(ptrs[i], a, 0, n);
+    });
+    kernel(ptrs);
+    arrays.forEach(([a, n, mode], i) => {
+      if (a && mode !== 'in') get(ptrs[i], a, 0, n);
+    });
+    return true;
+  };
+
   const overrides: Partial<Backend> = {
+    ntmAddress(m, key, beta, g, wPrev, shift, gamma, B, N, M, S, w, act) {
+      const ok = B * N * M >= T.elementwise && viaArena([
+        [m, B * N * M, 'in'], [key, B * M, 'in'], [beta, B, 'in'], [g, B, 'in'], [wPrev, B * N, 'in'], [shift, B * S, 'in'],
+        [gamma, B, 'in'], [w, B * N, 'out'], [act, B * (5 * N + 1), 'out'],
+      ], (p) => ex.ntm_address(p[0], p[1], p[2], p[3], p[4], p[5], p[6], B, N, M, S, p[7], p[8]));
+      if (!ok) jsBackend.ntmAddress(m, key, beta, g, wPrev, shift, gamma, B, N, M, S, w, act);
+    },
+
+    ntmAddressBackward(m, key, beta, g, wPrev, shift, gamma, act, w, dw, B, N, M, S, dmem, dkey, dbeta, dg, dwPrev, dshift, dgamma) {
+      const ok = B * N * M >= T.elementwise && viaArena([
+        [m, B * N * M, 'in'], [key, B * M, 'in'], [beta, B, 'in'], [g, B, 'in'], [wPrev, B * N, 'in'], [shift, B * S, 'in'],
+        [gamma, B, 'in'], [act, B * (5 * N + 1), 'in'], [w, B * N, 'in'], [dw, B * N, 'in'], [dmem, B * N * M, 'inout'],
+        [dkey, B * M, 'out'], [dbeta, B, 'out'], [dg, B, 'out'], [dwPrev, B * N, 'out'], [dshift, B * S, 'out'], [dgamma, B, 'out'],
+        [new Float32Array(2 * B * N), 2 * B * N, 'in'],
+      ], (p) => ex.ntm_address_backward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], B, N, M, S, p[10], p[11],
+        p[12], p[13], p[14], p[15], p[16], p[17]));
+      if (!ok) jsBackend.ntmAddressBackward(m, key, beta, g, wPrev, shift, gamma, act, w, dw, B, N, M, S, dmem, dkey, dbeta, dg, dwPrev, dshift, dgamma);
+    },
+
+    memoryRead(m, w, B, N, M, r) {
+      const ok = B * N * M >= T.elementwise && viaArena([[m, B * N * M, 'in'], [w, B * N, 'in'], [r, B * M, 'out']],
+        (p) => ex.memory_read(p[0], p[1], B, N, M, p[2]));
+      if (!ok) jsBackend.memoryRead(m, w, B, N, M, r);
+    },
+
+    memoryReadBackward(m, w, dr, B, N, M, dmem, dw) {
+      const ok = B * N * M >= T.elementwise && viaArena([
+        [m, B * N * M, 'in'], [w, B * N, 'in'], [dr, B * M, 'in'], [dmem, B * N * M, 'inout'], [dw, B * N, 'out'],
+      ], (p) => ex.memory_read_backward(p[0], p[1], p[2], B, N, M, p[3], p[4]));
+      if (!ok) jsBackend.memoryReadBackward(m, w, dr, B, N, M, dmem, dw);
+    },
+
+    memoryWrite(m, w, e, a, B, N, M, out) {
+      const ok = B * N * M >= T.elementwise && viaArena([
+        [m, B * N * M, 'in'], [w, B * N, 'in'], [e, B * M, 'in'], [a, B * M, 'in'], [out, B * N * M, 'out'],
+      ], (p) => ex.memory_write(p[0], p[1], p[2], p[3], B, N, M, p[4]));
+      if (!ok) jsBackend.memoryWrite(m, w, e, a, B, N, M, out);
+    },
+
+    memoryWriteBackward(m, w, e, a, dout, B, N, M, dmem, dw, de, da) {
+      const ok = B * N * M >= T.elementwise && viaArena([
+        [m, B * N * M, 'in'], [w, B * N, 'in'], [e, B * M, 'in'], [a, B * M, 'in'], [dout, B * N * M, 'in'],
+        [dmem, B * N * M, 'inout'], [dw, B * N, 'out'], [de, B * M, 'out'], [da, B * M, 'out'],
+      ], (p) => ex.memory_write_backward(p[0], p[1], p[2], p[3], p[4], B, N, M, p[5], p[6], p[7], p[8]));
+      if (!ok) jsBackend.memoryWriteBackward(m, w, e, a, dout, B, N, M, dmem, dw, de, da);
+    },
+
     unary(op, x, xOff, out, n, p0, p1) {
       if (n < T.elementwise || noWasm.has(op)) return jsBackend.unary(op, x, xOff, out, n, p0, p1);
       mem.reset();
