@@ -39,10 +39,15 @@ export const CGAN_DEFAULTS: Config = {
   latentDim: 100, baseChannels: 64, embedDim: 50, dNorm: 'batch', lossType: 'ns', gpWeight: 10, nCritic: 1, dLrScale: 1, classWeight: 1,
 };
 export const CGAN_CHOICES = { lossType: GAN_LOSSES, dNorm: ['batch', 'layer', 'none'] } as const;
-export const CGAN_PRESETS: Record<string, { model?: Config; train?: Config }> = {
-  tiny: { model: { latentDim: 16, baseChannels: 8, embedDim: 8 }, train: { steps: 100, batchSize: 32, lr: 2e-4, beta1: 0.5 } },
-  small: { model: {}, train: { steps: 2000, batchSize: 64, lr: 2e-4, beta1: 0.5, logEvery: 50 } },
-};
+const CGAN_TINY = { model: { latentDim: 16, baseChannels: 8, embedDim: 8 }, train: { steps: 100, batchSize: 32, lr: 2e-4, beta1: 0.5 } };
+/** small: c = 32 (a quarter of the c = 64 convolution work) for the 20-minute budget. */
+function cganSmall(steps: number): { model: Config; train: Config } {
+  return { model: { baseChannels: 32 }, train: { steps, batchSize: 64, lr: 2e-4, beta1: 0.5, logEvery: 50 } };
+}
+// Measured (share of samples the MNIST classifier puts in the asked class): cgan 0.79
+// at 2000 steps, 0.957 at 6000; acgan 0.87 at 2000, 0.947 at 6000, 0.964 at 8000.
+export const CGAN_PRESETS: Record<string, { model?: Config; train?: Config }> = { tiny: CGAN_TINY, small: cganSmall(6000) };
+export const ACGAN_PRESETS: Record<string, { model?: Config; train?: Config }> = { tiny: CGAN_TINY, small: cganSmall(8000) };
 
 export class ConditionalGAN extends AdversarialModel {
   readonly type: 'cgan' | 'acgan';
@@ -125,7 +130,7 @@ registerModel({
   data: ['image'],
   defaultData: 'mnist',
   defaults: CGAN_DEFAULTS,
-  presets: CGAN_PRESETS,
+  presets: ACGAN_PRESETS,
   choices: CGAN_CHOICES,
   create: (config, rng, data) => new ConditionalGAN('acgan', config, rng, data),
 });
