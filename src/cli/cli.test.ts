@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { main } from './main.js';
 import { readMetrics } from '../train/trainer.js';
+import { loadCheckpoint } from '../train/checkpoint.js';
 import { decodePng } from '../io/png.js';
 import { ROOT } from '../../test/helpers.js';
 
@@ -70,6 +71,19 @@ test('a stopped and resumed run gives the same losses as an uninterrupted one', 
   const lb = trainLosses(b);
   assert.equal(lb.length, 10);
   for (let k = 0; k < 10; k++) assert.ok(Math.abs(la[k] - lb[k]) <= 1e-6 * Math.abs(la[k]), `step ${k + 1}: ${la[k]} vs ${lb[k]}`);
+});
+
+test('EMA switched on when resuming averages from the loaded weights, not the initialisation', async () => {
+  const dir = join(tmp, 'ema-resume');
+  assert.equal((await run(['train', 'vae', ...TINY, '--steps', '6', '--out', dir])).code, 0);
+  const before = loadCheckpoint(join(dir, 'checkpoint')).weights;
+  // decay 1: the average never moves, so it must equal the weights it started from.
+  const r = await run(['train', '--resume', dir, '--steps', '8', '--train.ema=1', '--quiet']);
+  assert.equal(r.code, 0, r.stderr);
+  const ck = loadCheckpoint(join(dir, 'checkpoint'));
+  const ema = new Map([...ck.optimizer.tensors].filter(([k]) => k.startsWith('ema.')).map(([k, v]) => [k.slice(4), v]));
+  assert.ok(ema.size > 0, 'the checkpoint keeps an EMA');
+  for (const [k, v] of ema) assert.deepEqual(v.toArray(), before.get(k)!.toArray(), `ema.${k} is not the resumed weights`);
 });
 
 test('bad flags, keys, values and files give clear errors and exit codes', async () => {

@@ -21,7 +21,7 @@ import { concat, stack } from '../engine/ops/shape_ops.js';
 import { Module } from '../nn/module.js';
 import type { Batch, DataInfo, GenerativeModel, LossOutput, SampleOptions, Samples } from './contract.js';
 import { registerModel } from './registry.js';
-import type { Config } from './registry.js';
+import type { Config, Preset } from './registry.js';
 import { NoiseSchedule } from './diffusion/schedule.js';
 import type { BetaSchedule, Prediction } from './diffusion/schedule.js';
 import { sampleLoop } from './diffusion/samplers.js';
@@ -87,12 +87,17 @@ export const DDPM_CHOICES = {
   arch: ['auto', 'unet', 'mlp'], schedule: ['linear', 'cosine'], prediction: ['epsilon', 'x0', 'v'], sampler: ['ddpm', 'ddim'],
 } as const;
 
-export const DDPM_PRESETS: Record<string, { model?: Config; train?: Config }> = {
+export const DDPM_PRESETS: Record<string, Preset> = {
   tiny: {
     model: { timesteps: 100, channels: [8, 16], numResBlocks: 1, timeEmbedDim: 16, groups: 4, hiddenDim: 64, nLayer: 2, sampleSteps: 10, evalSamples: 200 },
     train: { steps: 300, batchSize: 64, lr: 2e-3 },
   },
-  small: { model: {}, train: { steps: 6000, batchSize: 64, lr: 1e-3, warmupSteps: 200, schedule: 'cosine', minLr: 1e-4, clipNorm: 1 } },
+  // On MNIST a narrower U-Net (16/32/64, one block per level) and fewer steps keep the
+  // 20-minute budget; the 2-D toys train the MLP denoiser and keep 6000 steps.
+  small: {
+    model: {}, train: { steps: 6000, batchSize: 64, lr: 1e-3, warmupSteps: 200, schedule: 'cosine', minLr: 1e-4, clipNorm: 1 },
+    forData: { mnist: { model: { channels: [16, 32, 64], numResBlocks: 1 }, train: { steps: 3000 } } },
+  },
 };
 
 /** Resolved sampling settings: the config's defaults overridden by SampleOptions. */

@@ -25,7 +25,7 @@ test('presetLayers: the per-data refinement applies only to its data set, and CL
 });
 
 test('every registered preset refines only known keys', () => {
-  for (const type of ['realnvp', 'glow', 'maf']) {
+  for (const type of ['realnvp', 'glow', 'maf', 'ddpm']) {
     const e = modelEntry(type);
     for (const [name, p] of Object.entries(e.presets)) {
       for (const data of Object.keys(p.forData ?? {})) {

@@ -82,6 +82,13 @@ export class EMA {
     this.numUpdates++;
   }
 
+  /** Restart the average at the parameters' current values (e.g. after loading weights). */
+  reset(): void {
+    if (this.backup) throw new Error('EMA.reset: the shadow is applied; call restore() first');
+    this.params.forEach((p, k) => (this.shadow[k].data as Float32Array).set(storageOf(p, 'EMA.reset')));
+    this.numUpdates = 0;
+  }
+
   /** Copy the shadow into the parameters, keeping the training weights for `restore()`. */
   apply(): void {
     if (this.backup) throw new Error('EMA.apply: already applied; call restore() first');

@@ -202,6 +202,10 @@ export class Trainer {
       const tensors = new Map<string, Tensor>();
       for (const [k, v] of ck.optimizer.tensors) if (k.startsWith('ema.')) tensors.set(k.slice(4), v);
       this.ema.loadStateDict({ state: st.ema, tensors } as never);
+    } else if (this.ema) {
+      // EMA switched on when resuming a run that kept none: average from the loaded
+      // weights, not from the fresh initialisation the trainer was built with.
+      this.ema.reset();
     }
     this.rng.setState(ck.rng);
     this.sampler.setState((ck.extra as { sampler: { epoch: number; position: number } }).sampler);
