@@ -7,18 +7,25 @@
  */
 import type { Backend, ConvGeometry } from './backend.js';
 
-/** Reusable scratch buffers for im2col columns and transposes (never escape a call). */
-const scratchBufs: Float32Array[] = [new Float32Array(0), new Float32Array(0), new Float32Array(0)];
 /** Buffers above this many floats (64 MiB) are not kept between calls. */
 const SCRATCH_KEEP = 1 << 24;
 
-function scratch(slot: number, n: number): Float32Array {
-  const cur = scratchBufs[slot];
-  if (cur.length >= n) return cur.subarray(0, n);
-  const buf = new Float32Array(n);
-  if (n <= SCRATCH_KEEP) scratchBufs[slot] = buf;
-  return buf;
+/**
+ * A set of reusable scratch buffers, one per slot (for im2col columns and transposes;
+ * they never escape a call). Each user makes its own set, so nested calls cannot share.
+ */
+export function scratchBuffers(slots: number): (slot: number, n: number) => Float32Array {
+  const bufs = Array.from({ length: slots }, () => new Float32Array(0));
+  return (slot, n) => {
+    const cur = bufs[slot];
+    if (cur.length >= n) return cur.subarray(0, n);
+    const buf = new Float32Array(n);
+    if (n <= SCRATCH_KEEP) bufs[slot] = buf;
+    return buf;
+  };
 }
+
+const scratch = scratchBuffers(3);
 
 function isDirect(G: ConvGeometry): boolean {
   // A 1x1, stride-1, unpadded convolution needs no im2col: x_n already is its columns.

@@ -20,6 +20,7 @@
  * References: PyTorch aten/src/ATen/native/{Convolution.cpp, DilatedMaxPool2d.cpp,
  * AveragePool2d.cpp, UpSample.h}.
  */
+import { scratchBuffers } from '../backends/conv_ref.js';
 import { backend } from '../backends/index.js';
 import type { ConvGeometry } from '../backends/backend.js';
 import { Tensor, fromOp } from '../tensor.js';
@@ -98,18 +99,8 @@ function fmtPair(p: readonly number[]): string {
   return p[0] === p[1] ? `${p[0]}` : `${p[0]}x${p[1]}`;
 }
 
-/** Reusable scratch buffers for im2col columns and transposes (never escape a call). */
-const scratchBufs: Float32Array[] = [new Float32Array(0), new Float32Array(0), new Float32Array(0)];
-/** Buffers above this many floats (64 MiB) are not kept between calls. */
-const SCRATCH_KEEP = 1 << 24;
-
-function scratch(slot: number, n: number): Float32Array {
-  const cur = scratchBufs[slot];
-  if (cur.length >= n) return cur.subarray(0, n);
-  const buf = new Float32Array(n);
-  if (n <= SCRATCH_KEEP) scratchBufs[slot] = buf;
-  return buf;
-}
+/** Reusable scratch buffers for padding and pooling (never escape a call). */
+const scratch = scratchBuffers(2);
 
 // ---- Raw kernels (typed arrays in, typed array out) ----------------------------------
 

@@ -22,15 +22,19 @@ import { softmax, sum, sumTo } from './reduce.js';
 import { arange } from '../creation.js';
 import { gt } from './elementwise.js';
 
-/** Activations of a forward made without autograd go to one reused buffer. */
+/**
+ * Activations of a forward made without autograd go to one reused buffer (they are
+ * never read after the op returns; memory.ts shares it).
+ */
 let scratch = new Float32Array(0);
-function saveBuffer(n: number, keep: boolean): Float32Array {
+export function saveBuffer(n: number, keep: boolean): Float32Array {
   if (keep) return new Float32Array(n);
   if (scratch.length < n) scratch = new Float32Array(n);
   return scratch.subarray(0, n);
 }
 
-function recording(inputs: Tensor[]): boolean {
+/** Whether an op on these inputs records a graph. */
+export function recording(inputs: Tensor[]): boolean {
   if (!isGradEnabled()) return false;
   for (const t of inputs) if (t.requiresGrad) return true;
   return false;

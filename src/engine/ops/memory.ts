@@ -14,20 +14,8 @@ import { backend } from '../backends/index.js';
 import { Tensor, addGradRegion, fromOp, grad, isGradEnabled } from '../tensor.js';
 import { ShapeError, fmtShape } from '../shape.js';
 import { concat } from './shape_ops.js';
+import { saveBuffer, recording } from './fused.js';
 
-/** Activations of a forward made without autograd go to one reused buffer. */
-let scratch = new Float32Array(0);
-function saveBuffer(n: number, keep: boolean): Float32Array {
-  if (keep) return new Float32Array(n);
-  if (scratch.length < n) scratch = new Float32Array(n);
-  return scratch.subarray(0, n);
-}
-
-function recording(inputs: Tensor[]): boolean {
-  if (!isGradEnabled()) return false;
-  for (const t of inputs) if (t.requiresGrad) return true;
-  return false;
-}
 
 /** Gradients by differentiating a composite rerun (createGraph). */
 function compositeGrads(inputs: Tensor[], g: Tensor, run: (xs: Tensor[]) => Tensor): (Tensor | null)[] {
