@@ -63,6 +63,10 @@ describe('samplers', () => {
     for (const p of ['epsilon', 'x0', 'v'] as const) {
       for (const t of [1, 40, 99]) {
         assertClose(ddimStep(s, p, out, xt, t, t - 1, 1, z, false), ddpmStep(s, p, out, xt, t, z, false), 1e-4, 1e-4, `${p} t=${t}`);
+        // With x_0 clipped too: DDIM re-derives eps from the clipped x_0, so it stays the
+        // DDPM posterior (an eps left as predicted would not).
+        const big = out.mul(4);
+        assertClose(ddimStep(s, p, big, xt, t, t - 1, 1, z, true), ddpmStep(s, p, big, xt, t, z, true), 1e-4, 1e-4, `${p} t=${t} clipped`);
       }
     }
   });
