@@ -7,10 +7,15 @@
 
 namespace gl {
 
-static inline float bitsToFloat(uint32_t u) { return __builtin_bit_cast(float, u); }
-static inline uint32_t floatToBits(float f) { return __builtin_bit_cast(uint32_t, f); }
+// Always inlined: called in many loops of one file, these exceed GCC's inlining
+// budget, and a loop that calls one out of line is not vectorized (exp over 800k
+// floats: 4.1 ms scalar vs 0.x ms inlined and vectorized).
+#define GL_INLINE static inline __attribute__((always_inline))
 
-static inline float fexp(float x) {
+GL_INLINE float bitsToFloat(uint32_t u) { return __builtin_bit_cast(float, u); }
+GL_INLINE uint32_t floatToBits(float f) { return __builtin_bit_cast(uint32_t, f); }
+
+GL_INLINE float fexp(float x) {
   const float xc = x < -104.f ? -104.f : x > 89.f ? 89.f : x;  // NaN passes through
   // k = round(x / ln2) via the 1.5 * 2^23 trick (|x / ln2| < 2^22).
   const float kf = (xc * 1.44269504089f + 12582912.f) - 12582912.f;
@@ -32,7 +37,7 @@ static inline float fexp(float x) {
   return x != x ? x : p * s1 * s2;
 }
 
-static inline float flog(float x) {
+GL_INLINE float flog(float x) {
   // Subnormals: scale up by 2^23 first.
   const bool sub = x < 1.17549435e-38f;
   const float xs = sub ? x * 8388608.f : x;
@@ -65,7 +70,7 @@ static inline float flog(float x) {
 }
 
 // expm1 by Kahan's trick: (e^x - 1) * x / log(e^x) cancels the rounding of e^x.
-static inline float fexpm1(float x) {
+GL_INLINE float fexpm1(float x) {
   const float u = fexp(x);
   const float um1 = u - 1.f;
   const float lu = flog(u);
@@ -77,7 +82,7 @@ static inline float fexpm1(float x) {
 }
 
 // log1p by Goldberg's trick: log(u) * x / (u - 1) with u = 1 + x.
-static inline float flog1p(float x) {
+GL_INLINE float flog1p(float x) {
   const float u = 1.f + x;
   float r = flog(u) * (x / (u - 1.f));
   r = u == 1.f ? x : r;
@@ -89,7 +94,7 @@ static inline float flog1p(float x) {
 // tanh as Cephes tanhf: an odd polynomial below |x| = 0.625, else 1 - 2 / (e^2|x| + 1)
 // (no cancellation there: the result is above 0.55). Both sides are computed and
 // selected, so loops vectorize; one exp and one division per element.
-static inline float ftanh(float x) {
+GL_INLINE float ftanh(float x) {
   float a = x < 0.f ? -x : x;
   a = a > 9.1f ? 9.1f : a;  // tanh(9.1) rounds to 1
   const float big = 1.f - 2.f / (fexp(a + a) + 1.f);
@@ -102,7 +107,7 @@ static inline float ftanh(float x) {
 }
 
 // The erfc part r(|x|) of js.ts's erf for |x| >= 0.5: erf(x) = sign(x) (1 - r).
-static inline float ferfcTail(float z) {
+GL_INLINE float ferfcTail(float z) {
   const float t = 1.f / (1.f + 0.5f * z);
   const float q =
       -z * z - 1.26551223f +
@@ -113,7 +118,7 @@ static inline float ferfcTail(float z) {
 
 // Maclaurin series of erf for |x| < 0.5, the same 12 terms as js.ts, in Horner form:
 // erf(x) = 2/sqrt(pi) x sum_n (-1)^n x^2n / (n! (2n + 1)).
-static inline float ferfSeries(float x) {
+GL_INLINE float ferfSeries(float x) {
   const float z2 = x * x;
   float p = -1.f / 918086400.f;
   p = p * z2 + 1.f / 76204800.f;
@@ -130,7 +135,7 @@ static inline float ferfSeries(float x) {
   return x * p * 1.1283791670955126f;
 }
 
-static inline float ferf(float x) {
+GL_INLINE float ferf(float x) {
   const float z = x < 0.f ? -x : x;
   const float r = ferfcTail(z);
   const float tail = x >= 0.f ? 1.f - r : r - 1.f;
@@ -139,7 +144,7 @@ static inline float ferf(float x) {
 
 // gelu(v) = v/2 (1 + erf(v / sqrt 2)), with 1 + erf taken as r or 2 - r on the tail so
 // large negative v keeps its relative accuracy.
-static inline float fgelu(float v) {
+GL_INLINE float fgelu(float v) {
   const float x = v * 0.70710678118654752f;
   const float z = x < 0.f ? -x : x;
   const float r = ferfcTail(z);
@@ -149,7 +154,7 @@ static inline float fgelu(float v) {
 
 // gelu'(v) = Phi(v) + v phi(v): the CDF as in fgelu (tail form for negative v), the
 // density phi(v) = exp(-v^2 / 2) / sqrt(2 pi).
-static inline float fgeluGrad(float v) {
+GL_INLINE float fgeluGrad(float v) {
   const float x = v * 0.70710678118654752f;
   const float z = x < 0.f ? -x : x;
   const float r = ferfcTail(z);

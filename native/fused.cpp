@@ -14,7 +14,7 @@ namespace {
 
 // Row splitting reuses parallelFor from kernels.cpp (this file is included there).
 
-static inline float fsigmoid(float v) {
+GL_INLINE float fsigmoid(float v) {
   const float e = fexp(v < 0.f ? v : -v);
   return v >= 0.f ? 1.f / (1.f + e) : e / (1.f + e);
 }
