@@ -493,11 +493,95 @@ void gemmThreaded(bool transA, bool transB, long M, long N, long K, const float*
   }
   gemmSerial(transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc);
 }
+
+// ---------------------------------------------------------------- thin products
+// C with at most THIN rows (decoding one token: x . W^T or x . W at M = 1) or THIN
+// columns (a linear layer to one output: X . w^T at N = 1), A untransposed. Packing
+// the large operand into register-tile panels would cost as much as the product, and
+// an MR x NR tile would be mostly empty, so both operands are read in place: as dot
+// products when the large operand's rows run along K, as row-by-row axpy otherwise.
+constexpr long THIN = 4;
+
+// out[r * os] (+)= X[r, 0..K) . v for r in [r0, r1).
+GL_CLONES void dotRows(const float* GL_RESTRICT X, long ldx, long r0, long r1, const float* GL_RESTRICT v, long K,
+                       float* GL_RESTRICT out, long os, bool accumulate) {
+  for (long r = r0; r < r1; r++) {
+    const float* x = X + r * ldx;
+    float acc[32] = {0.f};
+    long k = 0;
+    for (; k + 32 <= K; k += 32)
+      for (int l = 0; l < 32; l++) acc[l] += x[k + l] * v[k + l];
+    float t = 0.f;
+    for (; k < K; k++) t += x[k] * v[k];
+    for (int l = 0; l < 32; l++) t += acc[l];
+    out[r * os] = accumulate ? out[r * os] + t : t;
+  }
+}
+
+// out[j] (+)= sum_k v[k] X[k, j] for j in [j0, j1), in column blocks that stay in L1.
+GL_CLONES void axpyRows(const float* GL_RESTRICT X, long ldx, long j0, long j1, const float* GL_RESTRICT v, long K,
+                        float* GL_RESTRICT out, bool accumulate) {
+  for (long jb = j0; jb < j1; jb += 1024) {
+    const long je = j1 - jb < 1024 ? j1 : jb + 1024;
+    if (!accumulate)
+      for (long j = jb; j < je; j++) out[j] = 0.f;
+    for (long k = 0; k < K; k++) {
+      const float a = v[k];
+      const float* x = X + k * ldx;
+      for (long j = jb; j < je; j++) out[j] += a * x[j];
+    }
+  }
+}
+
+struct ThinTask {
+  bool tB, accumulate, rows;  // rows: M <= THIN (split N), else N <= THIN (split M)
+  long M, N, K, lda, ldb, ldc;
+  const float *A, *B;
+  float* C;
+};
+
+// Outputs [lo, hi) of the long side of C.
+void thinRange(const ThinTask& t, long lo, long hi) {
+  if (t.rows) {
+    for (long m = 0; m < t.M; m++) {
+      const float* a = t.A + m * t.lda;
+      float* c = t.C + m * t.ldc;
+      if (t.tB) dotRows(t.B, t.ldb, lo, hi, a, t.K, c, 1, t.accumulate);
+      else axpyRows(t.B, t.ldb, lo, hi, a, t.K, c, t.accumulate);
+    }
+  } else {
+    for (long n = 0; n < t.N; n++) dotRows(t.A, t.lda, lo, hi, t.B + n * t.ldb, t.K, t.C + n, t.ldc, t.accumulate);
+  }
+}
+
+// C = (accumulate ? C : 0) + op(A) . op(B) for the thin shapes above; false if not one.
+bool gemmThin(bool tA, bool tB, long M, long N, long K, const float* A, long lda, const float* B, long ldb,
+              bool accumulate, float* C, long ldc) {
+  if (tA || K <= 0 || M <= 0 || N <= 0) return false;
+  ThinTask t = {tB, accumulate, M <= THIN, M, N, K, lda, ldb, ldc, A, B, C};
+  if (!t.rows && !(N <= THIN && tB)) return false;
+  const long side = t.rows ? N : M;
+  int nt = numThreads();
+  if (2.0 * (double)M * (double)N * (double)K < 4e6 || side < 64) nt = 1;
+  if (nt <= 1) {
+    thinRange(t, 0, side);
+    return true;
+  }
+  parallel(nt, [](void* c, int tid, int n) {
+    const ThinTask& x = *(const ThinTask*)c;
+    const long s = x.rows ? x.N : x.M;
+    // Split on multiples of 16 so that each thread's axpy columns stay aligned.
+    const long lo = s * tid / n / 16 * 16, hi = tid + 1 == n ? s : s * (tid + 1) / n / 16 * 16;
+    if (lo < hi) thinRange(x, lo, hi);
+  }, &t);
+  return true;
+}
 }  // namespace
 
 void gemm(bool transA, bool transB, long M, long N, long K, const float* A, long lda, const float* B, long ldb,
           float beta, float* C, long ldc) {
   const bool accumulate = beta != 0.f;
+  if (gemmThin(transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc)) return;
 #if !GL_WASM
   // A . B^T with few rows (a weight gradient: dY . X^T over a long K): B would need a
   // transposed pack of K x N. Compute C^T = B . A^T instead, where B is read in place

@@ -178,16 +178,23 @@ function writeStrided(dst: TypedArray, off: number, dstStrides: readonly number[
     dst[off] = accumulate ? dst[off] + v[0] : v[0];
     return;
   }
-  const n = shape[rank - 1];
-  const ls = dstStrides[rank - 1];
+  // Rows: the trailing axes that are contiguous in dst too (concat along axis 2 of
+  // [B, H, S, D] copies S*D floats at a time, with one typed-array set).
+  let inner = rank - 1;
+  let n = shape[rank - 1];
+  if (dstStrides[rank - 1] === 1) {
+    while (inner > 0 && dstStrides[inner - 1] === n) n *= shape[--inner];
+  }
+  const ls = inner === rank - 1 ? dstStrides[rank - 1] : 1;
   const rows = v.length / n;
   const idx = new Array<number>(rank).fill(0);
   let d = off;
   for (let r = 0; r < rows; r++) {
     const vb = r * n;
     if (accumulate) for (let j = 0; j < n; j++) dst[d + j * ls] += v[vb + j];
+    else if (ls === 1 && n >= 32) dst.set(v.subarray(vb, vb + n), d);
     else for (let j = 0; j < n; j++) dst[d + j * ls] = v[vb + j];
-    for (let k = rank - 2; k >= 0; k--) {
+    for (let k = inner - 1; k >= 0; k--) {
       idx[k]++;
       d += dstStrides[k];
       if (idx[k] < shape[k]) break;
