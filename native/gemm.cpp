@@ -495,12 +495,14 @@ void gemmThreaded(bool transA, bool transB, long M, long N, long K, const float*
 }
 
 // ---------------------------------------------------------------- thin products
-// C with at most THIN rows (decoding one token: x . W^T or x . W at M = 1) or THIN
-// columns (a linear layer to one output: X . w^T at N = 1), A untransposed. Packing
-// the large operand into register-tile panels would cost as much as the product, and
-// an MR x NR tile would be mostly empty, so both operands are read in place: as dot
-// products when the large operand's rows run along K, as row-by-row axpy otherwise.
+// C with at most THIN rows (decoding one token: x . W^T at M = 1; the weight gradient
+// of a one-output layer: dy^T . X) or at most THIN columns (a layer to one output).
+// Packing the large operand into register-tile panels would cost as much as the
+// product and an MR x NR tile would be mostly empty, so the large operand is read in
+// place: as dot products when its rows run along K, as row-by-row axpy otherwise. A
+// strided vector of the thin operand is gathered KB elements at a time.
 constexpr long THIN = 4;
+constexpr long KB = 512;
 
 // out[r * os] (+)= X[r, 0..K) . v for r in [r0, r1).
 GL_CLONES void dotRows(const float* GL_RESTRICT X, long ldx, long r0, long r1, const float* GL_RESTRICT v, long K,
@@ -534,7 +536,7 @@ GL_CLONES void axpyRows(const float* GL_RESTRICT X, long ldx, long j0, long j1, 
 }
 
 struct ThinTask {
-  bool tB, accumulate, rows;  // rows: M <= THIN (split N), else N <= THIN (split M)
+  bool tA, tB, accumulate, rows;  // rows: M <= THIN (split N), else N <= THIN (split M)
   long M, N, K, lda, ldb, ldc;
   const float *A, *B;
   float* C;
@@ -542,24 +544,57 @@ struct ThinTask {
 
 // Outputs [lo, hi) of the long side of C.
 void thinRange(const ThinTask& t, long lo, long hi) {
+  float vbuf[KB], cbuf[KB];
   if (t.rows) {
+    // C[m, lo..hi) = op(A)[m, :] . op(B)[:, lo..hi)
     for (long m = 0; m < t.M; m++) {
-      const float* a = t.A + m * t.lda;
       float* c = t.C + m * t.ldc;
-      if (t.tB) dotRows(t.B, t.ldb, lo, hi, a, t.K, c, 1, t.accumulate);
-      else axpyRows(t.B, t.ldb, lo, hi, a, t.K, c, t.accumulate);
+      for (long k0 = 0; k0 < t.K; k0 += KB) {
+        const long kc = t.K - k0 < KB ? t.K - k0 : KB;
+        const float* a = t.A + m * t.lda + k0;
+        if (t.tA) {
+          for (long k = 0; k < kc; k++) vbuf[k] = t.A[(k0 + k) * t.lda + m];
+          a = vbuf;
+        }
+        const bool acc = t.accumulate || k0 > 0;
+        if (t.tB) dotRows(t.B + k0, t.ldb, lo, hi, a, kc, c, 1, acc);
+        else axpyRows(t.B + k0 * t.ldb, t.ldb, lo, hi, a, kc, c, acc);
+      }
     }
-  } else {
-    for (long n = 0; n < t.N; n++) dotRows(t.A, t.lda, lo, hi, t.B + n * t.ldb, t.K, t.C + n, t.ldc, t.accumulate);
+    return;
+  }
+  // C[lo..hi), n] = op(A)[lo..hi), :] . op(B)[:, n]
+  for (long n = 0; n < t.N; n++) {
+    for (long k0 = 0; k0 < t.K; k0 += KB) {
+      const long kc = t.K - k0 < KB ? t.K - k0 : KB;
+      const float* b = t.B + n * t.ldb + k0;
+      if (!t.tB) {
+        for (long k = 0; k < kc; k++) vbuf[k] = t.B[(k0 + k) * t.ldb + n];
+        b = vbuf;
+      }
+      const bool acc = t.accumulate || k0 > 0;
+      if (!t.tA) {
+        dotRows(t.A + k0, t.lda, lo, hi, b, kc, t.C + n, t.ldc, acc);
+        continue;
+      }
+      for (long m0 = lo; m0 < hi; m0 += KB) {
+        const long mc = hi - m0 < KB ? hi - m0 : KB;
+        axpyRows(t.A + k0 * t.lda + m0, t.lda, 0, mc, b, kc, cbuf, false);
+        for (long i = 0; i < mc; i++) {
+          float* o = t.C + (m0 + i) * t.ldc + n;
+          *o = acc ? *o + cbuf[i] : cbuf[i];
+        }
+      }
+    }
   }
 }
 
-// C = (accumulate ? C : 0) + op(A) . op(B) for the thin shapes above; false if not one.
+// C = (accumulate ? C : 0) + op(A) . op(B) when C has at most THIN rows or columns;
+// false otherwise.
 bool gemmThin(bool tA, bool tB, long M, long N, long K, const float* A, long lda, const float* B, long ldb,
               bool accumulate, float* C, long ldc) {
-  if (tA || K <= 0 || M <= 0 || N <= 0) return false;
-  ThinTask t = {tB, accumulate, M <= THIN, M, N, K, lda, ldb, ldc, A, B, C};
-  if (!t.rows && !(N <= THIN && tB)) return false;
+  if (K <= 0 || M <= 0 || N <= 0 || (M > THIN && N > THIN)) return false;
+  ThinTask t = {tA, tB, accumulate, M <= THIN, M, N, K, lda, ldb, ldc, A, B, C};
   const long side = t.rows ? N : M;
   int nt = numThreads();
   if (2.0 * (double)M * (double)N * (double)K < 4e6 || side < 64) nt = 1;
