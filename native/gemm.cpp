@@ -6,7 +6,9 @@
 // whose packed copy would be used only once or twice (A with N <= 2 NR, B with M <= MC,
 // both untransposed) is read in place instead, and A . B^T with few rows (weight
 // gradients) is computed as C^T = B . A^T so that the large operand needs no
-// transposed pack. Microkernels: AVX-512 (6 x 64, zmm FMA), AVX2+FMA (6 x 16), wasm
+// transposed pack; a C of at most 4 rows or columns (one token's projections, a
+// one-output layer) skips packing altogether (dot products / row axpys, "thin products"
+// below). Microkernels: AVX-512 (6 x 64, zmm FMA), AVX2+FMA (6 x 16), wasm
 // simd128 (4 x 8, mul+add: V8 has 16 xmm registers), portable C (4 x 16).
 // Threads take column (or row) chunks of C from a shared counter; each chunk is an
 // independent sub-GEMM with the thread's own packing buffers.
