@@ -78,14 +78,35 @@ test('backward: createGraph makes .grad differentiable; repeated backward accumu
   assertClose(g1, tensor([3 * 1.5 ** 2, 3 * 0.25]));
   const [gg] = grad(g1.sum(), [x]);
   assertClose(gg!, tensor([6 * 1.5, 6 * -0.5]));
-  // The graph stays usable: a second backward through it adds up.
+  // With retainGraph the graph stays usable: a second backward through it adds up.
   const w = tensor([2, 3]).requiresGrad_();
   const loss = w.mul(w).sum();
-  loss.backward();
+  loss.backward(undefined, { retainGraph: true });
   loss.backward();
   assertClose(w.grad!, tensor([8, 12]));
   w.zeroGrad();
   assert.equal(w.grad, null);
+  // Without it (PyTorch's default) the first backward frees the graph as it goes, and
+  // a second one says so instead of returning wrong gradients.
+  assert.throws(() => loss.backward(), /graph through (mul|sum) was freed by an earlier backward\(\); pass \{ retainGraph: true \}/);
+});
+
+test('backward: frees each node as the sweep passes it; grad() and createGraph keep the graph', () => {
+  const x = tensor([1, 2, 3]).requiresGrad_();
+  const h = x.mul(2);
+  const y = h.exp().sum();
+  y.backward();
+  assert.deepEqual(h.node!.inputs, []);
+  // grad() retains: the same graph can be differentiated again.
+  const z = x.square().sum();
+  const [g1] = grad(z, [x]);
+  const [g2] = grad(z, [x]);
+  assertClose(g1!, g2!);
+  // createGraph retains by default.
+  const u = x.pow(3).sum();
+  u.backward(undefined, { createGraph: true });
+  u.backward(undefined, { createGraph: true });
+  assert.ok(x.grad !== null);
 });
 
 test('backward: after a createGraph backward, a plain backward never writes into shared gradients', () => {

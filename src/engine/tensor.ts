@@ -230,8 +230,9 @@ export class Tensor {
    * Backpropagate from this tensor into the `.grad` of every leaf that requires grad.
    * A non-scalar tensor needs `gradOutput` of its shape.
    */
-  backward(gradOutput?: Tensor, opts: { createGraph?: boolean } = {}): void {
-    backwardImpl([this], gradOutput ? [gradOutput] : undefined, opts.createGraph ?? false);
+  backward(gradOutput?: Tensor, opts: { createGraph?: boolean; retainGraph?: boolean } = {}): void {
+    const createGraph = opts.createGraph ?? false;
+    backwardImpl([this], gradOutput ? [gradOutput] : undefined, createGraph, opts.retainGraph ?? createGraph);
   }
 
   /** Set `.grad` to null. */
@@ -428,8 +429,8 @@ export function grad(outputs: Tensor | Tensor[], inputs: Tensor[], opts: GradOpt
  */
 const ownedGrads = new WeakSet<Tensor>();
 
-function backwardImpl(outs: Tensor[], gradOutputs: (Tensor | null)[] | undefined, createGraph: boolean): void {
-  const grads = propagate(outs, gradOutputs, createGraph, null);
+function backwardImpl(outs: Tensor[], gradOutputs: (Tensor | null)[] | undefined, createGraph: boolean, retainGraph: boolean): void {
+  const grads = propagate(outs, gradOutputs, createGraph, null, !retainGraph);
   for (const [t, g] of grads) {
     if (t.node !== null || !t.requiresGrad) continue;
     if (createGraph) {
@@ -448,9 +449,22 @@ function backwardImpl(outs: Tensor[], gradOutputs: (Tensor | null)[] | undefined
   }
 }
 
-/** Reverse-mode sweep; returns the gradient of every tensor reached (or of `targets`). */
+/** What a node's backward becomes once a sweep without retainGraph has used it. */
+function freedBackward(op: string): BackwardFn {
+  return () => {
+    throw new Error(`backward: the graph through ${op} was freed by an earlier backward(); pass { retainGraph: true } to the first call to go through it twice`);
+  };
+}
+
+/**
+ * Reverse-mode sweep; returns the gradient of every tensor reached (or of `targets`).
+ * `free`: drop each node's inputs and backward closure once it has run (as PyTorch
+ * without retain_graph), so the activations it saved can be collected during the sweep
+ * rather than after it: the peak of a training step is then no longer all activations
+ * plus all gradients.
+ */
 function propagate(
-  outs: Tensor[], gradOutputs: (Tensor | null)[] | undefined, createGraph: boolean, targets: Set<Tensor> | null,
+  outs: Tensor[], gradOutputs: (Tensor | null)[] | undefined, createGraph: boolean, targets: Set<Tensor> | null, free = false,
 ): Map<Tensor, Tensor> {
   // 1. Topological order by iterative DFS (graphs of long RNN unrolls are deep). The
   // stack is two parallel arrays (no tuple per node); `needed` (does t lead to a
@@ -491,6 +505,7 @@ function propagate(
     }
   }
   const isNeeded = (t: Tensor): boolean => needed === null || needed.has(t);
+  seen.clear();
 
   // 2. Seed the outputs.
   const grads = new Map<Tensor, Tensor>();
@@ -543,6 +558,11 @@ function propagate(
       // Free intermediate gradients early unless the caller asked for them.
       if (targets !== null && !targets.has(t)) grads.delete(t);
       else if (targets === null && t.node) grads.delete(t);
+      if (free) {
+        node.inputs = [];
+        node.backward = freedBackward(node.op);
+        order.length = k; // t is done: the sweep no longer holds it
+      }
     }
   } finally {
     gradEnabled = prev;
