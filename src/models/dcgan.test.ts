@@ -3,8 +3,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../engine/index.js';
 import { conformance } from '../../test/model_conformance.js';
-import { DCGAN, minibatchStdMap } from './dcgan.js';
-import { Tensor } from '../engine/tensor.js';
+import { DCGAN } from './dcgan.js';
 import type { DataInfo } from './contract.js';
 
 conformance('dcgan', { data: 'mnist', limit: 64, lossFalls: false, steps: 3 });
@@ -35,19 +34,4 @@ test('dcgan: hiddenDim adds InfoGAN\'s fully connected layer to G and D', () => 
   assert.deepEqual([...sd['head.weight'].shape], [1, 32]);
   assert.ok(!('generator.fc_hidden.weight' in new DCGAN({ baseChannels: 8 }, new Rng(0), data).stateDict()));
   assert.throws(() => new DCGAN({ hiddenDim: -1 }, new Rng(0), data), /hiddenDim must be an integer >= 0/);
-});
-
-conformance('dcgan', { data: 'mnist', limit: 64, lossFalls: false, steps: 2, modelOverrides: { baseChannels: 8, minibatchStd: true } });
-
-test('dcgan: the minibatch std map is the batch std averaged over features, and D sees it', () => {
-  // Two examples, two features: std over the batch (population) of [1, 3] is 1, of [2, 2] is 0.
-  const x = new Tensor(Float32Array.from([1, 2, 3, 2]), [2, 2, 1, 1]);
-  const m = minibatchStdMap(x);
-  assert.deepEqual([...m.shape], [2, 1, 1, 1]);
-  for (const v of m.values()) assert.ok(Math.abs(v - 0.5) < 1e-4, `map value ${v}`);
-  const data: DataInfo = { name: 'mnist', kind: 'image', shape: [1, 28, 28], numClasses: 10 };
-  const d = new DCGAN({ baseChannels: 8, minibatchStd: true }, new Rng(0), data);
-  assert.equal(d.discriminator.featureDim, 17 * 49);
-  assert.deepEqual([...d.stateDict()['head.weight'].shape], [1, 17 * 49]);
-  assert.throws(() => new DCGAN({ minibatchStd: 1 }, new Rng(0), data), /minibatchStd must be true or false/);
 });

@@ -18,7 +18,6 @@
  * is per example, which batch norm breaks; Gulrajani et al. 2017, section 4).
  */
 import { Tensor } from '../engine/tensor.js';
-import { concat } from '../engine/ops/shape_ops.js';
 import { Rng } from '../engine/rng.js';
 import { Module } from '../nn/module.js';
 import { Linear, Conv2d, ConvTranspose2d, Embedding } from '../nn/layers.js';
@@ -38,11 +37,9 @@ export interface DcganConfig extends AdversarialConfig {
   dNorm: string;
   /** Width of an extra fully connected layer in G and D (InfoGAN's MNIST nets); 0: none. */
   hiddenDim: number;
-  /** Give D the batch's feature standard deviation as one more feature map (ProGAN). */
-  minibatchStd: boolean;
 }
 
-export const DCGAN_DEFAULTS: Config = { latentDim: 100, baseChannels: 64, hiddenDim: 0, minibatchStd: false, dNorm: 'batch', lossType: 'ns', gpWeight: 10, nCritic: 1, dLrScale: 1 };
+export const DCGAN_DEFAULTS: Config = { latentDim: 100, baseChannels: 64, hiddenDim: 0, dNorm: 'batch', lossType: 'ns', gpWeight: 10, nCritic: 1, dLrScale: 1 };
 export const DCGAN_CHOICES = { lossType: GAN_LOSSES, dNorm: ['batch', 'layer', 'none'] } as const;
 export const DCGAN_PRESETS: Record<string, { model?: Config; train?: Config }> = {
   tiny: { model: { latentDim: 16, baseChannels: 8 }, train: { steps: 100, batchSize: 32, lr: 2e-4, beta1: 0.5 } },
@@ -107,25 +104,16 @@ export class DcganDiscriminatorTrunk extends Module {
   readonly norm: Module | null;
   readonly fcHidden: Linear | null;
   readonly normHidden: Module | null;
-  readonly minibatchStd: boolean;
-  /** Width of the features: 2c*49 (+49 with the minibatch std), or `hidden` with the extra layer. */
+  /** Width of the features: 2c*49, or `hidden` with the extra layer. */
   readonly featureDim: number;
-  /**
-   * opts.hidden > 0: an extra Linear -> norm (as dNorm) -> LReLU of that width after the
-   * convs; opts.minibatchStd: one more 7x7 feature map before it, the standard deviation
-   * of the features over the batch averaged to one number (Karras et al. 2018,
-   * arXiv:1710.10196, section 3), which lets D see a batch short of variety.
-   */
-  constructor(inChannels: number, c: number, dNorm: string, rng: Rng, opts: { hidden?: number; minibatchStd?: boolean } = {}) {
+  /** hidden > 0: an extra Linear -> norm (as dNorm) -> LReLU of that width after the convs. */
+  constructor(inChannels: number, c: number, dNorm: string, rng: Rng, hidden = 0) {
     super();
-    const hidden = opts.hidden ?? 0;
-    this.minibatchStd = opts.minibatchStd ?? false;
-    const convDim = (2 * c + (this.minibatchStd ? 1 : 0)) * 49;
-    this.featureDim = hidden > 0 ? hidden : convDim;
+    this.featureDim = hidden > 0 ? hidden : 2 * c * 49;
     this.conv1 = this.registerModule('conv1', new Conv2d(inChannels, c, 4, rng, { stride: 2, padding: 1 }));
     this.conv2 = this.registerModule('conv2', new Conv2d(c, 2 * c, 4, rng, { stride: 2, padding: 1, bias: dNorm !== 'batch' }));
     this.norm = this.registerModule('norm', dNorm === 'batch' ? new BatchNorm2d(2 * c) : dNorm === 'layer' ? new LayerNorm([2 * c, 7, 7]) : null);
-    this.fcHidden = this.registerModule('fc_hidden', hidden > 0 ? new Linear(convDim, hidden, rng, { bias: dNorm !== 'batch' }) : null);
+    this.fcHidden = this.registerModule('fc_hidden', hidden > 0 ? new Linear(2 * c * 49, hidden, rng, { bias: dNorm !== 'batch' }) : null);
     const hiddenNorm = dNorm === 'batch' ? new BatchNorm1d(hidden) : dNorm === 'layer' ? new LayerNorm([hidden]) : null;
     this.normHidden = this.registerModule('norm_hidden', hidden > 0 ? hiddenNorm : null);
   }
@@ -133,21 +121,12 @@ export class DcganDiscriminatorTrunk extends Module {
     const h1 = this.conv1.forward(x).leakyRelu(0.2); // (B, c, 14, 14)
     let h2 = this.conv2.forward(h1); // (B, 2c, 7, 7)
     if (this.norm) h2 = (this.norm as BatchNorm2d | LayerNorm).forward(h2);
-    h2 = h2.leakyRelu(0.2);
-    if (this.minibatchStd) h2 = concat([h2, minibatchStdMap(h2)], 1); // (B, 2c+1, 7, 7)
-    const f = h2.reshape([x.shape[0], -1]); // (B, featureDim or the hidden layer's input)
+    const f = h2.leakyRelu(0.2).reshape([x.shape[0], -1]); // (B, 2c*49)
     if (!this.fcHidden) return f;
     let h3 = this.fcHidden.forward(f); // (B, hidden)
     if (this.normHidden) h3 = (this.normHidden as BatchNorm1d | LayerNorm).forward(h3);
     return h3.leakyRelu(0.2);
   }
-}
-
-/** x [B, C, H, W] -> [B, 1, H, W] filled with the mean over (C, H, W) of the batch standard deviation. */
-export function minibatchStdMap(x: Tensor): Tensor {
-  const [B, , H, W] = x.shape;
-  const sd = x.sub(x.mean(0, true)).square().mean(0).add(1e-8).sqrt().mean(); // ()
-  return sd.reshape([1, 1, 1, 1]).expand([B, 1, H, W]);
 }
 
 /** Checks 28x28 image data for the conv models. */
@@ -172,10 +151,9 @@ export class DCGAN extends AdversarialModel {
     checkAdversarialConfig('dcgan', c);
     check28('dcgan', data);
     if (!(Number.isInteger(c.hiddenDim) && c.hiddenDim >= 0)) throw new Error(`dcgan: hiddenDim must be an integer >= 0, got ${c.hiddenDim}`);
-    if (typeof c.minibatchStd !== 'boolean') throw new Error(`dcgan: minibatchStd must be true or false, got ${JSON.stringify(c.minibatchStd)}`);
     const C = data.shape[0];
     this.generator = this.registerModule('generator', new DcganGenerator(c.latentDim, c.baseChannels, C, rng, c.hiddenDim));
-    this.discriminator = this.registerModule('discriminator', new DcganDiscriminatorTrunk(C, c.baseChannels, c.dNorm, rng, { hidden: c.hiddenDim, minibatchStd: c.minibatchStd }));
+    this.discriminator = this.registerModule('discriminator', new DcganDiscriminatorTrunk(C, c.baseChannels, c.dNorm, rng, c.hiddenDim));
     this.head = this.registerModule('head', new Linear(this.discriminator.featureDim, 1, rng));
     dcganInit(this, rng);
   }
