@@ -7,7 +7,7 @@ import { backend } from '../backends/index.js';
 import { Tensor, allocF32, fromOp } from '../tensor.js';
 import { DTypeError, ShapeError, broadcastShapes, fmtShape, sizeOf } from '../shape.js';
 import { sumTo } from './reduce.js';
-import { clone, squeeze, transpose, unsqueeze } from './shape_ops.js';
+import { clone, expand, squeeze, transpose, unsqueeze } from './shape_ops.js';
 
 interface Operand {
   t: Tensor;
@@ -85,10 +85,21 @@ function matmulNd(a: Tensor, b: Tensor): Tensor {
       }
     }
   }
+  // b shared by every batch (a Linear weight applied to [B, T, in]): its gradient is one
+  // GEMM over all nb*M rows, not nb products summed afterwards.
+  const bShared = nb > 1 && bBatchStr.every((s) => s === 0);
   return fromOp('matmul', out, [...batch, M, N], [a, b], (g) => [
     a.requiresGrad ? sumTo(matmul(g, transpose(b)), a.shape) : null,
-    b.requiresGrad ? sumTo(matmul(transpose(a), g), b.shape) : null,
+    b.requiresGrad ? (bShared ? sharedOperandGrad(a, g, batch, b.shape) : sumTo(matmul(transpose(a), g), b.shape)) : null,
   ]);
+}
+
+/** The gradient of a b [..., K, N] broadcast over `batch`: a^T g with the batch folded into the rows. */
+function sharedOperandGrad(a: Tensor, g: Tensor, batch: readonly number[], bShape: readonly number[]): Tensor {
+  const M = a.shape[a.rank - 2], K = a.shape[a.rank - 1], N = g.shape[g.rank - 1];
+  const rows = sizeOf(batch) * M;
+  const a2 = expand(a, [...batch, M, K]).reshape([rows, K]);
+  return matmul(transpose(a2), g.reshape([rows, N])).reshape([...bShape]);
 }
 
 /** Strides of t's batch axes read as the broadcast batch shape (0 where broadcast). */
