@@ -62,6 +62,8 @@ test('native gemm = js gemm: every microkernel, transposes, odd sizes, offsets, 
     [1, 1, 1], [7, 63, 65], [65, 7, 63], [257, 65, 7], [63, 257, 33], [6, 64, 16], [13, 1100, 20], [150, 70, 500],
     // Thin products (at most 4 rows or columns), one and two threads' worth of work.
     [1, 1100, 37], [4, 77, 129], [5, 4, 33], [3, 700, 2000], [1000, 1, 40], [2000, 3, 700],
+    // A^T . B split into row chunks that read B in place (one chunk, and more than MC rows).
+    [100, 300, 200], [300, 400, 64],
   ];
   const kernels = (['avx512', 'avx2', 'scalar'] as const).filter((k) => N().setKernel(k));
   N().setKernel('best');
