@@ -117,8 +117,8 @@ export class DcganDiscriminatorTrunk extends Module {
     this.conv2 = this.registerModule('conv2', new Conv2d(c, 2 * c, 4, rng, { stride: 2, padding: 1, bias: dNorm !== 'batch' }));
     this.norm = this.registerModule('norm', dNorm === 'batch' ? new BatchNorm2d(2 * c) : dNorm === 'layer' ? new LayerNorm([2 * c, 7, 7]) : null);
     this.fcHidden = this.registerModule('fc_hidden', hidden > 0 ? new Linear(2 * c * 49, hidden, rng, { bias: dNorm !== 'batch' }) : null);
-    const hiddenNorm = dNorm === 'batch' ? new BatchNorm1d(hidden) : dNorm === 'layer' ? new LayerNorm([hidden]) : null;
-    this.normHidden = this.registerModule('norm_hidden', hidden > 0 ? hiddenNorm : null);
+    const hiddenNorm = hidden <= 0 ? null : dNorm === 'batch' ? new BatchNorm1d(hidden) : dNorm === 'layer' ? new LayerNorm([hidden]) : null;
+    this.normHidden = this.registerModule('norm_hidden', hiddenNorm);
   }
   forward(x: Tensor): Tensor {
     const h1 = this.conv1.forward(x).leakyRelu(0.2); // (B, c, 14, 14)
