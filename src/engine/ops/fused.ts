@@ -13,7 +13,7 @@
  * definitions these are tested against (fused.test.ts).
  */
 import { backend } from '../backends/index.js';
-import { Tensor, fromOp, grad, isGradEnabled } from '../tensor.js';
+import { Tensor, fromOp, grad, isGradEnabled, noGrad } from '../tensor.js';
 import { ShapeError, fmtShape, shapesEqual } from '../shape.js';
 import { add, mul, sub, square, sigmoid, tanh, where, rsqrt } from './elementwise.js';
 import { concat, expand, select, transpose } from './shape_ops.js';
@@ -276,7 +276,6 @@ export function lstmSequence(
   const bk = backend();
   const n = B * H;
   const giv = gi.f32('lstmSequence'), h0v = h0.f32('lstmSequence'), c0v = c0.f32('lstmSequence'), wv = wHh.f32('lstmSequence');
-  const bv = bHh ? bHh.f32('lstmSequence') : null;
   const inputs = bHh ? [gi, h0, c0, wHh, bHh] : [gi, h0, c0, wHh];
   const keep = recording(inputs);
   // y: h of every step [T, B, H], then cN [B, H].
@@ -284,6 +283,8 @@ export function lstmSequence(
   const cAll = keep ? new Float32Array(T * n) : new Float32Array(2 * n);
   const act = keep ? new Float32Array(T * 5 * n) : saveBuffer(5 * n, false);
   const gates = new Float32Array(4 * n);
+  // gi_t + b_hh for all steps in one vectorized pass (not a JS loop per step).
+  const gib = bHh ? noGrad(() => add(gi.detach(), bHh.detach())).f32('lstmSequence') : giv;
   const step = (s: number): number => (reverse ? T - 1 - s : s);
   for (let s = 0; s < T; s++) {
     const t = step(s);
@@ -291,8 +292,7 @@ export function lstmSequence(
     const cPrev = s === 0 ? c0v : keep ? cAll.subarray(step(s - 1) * n, step(s - 1) * n + n) : cAll.subarray(((s - 1) & 1) * n, ((s - 1) & 1) * n + n);
     const cOut = keep ? cAll.subarray(t * n, t * n + n) : cAll.subarray((s & 1) * n, (s & 1) * n + n);
     // gates = gi_t + b_hh + h_prev W_hh^T
-    gates.set(giv.subarray(t * 4 * n, (t + 1) * 4 * n));
-    if (bv) for (let b = 0; b < B; b++) for (let j = 0; j < 4 * H; j++) gates[b * 4 * H + j] += bv[j];
+    gates.set(gib.subarray(t * 4 * n, (t + 1) * 4 * n));
     bk.gemm(false, true, B, 4 * H, H, hPrev, 0, H, wv, 0, H, 1, gates, 0, 4 * H);
     bk.lstmCell(gates, cPrev, B, H, y.subarray(t * n, t * n + n), cOut, keep ? act.subarray(t * 5 * n, (t + 1) * 5 * n) : act);
     if (s === T - 1) y.set(cOut, T * n);
