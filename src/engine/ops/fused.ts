@@ -282,19 +282,18 @@ export function lstmSequence(
   const y = new Float32Array((T + 1) * n);
   const cAll = keep ? new Float32Array(T * n) : new Float32Array(2 * n);
   const act = keep ? new Float32Array(T * 5 * n) : saveBuffer(5 * n, false);
-  const gates = new Float32Array(4 * n);
-  // gi_t + b_hh for all steps in one vectorized pass (not a JS loop per step).
-  const gib = bHh ? noGrad(() => add(gi.detach(), bHh.detach())).f32('lstmSequence') : giv;
+  // Every step's gates, gi_t + b_hh (+ h_prev W_hh^T below): a buffer of our own, made
+  // in one vectorized pass; the steps then accumulate into it in place.
+  const gates = bHh ? noGrad(() => add(gi.detach(), bHh.detach())).f32('lstmSequence') : giv.slice();
   const step = (s: number): number => (reverse ? T - 1 - s : s);
   for (let s = 0; s < T; s++) {
     const t = step(s);
     const hPrev = s === 0 ? h0v : y.subarray(step(s - 1) * n, step(s - 1) * n + n);
     const cPrev = s === 0 ? c0v : keep ? cAll.subarray(step(s - 1) * n, step(s - 1) * n + n) : cAll.subarray(((s - 1) & 1) * n, ((s - 1) & 1) * n + n);
     const cOut = keep ? cAll.subarray(t * n, t * n + n) : cAll.subarray((s & 1) * n, (s & 1) * n + n);
-    // gates = gi_t + b_hh + h_prev W_hh^T
-    gates.set(gib.subarray(t * 4 * n, (t + 1) * 4 * n));
-    bk.gemm(false, true, B, 4 * H, H, hPrev, 0, H, wv, 0, H, 1, gates, 0, 4 * H);
-    bk.lstmCell(gates, cPrev, B, H, y.subarray(t * n, t * n + n), cOut, keep ? act.subarray(t * 5 * n, (t + 1) * 5 * n) : act);
+    // gates_t += h_prev W_hh^T
+    bk.gemm(false, true, B, 4 * H, H, hPrev, 0, H, wv, 0, H, 1, gates, t * 4 * n, 4 * H);
+    bk.lstmCell(gates.subarray(t * 4 * n, (t + 1) * 4 * n), cPrev, B, H, y.subarray(t * n, t * n + n), cOut, keep ? act.subarray(t * 5 * n, (t + 1) * 5 * n) : act);
     if (s === T - 1) y.set(cOut, T * n);
   }
   if (T === 0) {
