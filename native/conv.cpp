@@ -3,7 +3,10 @@
 // [Cin/groups*kh*kw, N*oh*ow], is never written out: the B packer reads its rows straight
 // from the NCHW input (Caffe's im2col, one packed panel at a time), and the GEMM writes
 // its [Cout, N*oh*ow] result straight into the NCHW output, so no layout transposes or
-// column buffers surround the GEMM. With stride 1 the data gradient is the convolution
+// column buffers surround the GEMM. Stride-1 convolutions of images at least 14 wide
+// pad the images once and compute on the output grid widened to the padded width,
+// where every im2col row of an image is one contiguous run (shiftedView): packing is
+// then a copy per row and image instead of one per output row. With stride 1 the data gradient is the convolution
 // of the output gradient with the flipped kernel, another implicit GEMM; otherwise it
 // goes through a column buffer per chunk of images (col2im must add overlapping
 // windows), scattered in parallel over (image, channel). The weight gradient is computed
@@ -20,11 +23,11 @@ namespace {
 
 // A logical matrix that a packer reads one row segment at a time.
 struct Mat {
-  enum Kind { DENSE, BLOCKED, IM2COL } kind;
+  enum Kind { DENSE, BLOCKED, IM2COL, SHIFTED } kind;
   const float* p;
-  long ld;  // DENSE, BLOCKED: row stride (inside a block)
-  long L;   // BLOCKED: columns per block; IM2COL: oh * ow
-  long bs;  // BLOCKED: block stride; IM2COL: image stride
+  long ld;  // DENSE, BLOCKED: row stride (inside a block); SHIFTED: padded row width Wp
+  long L;   // BLOCKED: columns per block; IM2COL: oh * ow; SHIFTED: oh * Wp
+  long bs;  // BLOCKED: block stride; IM2COL, SHIFTED: image stride
   const ConvShape* g;
 };
 
@@ -36,10 +39,33 @@ Mat im2colView(const float* x, const ConvShape& s) {
   return {Mat::IM2COL, x, 0, s.oh * s.ow, s.Cin * s.H * s.W, &s};
 }
 
+// Rows r = (c, ki, kj), columns j = (n, oy, x) with x < Wp of the im2col matrix of a
+// stride-1 convolution over padded images p [N, Cin, Hp, Wp] on the output grid widened
+// to Wp columns (x >= ow are thrown away): row r of image n is the contiguous run
+// p_n[c Hp Wp + ki Wp + kj, + oh Wp), so it packs with one copy per row and image.
+Mat shiftedView(const float* p, long Wp, long imageStride, const ConvShape& s) {
+  return {Mat::SHIFTED, p, Wp, s.oh * Wp, imageStride, &s};
+}
+
 // out[0, n) = row r, columns [c0, c0 + n) of m.
 void seg(const Mat& m, long r, long c0, long n, float* GL_RESTRICT out) {
   if (m.kind == Mat::DENSE) {
     memcpy(out, m.p + r * m.ld + c0, n * sizeof(float));
+    return;
+  }
+  if (m.kind == Mat::SHIFTED) {
+    const ConvShape& s = *m.g;
+    const long c = r / (s.kh * s.kw), ki = r / s.kw % s.kh, kj = r % s.kw;
+    const float* base = m.p + c * (s.oh + s.kh - 1) * m.ld + ki * m.ld + kj;
+    long b = c0 / m.L, l = c0 % m.L;
+    while (n > 0) {
+      const long run = m.L - l < n ? m.L - l : n;
+      memcpy(out, base + b * m.bs + l, run * sizeof(float));
+      out += run;
+      n -= run;
+      l = 0;
+      b++;
+    }
     return;
   }
   if (m.kind == Mat::BLOCKED) {
@@ -416,11 +442,65 @@ float* colsBuffer(size_t n) {
 }  // namespace
 
 namespace {
+// Stride-1 convolutions on images at least 14 wide (the widened grid then costs at
+// most (kw - 1) / ow more arithmetic) go through shiftedView: the images are padded
+// once, the GEMM packs whole contiguous runs instead of im2col's runs of ow, and the
+// result's ow valid columns of each widened row are copied out. False (nothing done)
+// when the shape does not qualify or a buffer cannot be had.
+bool shiftedForward(const float* x, const float* w, const float* bias, const ConvShape& s, float* out, bool accumulate) {
+  if (s.sh != 1 || s.sw != 1 || s.dh != 1 || s.dw != 1 || s.kw < 2 || s.ow < 14) return false;
+  const long Hp = s.H + 2 * s.ph, Wp = s.W + 2 * s.pw;
+  if (s.oh != Hp - s.kh + 1 || s.ow != Wp - s.kw + 1) return false;
+  const long L = s.oh * s.ow, Le = s.oh * Wp, HpWp = Hp * Wp, Og = s.Cout / s.groups, Cg = s.Cin / s.groups;
+  const long K = Cg * s.kh * s.kw;
+  // The last rows' widened columns read up to kw - 1 floats past an image: a zero tail.
+  const size_t padN = (size_t)s.N * s.Cin * HpWp + s.kw;
+  const size_t extN = (size_t)s.N * s.Cout * Le;
+  float* pad = (float*)aligned_alloc(64, (padN * sizeof(float) + 63) / 64 * 64);
+  float* ext = (float*)aligned_alloc(64, (extN * sizeof(float) + 63) / 64 * 64);
+  if (!pad || !ext) {
+    free(pad);
+    free(ext);
+    return false;
+  }
+  forRange(s.N * s.Cin, (double)s.N * s.Cin * HpWp, [&](long lo, long hi) {
+    for (long t = lo; t < hi; t++) {
+      float* pc = pad + t * HpWp;
+      memset(pc, 0, HpWp * sizeof(float));
+      const float* xc = x + t * s.H * s.W;
+      for (long y = 0; y < s.H; y++) memcpy(pc + (y + s.ph) * Wp + s.pw, xc + y * s.W, s.W * sizeof(float));
+    }
+  });
+  memset(pad + (size_t)s.N * s.Cin * HpWp, 0, s.kw * sizeof(float));
+  for (long g = 0; g < s.groups; g++) {
+    const Mat A = dense(w + g * Og * K, K);
+    const Mat B = shiftedView(pad + g * Cg * HpWp, Wp, s.Cin * HpWp, s);
+    const Out C = {ext + g * Og * Le, Le, Le, s.Cout * Le};
+    gemmV(false, false, Og, s.N * Le, K, A, B, false, C);
+  }
+  forRange(s.N * s.Cout, (double)s.N * s.Cout * L, [&](long lo, long hi) {
+    for (long t = lo; t < hi; t++) {
+      const float b0 = bias ? bias[t % s.Cout] : 0.f;
+      float* o = out + t * L;
+      const float* e = ext + t * Le;
+      for (long y = 0; y < s.oh; y++)
+        for (long q = 0; q < s.ow; q++) {
+          const float v = e[y * Wp + q];
+          o[y * s.ow + q] = accumulate ? o[y * s.ow + q] + v : v + b0;
+        }
+    }
+  });
+  free(pad);
+  free(ext);
+  return true;
+}
+
 // y (+)= conv(x, w) + bias; accumulate adds onto y (then bias must be null).
 void convForwardImpl(const float* x, const float* w, const float* bias, const ConvShape& s, float* out, bool accumulate) {
   const long L = s.oh * s.ow, Og = s.Cout / s.groups, Cg = s.Cin / s.groups, K = Cg * s.kh * s.kw;
   const long HW = s.H * s.W;
   if (s.N * s.Cout * L == 0) return;
+  if (!isDirect(s) && shiftedForward(x, w, bias, s, out, accumulate)) return;
   if (bias) {
     forRange(s.N * s.Cout, (double)s.N * s.Cout * L, [&](long lo, long hi) {
       for (long t = lo; t < hi; t++) {

@@ -291,6 +291,11 @@ const CONV_CASES: ConvGeometry[] = [
   // Stride 1 (data gradient as a flipped-kernel convolution): dilated, grouped, uneven padding; padding > d (k - 1).
   [2, 6, 10, 9, 4, 3, 2, 1, 1, 2, 1, 2, 3, 2],
   [2, 3, 6, 6, 4, 3, 3, 1, 1, 3, 3, 1, 1, 1],
+  // Stride 1 at widths >= 14 (the padded, widened-grid forward): grouped with a 3x5 kernel
+  // and uneven padding, one input channel, no padding with a 2x4 kernel.
+  [3, 6, 15, 17, 4, 3, 5, 1, 1, 1, 2, 1, 1, 2],
+  [4, 1, 28, 28, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1],
+  [2, 5, 20, 18, 3, 2, 4, 1, 1, 0, 0, 1, 1, 1],
 ].map(([N, Cin, H, W, Cout, kh, kw, sh, sw, ph, pw, dh, dw, groups]) => ({
   N, Cin, H, W, Cout, kh, kw, sh, sw, ph, pw, dh, dw, groups,
   oh: Math.floor((H + 2 * ph - dh * (kh - 1) - 1) / sh) + 1,
