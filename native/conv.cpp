@@ -6,7 +6,8 @@
 // column buffers surround the GEMM. Stride-1 convolutions of images at least 14 wide
 // pad the images once and compute on the output grid widened to the padded width,
 // where every im2col row of an image is one contiguous run (shiftedView): packing is
-// then a copy per row and image instead of one per output row. With stride 1 the data gradient is the convolution
+// then a copy per row and image instead of one per output row. Their weight gradients
+// do the same, with the output gradient widened by zero columns. With stride 1 the data gradient is the convolution
 // of the output gradient with the flipped kernel, another implicit GEMM; otherwise it
 // goes through a column buffer per chunk of images (col2im must add overlapping
 // windows), scattered in parallel over (image, channel). The weight gradient is computed
@@ -447,23 +448,20 @@ namespace {
 // once, the GEMM packs whole contiguous runs instead of im2col's runs of ow, and the
 // result's ow valid columns of each widened row are copied out. False (nothing done)
 // when the shape does not qualify or a buffer cannot be had.
-bool shiftedForward(const float* x, const float* w, const float* bias, const ConvShape& s, float* out, bool accumulate) {
-  if (s.sh != 1 || s.sw != 1 || s.dh != 1 || s.dw != 1 || s.kw < 2 || s.ow < 14) return false;
-  const long Hp = s.H + 2 * s.ph, Wp = s.W + 2 * s.pw;
-  if (s.oh != Hp - s.kh + 1 || s.ow != Wp - s.kw + 1) return false;
-  const long L = s.oh * s.ow, Le = s.oh * Wp, HpWp = Hp * Wp, Og = s.Cout / s.groups, Cg = s.Cin / s.groups;
-  const long K = Cg * s.kh * s.kw;
-  // The last rows' widened columns read up to kw - 1 floats past an image: a zero tail.
-  const size_t padN = (size_t)s.N * s.Cin * HpWp + s.kw;
-  const size_t extN = (size_t)s.N * s.Cout * Le;
-  float* pad = (float*)aligned_alloc(64, (padN * sizeof(float) + 63) / 64 * 64);
-  float* ext = (float*)aligned_alloc(64, (extN * sizeof(float) + 63) / 64 * 64);
-  if (!pad || !ext) {
-    free(pad);
-    free(ext);
-    return false;
-  }
-  forRange(s.N * s.Cin, (double)s.N * s.Cin * HpWp, [&](long lo, long hi) {
+bool shiftable(const ConvShape& s) {
+  return s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1 && s.kw >= 2 && s.ow >= 14 && !isDirect(s) &&
+         s.oh == s.H + 2 * s.ph - s.kh + 1 && s.ow == s.W + 2 * s.pw - s.kw + 1;
+}
+
+float* alignedFloats(size_t n) { return (float*)aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64); }
+
+// Images x [N, C, H, W] zero-padded to [N, C, H + 2 ph, W + 2 pw], plus the zero tail of
+// kw floats that the last widened row reads; null if out of memory.
+float* paddedImages(const float* x, long C, const ConvShape& s) {
+  const long Hp = s.H + 2 * s.ph, Wp = s.W + 2 * s.pw, HpWp = Hp * Wp;
+  float* pad = alignedFloats((size_t)s.N * C * HpWp + s.kw);
+  if (!pad) return nullptr;
+  forRange(s.N * C, (double)s.N * C * HpWp, [&](long lo, long hi) {
     for (long t = lo; t < hi; t++) {
       float* pc = pad + t * HpWp;
       memset(pc, 0, HpWp * sizeof(float));
@@ -471,7 +469,22 @@ bool shiftedForward(const float* x, const float* w, const float* bias, const Con
       for (long y = 0; y < s.H; y++) memcpy(pc + (y + s.ph) * Wp + s.pw, xc + y * s.W, s.W * sizeof(float));
     }
   });
-  memset(pad + (size_t)s.N * s.Cin * HpWp, 0, s.kw * sizeof(float));
+  memset(pad + (size_t)s.N * C * HpWp, 0, s.kw * sizeof(float));
+  return pad;
+}
+
+bool shiftedForward(const float* x, const float* w, const float* bias, const ConvShape& s, float* out, bool accumulate) {
+  if (!shiftable(s)) return false;
+  const long Wp = s.W + 2 * s.pw, HpWp = (s.H + 2 * s.ph) * Wp;
+  const long L = s.oh * s.ow, Le = s.oh * Wp, Og = s.Cout / s.groups, Cg = s.Cin / s.groups;
+  const long K = Cg * s.kh * s.kw;
+  float* pad = paddedImages(x, s.Cin, s);
+  float* ext = alignedFloats((size_t)s.N * s.Cout * Le);
+  if (!pad || !ext) {
+    free(pad);
+    free(ext);
+    return false;
+  }
   for (long g = 0; g < s.groups; g++) {
     const Mat A = dense(w + g * Og * K, K);
     const Mat B = shiftedView(pad + g * Cg * HpWp, Wp, s.Cin * HpWp, s);
@@ -500,7 +513,7 @@ void convForwardImpl(const float* x, const float* w, const float* bias, const Co
   const long L = s.oh * s.ow, Og = s.Cout / s.groups, Cg = s.Cin / s.groups, K = Cg * s.kh * s.kw;
   const long HW = s.H * s.W;
   if (s.N * s.Cout * L == 0) return;
-  if (!isDirect(s) && shiftedForward(x, w, bias, s, out, accumulate)) return;
+  if (shiftedForward(x, w, bias, s, out, accumulate)) return;
   if (bias) {
     forRange(s.N * s.Cout, (double)s.N * s.Cout * L, [&](long lo, long hi) {
       for (long t = lo; t < hi; t++) {
@@ -583,10 +596,56 @@ void convBackwardData(const float* y, const float* w, const ConvShape& s, float*
   }
 }
 
+namespace {
+// The weight gradient of a shiftable convolution: dw^T [K, Og] = shifted(x) [K, N*Le] .
+// y_w^T, with y widened to [N, Cout, oh, Wp] by zero columns (they meet the widened grid's
+// thrown-away positions), so im2col's rows are again contiguous runs. False as
+// shiftedForward.
+bool shiftedWeight(const float* x, const float* y, const ConvShape& s, float* out) {
+  // (With a handful of im2col rows, e.g. one input channel, widening y costs more than it saves.)
+  if (!shiftable(s) || s.Cin / s.groups * s.kh * s.kw < 32) return false;
+  const long Wp = s.W + 2 * s.pw, HpWp = (s.H + 2 * s.ph) * Wp;
+  const long L = s.oh * s.ow, Le = s.oh * Wp, Og = s.Cout / s.groups, Cg = s.Cin / s.groups;
+  const long K = Cg * s.kh * s.kw;
+  float* pad = paddedImages(x, s.Cin, s);
+  float* yw = alignedFloats((size_t)s.N * s.Cout * Le);
+  float* t = alignedFloats((size_t)K * Og);
+  if (!pad || !yw || !t) {
+    free(pad);
+    free(yw);
+    free(t);
+    return false;
+  }
+  forRange(s.N * s.Cout, (double)s.N * s.Cout * Le, [&](long lo, long hi) {
+    for (long i = lo; i < hi; i++) {
+      float* d = yw + i * Le;
+      const float* src = y + i * L;
+      for (long r = 0; r < s.oh; r++) {
+        memcpy(d + r * Wp, src + r * s.ow, s.ow * sizeof(float));
+        for (long q = s.ow; q < Wp; q++) d[r * Wp + q] = 0.f;
+      }
+    }
+  });
+  for (long g = 0; g < s.groups; g++) {
+    const Mat A = shiftedView(pad + g * Cg * HpWp, Wp, s.Cin * HpWp, s);
+    const Mat B = blocked(yw + g * Og * Le, Le, Le, s.Cout * Le);
+    gemmV(false, true, K, Og, s.N * Le, A, B, false, {t, Og, 0, 0});
+    float* o = out + g * Og * K;
+    for (long r = 0; r < Og; r++)
+      for (long k = 0; k < K; k++) o[r * K + k] = t[k * Og + r];
+  }
+  free(pad);
+  free(yw);
+  free(t);
+  return true;
+}
+}  // namespace
+
 void convBackwardWeight(const float* x, const float* y, const ConvShape& s, float* out) {
   const long L = s.oh * s.ow, Og = s.Cout / s.groups, Cg = s.Cin / s.groups, K = Cg * s.kh * s.kw;
   const long HW = s.H * s.W;
   if (Og * K == 0) return;
+  if (shiftedWeight(x, y, s, out)) return;
   const bool direct = isDirect(s);
   // dw^T [K, Og] = im2col(x) [K, N*L] . y^T: the large im2col operand is the one whose
   // rows are copied as they are (packAV), and the few rows of y are packed transposed.
