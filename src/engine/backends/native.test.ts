@@ -296,6 +296,8 @@ const CONV_CASES: ConvGeometry[] = [
   [3, 6, 15, 17, 4, 3, 5, 1, 1, 1, 2, 1, 1, 2],
   [4, 1, 28, 28, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1],
   [2, 5, 20, 18, 3, 2, 4, 1, 1, 0, 0, 1, 1, 1],
+  // ... in two passes of images (a ~4 MB widened result holds 8 of these).
+  [10, 4, 14, 14, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1],
 ].map(([N, Cin, H, W, Cout, kh, kw, sh, sw, ph, pw, dh, dw, groups]) => ({
   N, Cin, H, W, Cout, kh, kw, sh, sw, ph, pw, dh, dw, groups,
   oh: Math.floor((H + 2 * ph - dh * (kh - 1) - 1) / sh) + 1,
