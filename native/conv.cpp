@@ -455,6 +455,20 @@ bool shiftable(const ConvShape& s) {
 
 float* alignedFloats(size_t n) { return (float*)aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64); }
 
+// Two scratch buffers of the shifted paths (0: padded images, 1: widened result or
+// gradient), kept between calls like colsBuffer: allocating them per call made malloc
+// keep freed blocks and raised a training step's peak memory (ddpm-unet +25 MB).
+float* shiftScratch(int which, size_t n) {
+  static float* buf[2] = {nullptr, nullptr};
+  static size_t cap[2] = {0, 0};
+  if (n > cap[which]) {
+    free(buf[which]);
+    buf[which] = alignedFloats(n);
+    cap[which] = buf[which] ? n : 0;
+  }
+  return buf[which];
+}
+
 // Images per pass of the shifted paths: their padded copy and widened result stay near
 // 4 MB each, whatever the batch (passes of ~1 MB were measured 10-60 % slower).
 long shiftChunk(const ConvShape& s) {
@@ -483,13 +497,9 @@ bool shiftedForward(const float* x, const float* w, const float* bias, const Con
   const long Wp = s.W + 2 * s.pw, HpWp = (s.H + 2 * s.ph) * Wp;
   const long L = s.oh * s.ow, Le = s.oh * Wp, Og = s.Cout / s.groups, Cg = s.Cin / s.groups;
   const long K = Cg * s.kh * s.kw, chunk = shiftChunk(s);
-  float* pad = alignedFloats((size_t)chunk * s.Cin * HpWp + s.kw);
-  float* ext = alignedFloats((size_t)chunk * s.Cout * Le);
-  if (!pad || !ext) {
-    free(pad);
-    free(ext);
-    return false;
-  }
+  float* pad = shiftScratch(0, (size_t)chunk * s.Cin * HpWp + s.kw);
+  float* ext = shiftScratch(1, (size_t)chunk * s.Cout * Le);
+  if (!pad || !ext) return false;
   for (long n0 = 0; n0 < s.N; n0 += chunk) {
     const long nb = s.N - n0 < chunk ? s.N - n0 : chunk;
     padImages(x + n0 * s.Cin * s.H * s.W, nb, s.Cin, s, pad);
@@ -512,8 +522,6 @@ bool shiftedForward(const float* x, const float* w, const float* bias, const Con
       }
     });
   }
-  free(pad);
-  free(ext);
   return true;
 }
 
@@ -616,15 +624,10 @@ bool shiftedWeight(const float* x, const float* y, const ConvShape& s, float* ou
   const long Wp = s.W + 2 * s.pw, HpWp = (s.H + 2 * s.ph) * Wp;
   const long L = s.oh * s.ow, Le = s.oh * Wp, Og = s.Cout / s.groups, Cg = s.Cin / s.groups;
   const long K = Cg * s.kh * s.kw, chunk = shiftChunk(s);
-  float* pad = alignedFloats((size_t)chunk * s.Cin * HpWp + s.kw);
-  float* yw = alignedFloats((size_t)chunk * s.Cout * Le);
-  float* t = alignedFloats((size_t)s.groups * K * Og);
-  if (!pad || !yw || !t) {
-    free(pad);
-    free(yw);
-    free(t);
-    return false;
-  }
+  float* pad = shiftScratch(0, (size_t)chunk * s.Cin * HpWp + s.kw);
+  float* yw = shiftScratch(1, (size_t)chunk * s.Cout * Le);
+  float* t = pad && yw ? alignedFloats((size_t)s.groups * K * Og) : nullptr;
+  if (!t) return false;
   for (long n0 = 0; n0 < s.N; n0 += chunk) {
     const long nb = s.N - n0 < chunk ? s.N - n0 : chunk;
     padImages(x + n0 * s.Cin * s.H * s.W, nb, s.Cin, s, pad);
@@ -650,8 +653,6 @@ bool shiftedWeight(const float* x, const float* y, const ConvShape& s, float* ou
     for (long r = 0; r < Og; r++)
       for (long k = 0; k < K; k++) o[r * K + k] = tg[k * Og + r];
   }
-  free(pad);
-  free(yw);
   free(t);
   return true;
 }
