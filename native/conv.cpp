@@ -7,8 +7,9 @@
 // pad the images once and compute on the output grid widened to the padded width,
 // where every im2col row of an image is one contiguous run (shiftedView): packing is
 // then a copy per row and image instead of one per output row. Their weight gradients
-// do the same, with the output gradient widened by zero columns. With stride 1 the data gradient is the convolution
-// of the output gradient with the flipped kernel, another implicit GEMM; otherwise it
+// do the same, with the output gradient widened by zero columns. With stride 1 the data
+// gradient is the convolution of the output gradient with the flipped kernel, another
+// implicit GEMM; otherwise it
 // goes through a column buffer per chunk of images (col2im must add overlapping
 // windows), scattered in parallel over (image, channel). The weight gradient is computed
 // transposed, and splits the long N*oh*ow reduction across threads, each with its own
@@ -21,6 +22,9 @@
 
 namespace gl {
 namespace {
+
+// n floats, 64-byte aligned (null when out of memory).
+float* alignedFloats(size_t n) { return (float*)aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64); }
 
 // A logical matrix that a packer reads one row segment at a time.
 struct Mat {
@@ -328,7 +332,7 @@ void gemmV(bool tA, bool tB, long M, long N, long K, const Mat& A, const Mat& B,
       t.step = (K + chunks - 1) / chunks;
       t.chunks = (K + t.step - 1) / t.step;
       if (t.chunks < nt) nt = (int)t.chunks;
-      float* part = (float*)aligned_alloc(64, ((size_t)nt * M * N * sizeof(float) + 63) / 64 * 64);
+      float* part = alignedFloats((size_t)nt * M * N);
       if (part) {
         t.partial = part;
         parallel(nt, vTask, &t);
@@ -428,16 +432,19 @@ void col2imBatch(const float* cols, long ld, long m, const ConvShape& s, float* 
   });
 }
 
-// A column buffer kept between calls (the addon is called from one JS thread).
-float* colsBuffer(size_t n) {
-  static float* buf = nullptr;
-  static size_t cap = 0;
-  if (n > cap) {
-    free(buf);
-    buf = (float*)aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
-    cap = buf ? n : 0;
+// Scratch buffers kept between calls (the addon is called from one JS thread), grown
+// as needed: 0 the column buffer of strided data gradients, 1 and 2 the padded images
+// and widened results of the shifted paths. Allocating such buffers per call made
+// malloc keep the freed blocks and raised a training step's peak (ddpm-unet +25 MB).
+float* scratchBuffer(int slot, size_t n) {
+  static float* buf[3] = {nullptr, nullptr, nullptr};
+  static size_t cap[3] = {0, 0, 0};
+  if (n > cap[slot]) {
+    free(buf[slot]);
+    buf[slot] = alignedFloats(n);
+    cap[slot] = buf[slot] ? n : 0;
   }
-  return buf;
+  return buf[slot];
 }
 
 }  // namespace
@@ -453,28 +460,30 @@ bool shiftable(const ConvShape& s) {
          s.oh == s.H + 2 * s.ph - s.kh + 1 && s.ow == s.W + 2 * s.pw - s.kw + 1;
 }
 
-float* alignedFloats(size_t n) { return (float*)aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64); }
+// Sizes of a shifted pass and its two scratch buffers (null when out of memory).
+struct Shift {
+  long Wp, HpWp, L, Le, Og, Cg, K, chunk;
+  float* pad;  // padded images of one pass [chunk, Cin, Hp, Wp] + kw
+  float* ext;  // widened results (or gradients) of one pass [chunk, Cout, oh, Wp]
+};
 
-// Two scratch buffers of the shifted paths (0: padded images, 1: widened result or
-// gradient), kept between calls like colsBuffer: allocating them per call made malloc
-// keep freed blocks and raised a training step's peak memory (ddpm-unet +25 MB).
-float* shiftScratch(int which, size_t n) {
-  static float* buf[2] = {nullptr, nullptr};
-  static size_t cap[2] = {0, 0};
-  if (n > cap[which]) {
-    free(buf[which]);
-    buf[which] = alignedFloats(n);
-    cap[which] = buf[which] ? n : 0;
-  }
-  return buf[which];
-}
-
-// Images per pass of the shifted paths: their padded copy and widened result stay near
-// 4 MB each, whatever the batch (passes of ~1 MB were measured 10-60 % slower).
-long shiftChunk(const ConvShape& s) {
-  const long per = (s.Cin > s.Cout ? s.Cin : s.Cout) * (s.H + 2 * s.ph) * (s.W + 2 * s.pw);
+// Images per pass: the padded copy and widened result stay near 4 MB each, whatever
+// the batch (passes of ~1 MB were measured 10-60 % slower).
+Shift shiftOf(const ConvShape& s) {
+  Shift h;
+  h.Wp = s.W + 2 * s.pw;
+  h.HpWp = (s.H + 2 * s.ph) * h.Wp;
+  h.L = s.oh * s.ow;
+  h.Le = s.oh * h.Wp;
+  h.Og = s.Cout / s.groups;
+  h.Cg = s.Cin / s.groups;
+  h.K = h.Cg * s.kh * s.kw;
+  const long per = (s.Cin > s.Cout ? s.Cin : s.Cout) * h.HpWp;
   const long n = (1L << 20) / (per > 0 ? per : 1);
-  return n < 1 ? 1 : n > s.N ? s.N : n;
+  h.chunk = n < 1 ? 1 : n > s.N ? s.N : n;
+  h.pad = scratchBuffer(1, (size_t)h.chunk * s.Cin * h.HpWp + s.kw);
+  h.ext = scratchBuffer(2, (size_t)h.chunk * s.Cout * h.Le);
+  return h;
 }
 
 // Images x [n, C, H, W] zero-padded into dst [n, C, H + 2 ph, W + 2 pw], plus the zero
@@ -494,12 +503,10 @@ void padImages(const float* x, long n, long C, const ConvShape& s, float* dst) {
 
 bool shiftedForward(const float* x, const float* w, const float* bias, const ConvShape& s, float* out, bool accumulate) {
   if (!shiftable(s)) return false;
-  const long Wp = s.W + 2 * s.pw, HpWp = (s.H + 2 * s.ph) * Wp;
-  const long L = s.oh * s.ow, Le = s.oh * Wp, Og = s.Cout / s.groups, Cg = s.Cin / s.groups;
-  const long K = Cg * s.kh * s.kw, chunk = shiftChunk(s);
-  float* pad = shiftScratch(0, (size_t)chunk * s.Cin * HpWp + s.kw);
-  float* ext = shiftScratch(1, (size_t)chunk * s.Cout * Le);
-  if (!pad || !ext) return false;
+  const Shift h = shiftOf(s);
+  if (!h.pad || !h.ext) return false;
+  const long Wp = h.Wp, HpWp = h.HpWp, L = h.L, Le = h.Le, Og = h.Og, Cg = h.Cg, K = h.K, chunk = h.chunk;
+  float *pad = h.pad, *ext = h.ext;
   for (long n0 = 0; n0 < s.N; n0 += chunk) {
     const long nb = s.N - n0 < chunk ? s.N - n0 : chunk;
     padImages(x + n0 * s.Cin * s.H * s.W, nb, s.Cin, s, pad);
@@ -564,7 +571,7 @@ void convBackwardData(const float* y, const float* w, const ConvShape& s, float*
     // flipped kernel (channels swapped per group) and padding d (k - 1) - p: one
     // implicit GEMM over K = Cout/groups * kh * kw, with no column buffer or col2im.
     const long khw = s.kh * s.kw;
-    float* wf = (float*)aligned_alloc(64, ((size_t)s.Cout * K * sizeof(float) + 63) / 64 * 64);
+    float* wf = alignedFloats((size_t)s.Cout * K);
     if (wf) {
       for (long g = 0; g < s.groups; g++)
         for (long o = 0; o < Og; o++)
@@ -599,7 +606,7 @@ void convBackwardData(const float* y, const float* w, const ConvShape& s, float*
   if (m < wide) m = wide * per <= (1L << 23) ? wide : (1L << 23) / per;
   if (m < 1) m = 1;
   if (m > s.N) m = s.N;
-  float* cols = colsBuffer((size_t)m * per);
+  float* cols = scratchBuffer(0, (size_t)m * per);
   if (!cols) return;
   for (long n0 = 0; n0 < s.N; n0 += m) {
     const long mb = s.N - n0 < m ? s.N - n0 : m;
@@ -621,11 +628,9 @@ namespace {
 bool shiftedWeight(const float* x, const float* y, const ConvShape& s, float* out) {
   // (With a handful of im2col rows, e.g. one input channel, widening y costs more than it saves.)
   if (!shiftable(s) || s.Cin / s.groups * s.kh * s.kw < 32) return false;
-  const long Wp = s.W + 2 * s.pw, HpWp = (s.H + 2 * s.ph) * Wp;
-  const long L = s.oh * s.ow, Le = s.oh * Wp, Og = s.Cout / s.groups, Cg = s.Cin / s.groups;
-  const long K = Cg * s.kh * s.kw, chunk = shiftChunk(s);
-  float* pad = shiftScratch(0, (size_t)chunk * s.Cin * HpWp + s.kw);
-  float* yw = shiftScratch(1, (size_t)chunk * s.Cout * Le);
+  const Shift h = shiftOf(s);
+  const long Wp = h.Wp, HpWp = h.HpWp, L = h.L, Le = h.Le, Og = h.Og, Cg = h.Cg, K = h.K, chunk = h.chunk;
+  float *pad = h.pad, *yw = h.ext;
   float* t = pad && yw ? alignedFloats((size_t)s.groups * K * Og) : nullptr;
   if (!t) return false;
   for (long n0 = 0; n0 < s.N; n0 += chunk) {
@@ -666,7 +671,7 @@ void convBackwardWeight(const float* x, const float* y, const ConvShape& s, floa
   const bool direct = isDirect(s);
   // dw^T [K, Og] = im2col(x) [K, N*L] . y^T: the large im2col operand is the one whose
   // rows are copied as they are (packAV), and the few rows of y are packed transposed.
-  float* t = (float*)aligned_alloc(64, ((size_t)K * Og * sizeof(float) + 63) / 64 * 64);
+  float* t = alignedFloats((size_t)K * Og);
   if (!t) return;
   for (long g = 0; g < s.groups; g++) {
     const Mat A = direct ? blocked(x + g * Cg * HW, HW, HW, s.Cin * HW) : im2colView(x + g * Cg * HW, s);

@@ -275,7 +275,7 @@ export function lstmSequence(
   }
   const bk = backend();
   const n = B * H;
-  const giv = gi.f32('lstmSequence'), h0v = h0.f32('lstmSequence'), c0v = c0.f32('lstmSequence'), wv = wHh.f32('lstmSequence');
+  const h0v = h0.f32('lstmSequence'), c0v = c0.f32('lstmSequence'), wv = wHh.f32('lstmSequence');
   const inputs = bHh ? [gi, h0, c0, wHh, bHh] : [gi, h0, c0, wHh];
   const keep = recording(inputs);
   // y: h of every step [T, B, H], then cN [B, H].
@@ -284,7 +284,7 @@ export function lstmSequence(
   const act = keep ? new Float32Array(T * 5 * n) : saveBuffer(5 * n, false);
   // Every step's gates, gi_t + b_hh (+ h_prev W_hh^T below): a buffer of our own, made
   // in one vectorized pass; the steps then accumulate into it in place.
-  const gates = bHh ? noGrad(() => add(gi.detach(), bHh.detach())).f32('lstmSequence') : giv.slice();
+  const gates = bHh ? noGrad(() => add(gi.detach(), bHh.detach())).f32('lstmSequence') : gi.f32('lstmSequence').slice();
   const step = (s: number): number => (reverse ? T - 1 - s : s);
   for (let s = 0; s < T; s++) {
     const t = step(s);

@@ -54,7 +54,7 @@ function x0AndEps(s: NoiseSchedule, prediction: Prediction, out: Tensor, xt: Ten
   const { x0, eps } = s.toX0Eps(prediction, out, xt, t);
   if (!clip) return { x0, eps };
   const x0c = x0.clamp(-1, 1);
-  return { x0: x0c, eps: xt.sub(x0c.mul(s.sqrtAlphasCumprod[t])).div(s.sqrtOneMinusAlphasCumprod[t]) };
+  return { x0: x0c, eps: s.toX0Eps('x0', x0c, xt, t).eps };
 }
 
 /**
