@@ -6,6 +6,9 @@
 #include <node_api.h>
 #include <stdio.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include "common.h"
 
 namespace {
@@ -716,6 +719,29 @@ napi_value SetKernel(napi_env env, napi_callback_info info) {
   return boolean(env, gl::setGemmKernel(name));
 }
 
+// keepHeap(mmapThreshold, trimThreshold): glibc malloc serves blocks below mmapThreshold
+// bytes from its heap and returns free memory at the heap's top to the system only
+// beyond trimThreshold. Node allocates typed arrays with calloc, so by default every
+// large tensor is a fresh mmap whose pages fault in on first touch (each step of a
+// training loop faults in all of its activations again); kept in the heap, they reuse
+// memory that is already mapped. False where the C library is not glibc.
+napi_value KeepHeap(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  double mmapBytes = 0, trimBytes = 0;
+  if (a.argc < 2 || napi_get_value_double(env, a.argv[0], &mmapBytes) != napi_ok ||
+      napi_get_value_double(env, a.argv[1], &trimBytes) != napi_ok || !(mmapBytes >= 0) || !(trimBytes >= 0)) {
+    a.fail("genlab native: keepHeap expects two byte counts >= 0");
+    return nullptr;
+  }
+#if defined(__GLIBC__)
+  const bool ok = mallopt(M_MMAP_THRESHOLD, (int)(mmapBytes < 2147483647.0 ? mmapBytes : 2147483647.0)) == 1 &&
+                  mallopt(M_TRIM_THRESHOLD, (int)(trimBytes < 2147483647.0 ? trimBytes : 2147483647.0)) == 1;
+  return boolean(env, ok);
+#else
+  return boolean(env, false);
+#endif
+}
+
 // A no-op, to measure the cost of crossing into the addon.
 napi_value Noop(napi_env env, napi_callback_info) { return undef(env); }
 
@@ -736,7 +762,8 @@ NAPI_MODULE_INIT() {
       {"ntmAddress", NtmAddress}, {"ntmAddressBackward", NtmAddressBackward}, {"memoryRead", MemoryRead},
       {"memoryReadBackward", MemoryReadBackward}, {"memoryWrite", MemoryWrite},
       {"memoryWriteBackward", MemoryWriteBackward},
-      {"setThreads", SetThreads}, {"threads", Threads}, {"kernel", KernelName}, {"setKernel", SetKernel}, {"noop", Noop},
+      {"setThreads", SetThreads}, {"threads", Threads}, {"kernel", KernelName}, {"setKernel", SetKernel}, {"keepHeap", KeepHeap},
+      {"noop", Noop},
   };
   for (const auto& f : fns) {
     napi_value fn;

@@ -164,7 +164,7 @@ export class Tensor {
     if (this.isContiguous()) {
       return this.offset === 0 && this.data.length === n ? this.data : this.data.subarray(this.offset, this.offset + n);
     }
-    const out = this.dtype === 'int32' ? new Int32Array(n) : allocF32(n);
+    const out = this.dtype === 'int32' ? new Int32Array(n) : emptyF32(n);
     backend().copy(this.data, this.offset, this.strides, out, this.shape);
     return out;
   }
@@ -340,6 +340,30 @@ export function allocF32(n: number): Float32Array {
   slabTop += (n + 3) & ~3; // keep 16-byte alignment for the kernels
   return a;
 }
+
+/**
+ * A Float32Array of n floats whose contents are undefined (torch.empty), for a result
+ * that the kernel overwrites in full: allocF32 without the zeroing. Over 4k floats
+ * (16 KB) Node's uninitialised allocation is used, so a buffer that malloc reuses is
+ * not cleared first (together with the native addon's keepHeap this takes ~5-10 % off
+ * a training step of the bench models: fresh zeroed pages were faulted in and cleared
+ * for every activation). Small arrays and browsers, which lack Buffer, get allocF32's
+ * zeroed arrays.
+ */
+export function emptyF32(n: number): Float32Array {
+  if (FILL_EMPTY) return new Float32Array(n).fill(NaN);
+  if (n <= SLAB_MAX || !UNINIT) return allocF32(n);
+  const b = UNINIT(n * 4);
+  return new Float32Array(b.buffer, b.byteOffset, n);
+}
+/**
+ * GENLAB_FILL_EMPTY=nan fills every emptyF32 result with NaN (PyTorch's
+ * fill_uninitialized_memory), so that a kernel that leaves part of its output
+ * unwritten shows up as NaN in the tests (`GENLAB_FILL_EMPTY=nan npm test`).
+ */
+const FILL_EMPTY = typeof process === 'object' && process.env?.GENLAB_FILL_EMPTY === 'nan';
+const UNINIT: ((bytes: number) => Uint8Array) | null =
+  typeof Buffer === 'function' && typeof Buffer.allocUnsafeSlow === 'function' ? Buffer.allocUnsafeSlow : null;
 const SLAB_FLOATS = 1 << 15;
 const SLAB_MAX = 1 << 12;
 let slab = new ArrayBuffer(0);

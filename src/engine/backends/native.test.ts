@@ -113,6 +113,14 @@ test('native gemm = js gemm: every microkernel, transposes, odd sizes, offsets, 
   }
 });
 
+test('native keepHeap sets glibc malloc, and rejects bad byte counts', { skip }, () => {
+  // Loading the addon already applied the defaults; setting them again must succeed on glibc.
+  const glibc = process.platform === 'linux' && !!(process.report?.getReport() as { header?: { glibcVersionRuntime?: string } })?.header?.glibcVersionRuntime;
+  assert.equal(N().keepHeap(32 << 20, 256 << 20), glibc);
+  assert.throws(() => (N().keepHeap as (...a: unknown[]) => boolean)(-1, 0), /keepHeap expects two byte counts/);
+  assert.throws(() => (N().keepHeap as (...a: unknown[]) => boolean)(1), /keepHeap expects two byte counts/);
+});
+
 test('native gemm propagates NaN and Inf like js', { skip }, () => {
   const rng = new Rng(2);
   const [M, Nn, K] = [9, 70, 11];

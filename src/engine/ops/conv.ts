@@ -23,7 +23,7 @@
 import { scratchBuffers } from '../backends/conv_ref.js';
 import { backend } from '../backends/index.js';
 import type { ConvGeometry } from '../backends/backend.js';
-import { Tensor, fromOp } from '../tensor.js';
+import { Tensor, emptyF32, fromOp } from '../tensor.js';
 import { ShapeError, fmtShape } from '../shape.js';
 import { sum } from './reduce.js';
 import { reshape, squeeze, unsqueeze } from './shape_ops.js';
@@ -106,7 +106,7 @@ const scratch = scratchBuffers(2);
 
 /** y [N, Cout, oh, ow] = conv(x, w) + bias. */
 function convFwdRaw(xv: Float32Array, wv: Float32Array, bv: Float32Array | null, G: ConvGeom): Float32Array {
-  const out = new Float32Array(G.N * G.Cout * G.oh * G.ow);
+  const out = emptyF32(G.N * G.Cout * G.oh * G.ow);
   if (out.length > 0) backend().conv2dForward(xv, wv, bv, G, out);
   return out;
 }

@@ -6,7 +6,7 @@
  */
 import { backend } from '../backends/index.js';
 import type { BinaryOp, UnaryOp } from '../backends/backend.js';
-import { Tensor, allocF32, fromOp, isGradEnabled, rowMajorTensor } from '../tensor.js';
+import { Tensor, emptyF32, fromOp, isGradEnabled, rowMajorTensor } from '../tensor.js';
 import { broadcastShapes, broadcastStrides, fmtShape, shapesEqual, DTypeError } from '../shape.js';
 import { sumTo } from './reduce.js';
 
@@ -23,7 +23,7 @@ function asTensor(v: Tensor | number): Tensor {
 
 function unary(op: UnaryOp, x: Tensor, grad: ((g: Tensor, y: Tensor) => Tensor) | null, p0 = 0, p1 = 0): Tensor {
   const xv = x.f32(op);
-  const out = allocF32(xv.length);
+  const out = emptyF32(xv.length);
   backend().unary(op, xv, 0, out, xv.length, p0, p1);
   // The backward closure only when a graph is being recorded (saves an allocation per op).
   if (grad === null || !x.requiresGrad || !isGradEnabled()) return fromOp(op, out, x.shape, [x], null);
@@ -165,7 +165,7 @@ function binary(op: BinaryOp, av: Tensor | number, bv: Tensor | number, grad: ((
   }
   let n = 1;
   for (let d = 0; d < shape.length; d++) n *= shape[d];
-  const out = allocF32(n);
+  const out = emptyF32(n);
   backend().binary(op, a.data as Float32Array, a.offset, aStrides, b.data as Float32Array, b.offset, bStrides, out, shape);
   if (grad === null || !(a.requiresGrad || b.requiresGrad) || !isGradEnabled()) return fromOp(op, out, shape, [a, b], null);
   const rule = grad(a, b);

@@ -4,7 +4,7 @@
  * `x.matmul(w.T)` and the backward products cost no copies.
  */
 import { backend } from '../backends/index.js';
-import { Tensor, allocF32, fromOp } from '../tensor.js';
+import { Tensor, emptyF32, fromOp } from '../tensor.js';
 import { DTypeError, ShapeError, broadcastShapes, fmtShape, sizeOf } from '../shape.js';
 import { sumTo } from './reduce.js';
 import { clone, expand, squeeze, transpose, unsqueeze } from './shape_ops.js';
@@ -55,7 +55,7 @@ function matmulNd(a: Tensor, b: Tensor): Tensor {
   }
   const batch = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
   const nb = sizeOf(batch);
-  const out = allocF32(nb * M * N);
+  const out = emptyF32(nb * M * N);
   const bk = backend();
   const A = operand(a);
   const B = operand(b);

@@ -4,7 +4,7 @@
  */
 import { backend } from '../backends/index.js';
 import type { ReduceOp } from '../backends/backend.js';
-import { Tensor, allocF32, fromOp, isGradEnabled } from '../tensor.js';
+import { Tensor, emptyF32, fromOp, isGradEnabled } from '../tensor.js';
 import { fmtShape, normAxes, normAxis, shapesEqual, sizeOf } from '../shape.js';
 import type { Shape } from '../shape.js';
 import { abs, add, div, eq, exp, log, mul, sub, where, scalar } from './elementwise.js';
@@ -47,7 +47,7 @@ function reduceRaw(op: ReduceOp, v: Float32Array, shape: Shape, axes: number[]):
       sh[d] = 1;
     }
     for (let d = hi + 1; d < sh.length; d++) inner *= sh[d];
-    const out = allocF32(outer * inner);
+    const out = emptyF32(outer * inner);
     bk.reduce(op, cur, outer, len, inner, out);
     cur = out;
   }

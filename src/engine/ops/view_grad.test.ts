@@ -7,7 +7,7 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { Tensor, grad, allocF32 } from '../tensor.js';
+import { Tensor, grad, allocF32, emptyF32 } from '../tensor.js';
 import { Rng } from '../rng.js';
 import { randn } from './random.js';
 import { stack } from './shape_ops.js';
@@ -90,6 +90,19 @@ test('slab-allocated results start zeroed and never overlap', () => {
     const a = allocF32(n);
     assert.equal(a.length, n);
     assert.ok(a.every((v) => v === 0), `array ${i} starts zeroed`);
+    a.fill(i + 1);
+    arrays.push(a);
+  }
+  arrays.forEach((a, i) => assert.ok(a.every((v) => v === i + 1), `array ${i} kept its values`));
+});
+
+test('emptyF32 results are 16-byte aligned and never overlap, small or large', () => {
+  const arrays: Float32Array[] = [];
+  for (let i = 0; i < 60; i++) {
+    const n = [0, 5, 4096, 4097, 100000][i % 5];
+    const a = emptyF32(n);
+    assert.equal(a.length, n);
+    assert.equal(a.byteOffset % 16, 0, `array ${i} aligned`);
     a.fill(i + 1);
     arrays.push(a);
   }
