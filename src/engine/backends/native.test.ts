@@ -306,31 +306,43 @@ const CONV_CASES: ConvGeometry[] = [
   [2, 5, 20, 18, 3, 2, 4, 1, 1, 0, 0, 1, 1, 1],
   // ... in two passes of images (a ~4 MB widened result holds 8 of these).
   [10, 4, 14, 14, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1],
+  // Stride 2 with even kernels (the forward over four phase images): odd sizes with a 2x2
+  // kernel, uneven padding and groups.
+  [3, 4, 9, 7, 5, 2, 2, 2, 2, 0, 0, 1, 1, 1],
+  [2, 4, 10, 11, 6, 4, 4, 2, 2, 2, 1, 1, 1, 2],
 ].map(([N, Cin, H, W, Cout, kh, kw, sh, sw, ph, pw, dh, dw, groups]) => ({
   N, Cin, H, W, Cout, kh, kw, sh, sw, ph, pw, dh, dw, groups,
   oh: Math.floor((H + 2 * ph - dh * (kh - 1) - 1) / sh) + 1,
   ow: Math.floor((W + 2 * pw - dw * (kw - 1) - 1) / sw) + 1,
 }));
 
+/**
+ * Tolerance for a sum of `terms` products: js's float32 reference rounds too, with an
+ * error that grows like sqrt(terms) (a weight gradient over 32768 terms is ~2e-4 off).
+ */
+const convTol = (terms: number): number => 1e-4 * Math.max(1, Math.sqrt(terms / 2048));
+
 /** conv2dForward, conv2dBackwardData (adding into x) and conv2dBackwardWeight of `be` against js. */
 function checkConvAgainstJs(be: Backend, rng: Rng, g: ConvGeometry, what: string): void {
+  const tolFwd = convTol((g.Cin / g.groups) * g.kh * g.kw), tolData = convTol((g.Cout / g.groups) * g.kh * g.kw);
+  const tolWeight = convTol(g.N * g.oh * g.ow);
   const nx = g.N * g.Cin * g.H * g.W, ny = g.N * g.Cout * g.oh * g.ow, nw = g.Cout * (g.Cin / g.groups) * g.kh * g.kw;
   const x = rand(rng, nx), w = rand(rng, nw), y = rand(rng, ny), bias = rand(rng, g.Cout);
   for (const b of [null, bias]) {
     const yb = new Float32Array(ny).fill(NaN), yj = new Float32Array(ny);
     be.conv2dForward(x, w, b, g, yb);
     jsBackend.conv2dForward(x, w, b, g, yj);
-    close(yb, yj, 1e-4, 1e-4, `conv2dForward ${what}${b ? ' with bias' : ''}`);
+    close(yb, yj, tolFwd, tolFwd, `conv2dForward ${what}${b ? ' with bias' : ''}`);
   }
   const x0 = rand(rng, nx);
   const xb = x0.slice(), xj = x0.slice();
   be.conv2dBackwardData(y, w, g, xb);
   jsBackend.conv2dBackwardData(y, w, g, xj);
-  close(xb, xj, 1e-4, 1e-4, `conv2dBackwardData ${what}`);
+  close(xb, xj, tolData, tolData, `conv2dBackwardData ${what}`);
   const wb = new Float32Array(nw).fill(NaN), wj = new Float32Array(nw);
   be.conv2dBackwardWeight(x, y, g, wb);
   jsBackend.conv2dBackwardWeight(x, y, g, wj);
-  close(wb, wj, 1e-4, 1e-4, `conv2dBackwardWeight ${what}`);
+  close(wb, wj, tolWeight, tolWeight, `conv2dBackwardWeight ${what}`);
 }
 
 test('native conv2d kernels = js (implicit GEMM): every microkernel, strides, padding, dilation, groups, 1 and 2 threads', { skip }, () => {
@@ -346,6 +358,36 @@ test('native conv2d kernels = js (implicit GEMM): every microkernel, strides, pa
   } finally {
     N().setKernel('best');
   }
+});
+
+test('native stride-2 forward over phase images in two passes = a float64 direct convolution', { skip }, () => {
+  // 4 * 256 * 47 * 47 phase floats an image: over the 2^21 of a pass, so one image per pass.
+  const g: ConvGeometry = { N: 2, Cin: 256, H: 92, W: 92, Cout: 3, kh: 4, kw: 4, sh: 2, sw: 2, ph: 1, pw: 1, dh: 1, dw: 1, groups: 1, oh: 46, ow: 46 };
+  const rng = new Rng(5);
+  const x = rand(rng, g.N * g.Cin * g.H * g.W), w = rand(rng, g.Cout * g.Cin * 16), b = rand(rng, g.Cout);
+  const y = new Float32Array(g.N * g.Cout * g.oh * g.ow).fill(NaN);
+  backendNative!.conv2dForward(x, w, b, g, y);
+  let worst = 0;
+  for (let n = 0; n < g.N; n++)
+    for (let o = 0; o < g.Cout; o++)
+      for (let oy = 0; oy < g.oh; oy++)
+        for (let ox = 0; ox < g.ow; ox++) {
+          let sum = b[o], mag = Math.abs(b[o]);
+          for (let c = 0; c < g.Cin; c++)
+            for (let ki = 0; ki < 4; ki++) {
+              const iy = 2 * oy - 1 + ki;
+              if (iy < 0 || iy >= g.H) continue;
+              for (let kj = 0; kj < 4; kj++) {
+                const ix = 2 * ox - 1 + kj;
+                if (ix < 0 || ix >= g.W) continue;
+                const t = w[((o * g.Cin + c) * 4 + ki) * 4 + kj] * x[((n * g.Cin + c) * g.H + iy) * g.W + ix];
+                sum += t;
+                mag += Math.abs(t);
+              }
+            }
+          worst = Math.max(worst, Math.abs(y[((n * g.Cout + o) * g.oh + oy) * g.ow + ox] - sum) / mag);
+        }
+  assert.ok(worst < 1e-5, `worst error relative to sum |w x|: ${worst}`);
 });
 
 test('native conv2d kernels reject a meta of the wrong length or an impossible geometry', { skip }, () => {
