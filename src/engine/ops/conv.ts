@@ -529,8 +529,25 @@ interface Resample {
   xShape: readonly number[]; yShape: readonly number[];
 }
 
+/** [sh, sw] when R is nearest-neighbour by whole factors (input pixel y / sh, x / sw), else null. */
+function wholeFactors(R: Resample): [number, number] | null {
+  const { H, W, oh, ow, th, tw } = R;
+  if (th.l0 || tw.l0 || oh % H !== 0 || ow % W !== 0) return null;
+  const sh = oh / H, sw = ow / W;
+  for (let y = 0; y < oh; y++) if (th.i0[y] !== Math.floor(y / sh)) return null;
+  for (let q = 0; q < ow; q++) if (tw.i0[q] !== Math.floor(q / sw)) return null;
+  return [sh, sw];
+}
+
 function resampleRaw(xv: Float32Array, R: Resample): Float32Array {
   const { NC, H, W, oh, ow, th, tw } = R;
+  const f = wholeFactors(R);
+  if (f) {
+    // Each pixel repeated sh x sw times: one strided copy of x seen as [NC, H, sh, W, sw].
+    const out = emptyF32(NC * oh * ow);
+    backend().copy(xv, 0, [H * W, W, 0, 1, 0], out, [NC, H, f[0], W, f[1]]);
+    return out;
+  }
   // 1. Along W into tmp [NC*H, ow]. (Same order as PyTorch: h-weights times w-blends.)
   const tmp = scratch(0, NC * H * ow);
   const { i0: a0, i1: a1, l0: u, l1: v } = tw;
@@ -562,6 +579,16 @@ function resampleRaw(xv: Float32Array, R: Resample): Float32Array {
 /** The adjoint of resampleRaw: each output's gradient flows back to its taps. */
 function resampleAdjointRaw(gv: Float32Array, R: Resample): Float32Array {
   const { NC, H, W, oh, ow, th, tw } = R;
+  const f = wholeFactors(R);
+  if (f) {
+    // Sums over each sh x sw block of g [NC, H, sh, W, sw]: the sw axis, then the sh axis.
+    const bk = backend();
+    const rows = emptyF32(NC * oh * W);
+    bk.reduce('sum', gv, NC * oh * W, f[1], 1, rows);
+    const out = emptyF32(NC * H * W);
+    bk.reduce('sum', rows, NC * H, f[0], W, out);
+    return out;
+  }
   const tmp = scratch(0, NC * H * ow);
   tmp.fill(0);
   for (let c = 0; c < NC; c++) {
