@@ -13,7 +13,7 @@
  * definitions these are tested against (fused.test.ts).
  */
 import { backend } from '../backends/index.js';
-import { Tensor, fromOp, grad, isGradEnabled, noGrad } from '../tensor.js';
+import { Tensor, emptyF32, fromOp, grad, isGradEnabled, noGrad } from '../tensor.js';
 import { ShapeError, fmtShape, shapesEqual } from '../shape.js';
 import { add, mul, sub, square, sigmoid, tanh, where, rsqrt } from './elementwise.js';
 import { concat, expand, select, transpose } from './shape_ops.js';
@@ -203,8 +203,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: FusedAttentionO
       maskStride = L * S;
     }
   }
-  const out = new Float32Array(BH * L * Dv);
-  const p = new Float32Array(BH * L * S);
+  const out = emptyF32(BH * L * Dv);
+  const p = emptyF32(BH * L * S);
   backend().attention(qv, kv, vv, mv, maskStride, BH, L, S, D, Dv, scale, causal, out, p);
   const grads = (dout: Float32Array | null, dp: Float32Array | null): (Tensor | null)[] => {
     const dq = q.requiresGrad ? new Float32Array(BH * L * D) : null;
@@ -302,7 +302,7 @@ export function lstmSequence(
   const Y = fromOp('lstmSequence', y, [T + 1, B, H], inputs, (g) => {
     if (isGradEnabled()) return sequenceGradOps(inputs, g, (xs) => lstmSequenceOps(xs[0], xs[1], xs[2], xs[3], xs[4] ?? null, reverse));
     const gv = g.f32('lstmSequence backward');
-    const dgates = new Float32Array(T * 4 * n);
+    const dgates = emptyF32(T * 4 * n);
     let dhNext = new Float32Array(n);
     let dcNext: Float32Array = gv.slice(T * n, T * n + n);
     const dh = new Float32Array(n);
@@ -466,12 +466,12 @@ export function normalizeLastAxis(x: Tensor, eps: number): Tensor {
   const N = x.shape[x.rank - 1];
   const n = x.size;
   const R = n / N;
-  const y = new Float32Array(n);
-  const rstd = new Float32Array(R);
+  const y = emptyF32(n);
+  const rstd = emptyF32(R);
   backend().normRows(x.f32('normalizeLastAxis'), R, N, eps, y, rstd);
   return fromOp('normalizeLastAxis', y, x.shape, [x], (g) => {
     if (isGradEnabled()) return [normalizeGradOps(x, g, eps)];
-    const dx = new Float32Array(n);
+    const dx = emptyF32(n);
     backend().normRowsBackward(y, rstd, g.f32('normalizeLastAxis backward'), R, N, dx);
     return [new Tensor(dx, x.shape)];
   });
