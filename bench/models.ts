@@ -347,9 +347,9 @@ class ResBlock extends Module {
     this.skip = this.registerModule('skip', cin === cout ? null : new Conv2d(cin, cout, 1, rng));
   }
   forward(x: Tensor, temb: Tensor): Tensor {
-    let h = this.conv1.forward(this.gn1.forward(x).silu());
+    let h = this.conv1.forward(this.gn1.forward(x, 'silu'));
     h = h.add(this.temb.forward(temb.silu()).reshape([x.shape[0], -1, 1, 1]));
-    h = this.conv2.forward(this.gn2.forward(h).silu());
+    h = this.conv2.forward(this.gn2.forward(h, 'silu'));
     return (this.skip ? this.skip.forward(x) : x).add(h);
   }
 }
@@ -426,7 +426,7 @@ class UNet extends Module {
     h = this.up1.forward(concat([h, s1], 1), temb); // (B, 64, 14, 14)
     h = this.us1.forward(upsample(h, { scaleFactor: 2 })); // (B, 64, 28, 28)
     h = this.up0.forward(concat([h, s0], 1), temb); // (B, 32, 28, 28)
-    return this.convOut.forward(this.gnOut.forward(h).silu());
+    return this.convOut.forward(this.gnOut.forward(h, 'silu'));
   }
 }
 

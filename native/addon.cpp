@@ -554,6 +554,52 @@ napi_value NormRowsBackward(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+// channelAffine(x, outer, C, inner, w | null, b | null, act, y)
+napi_value ChannelAffine(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lx, lw, lb, ly;
+  const float* x = a.f32(0, &lx);
+  const long outer = a.lng(1), C = a.lng(2), inner = a.lng(3);
+  const float* w = a.f32opt(4, &lw);
+  const float* b = a.f32opt(5, &lb);
+  const long act = a.lng(6);
+  float* y = a.f32(7, &ly);
+  if (a.failed) return nullptr;
+  if (outer < 0 || C < 1 || inner < 0 || act < 0 || act > 1) a.fail("genlab native: channelAffine: bad size or activation");
+  a.within(0, outer * C * inner, lx, "channelAffine x");
+  if (w) a.within(0, C, lw, "channelAffine w");
+  if (b) a.within(0, C, lb, "channelAffine b");
+  a.within(0, outer * C * inner, ly, "channelAffine y");
+  if (a.failed) return nullptr;
+  gl::channelAffine(x, outer, C, inner, w, b, (int)act, y);
+  return undef(env);
+}
+
+// channelAffineBackward(x, g, outer, C, inner, w | null, b | null, act, dx, sums)
+napi_value ChannelAffineBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lx, lg, lw, lb, ld, ls;
+  const float* x = a.f32(0, &lx);
+  const float* g = a.f32(1, &lg);
+  const long outer = a.lng(2), C = a.lng(3), inner = a.lng(4);
+  const float* w = a.f32opt(5, &lw);
+  const float* b = a.f32opt(6, &lb);
+  const long act = a.lng(7);
+  float* dx = a.f32(8, &ld);
+  float* sums = a.f32(9, &ls);
+  if (a.failed) return nullptr;
+  if (outer < 0 || C < 1 || inner < 0 || act < 0 || act > 1) a.fail("genlab native: channelAffineBackward: bad size or activation");
+  a.within(0, outer * C * inner, lx, "channelAffineBackward x");
+  a.within(0, outer * C * inner, lg, "channelAffineBackward g");
+  if (w) a.within(0, C, lw, "channelAffineBackward w");
+  if (b) a.within(0, C, lb, "channelAffineBackward b");
+  a.within(0, outer * C * inner, ld, "channelAffineBackward dx");
+  a.within(0, 2 * outer * C, ls, "channelAffineBackward sums");
+  if (a.failed) return nullptr;
+  gl::channelAffineBackward(x, g, outer, C, inner, w, b, (int)act, dx, sums);
+  return undef(env);
+}
+
 // Memory kernels (memory.cpp): sizes checked against B, N, M, S.
 // ntmAddress(mem, key, beta, g, wPrev, shift, gamma, B, N, M, S, w, act)
 napi_value NtmAddress(napi_env env, napi_callback_info info) {
@@ -759,6 +805,7 @@ NAPI_MODULE_INIT() {
       {"lstmCell", LstmCell}, {"lstmCellBackward", LstmCellBackward}, {"gruCell", GruCell},
       {"gruCellBackward", GruCellBackward}, {"attention", Attention}, {"attentionBackward", AttentionBackward},
       {"normRows", NormRows}, {"normRowsBackward", NormRowsBackward},
+      {"channelAffine", ChannelAffine}, {"channelAffineBackward", ChannelAffineBackward},
       {"ntmAddress", NtmAddress}, {"ntmAddressBackward", NtmAddressBackward}, {"memoryRead", MemoryRead},
       {"memoryReadBackward", MemoryReadBackward}, {"memoryWrite", MemoryWrite},
       {"memoryWriteBackward", MemoryWriteBackward},

@@ -98,6 +98,11 @@ void attentionBackward(const float* q, const float* k, const float* v, const flo
 // backward dx = rstd * (g - mean(g) - y * mean(g * y)).
 void normRows(const float* x, long R, long N, float eps, float* y, float* rstd);
 void normRowsBackward(const float* y, const float* rstd, const float* g, long R, long N, float* dx);
+// y = act(x * w[c] + b[c]) over x [outer, C, inner]; w, b nullable; act 0 none, 1 SiLU.
+void channelAffine(const float* x, long outer, long C, long inner, const float* w, const float* b, int act, float* y);
+// dx = du * w[c], du = g * act'(x w + b); sums[2 r] = sum du * x, sums[2 r + 1] = sum du per row r = (o, c).
+void channelAffineBackward(const float* x, const float* g, long outer, long C, long inner, const float* w,
+                           const float* b, int act, float* dx, float* sums);
 
 // External memory (memory.cpp): NTM addressing over mem [B, N, M] with key [B, M],
 // beta, g, gamma [B], wPrev [B, N], shift [B, S] -> w [B, N] and act [B, 5N + 1]

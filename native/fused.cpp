@@ -201,7 +201,78 @@ GL_CLONES void normRowsBackLoop(const float* GL_RESTRICT y, const float* GL_REST
   }
 }
 
+// SiLU(u) = u sigmoid(u) and its derivative s (1 + u (1 - s)), as kernels.cpp's unary ops.
+GL_INLINE float siluOf(float u) {
+  const float e = fexp(u < 0.f ? u : -u);
+  return u >= 0.f ? u / (1.f + e) : u * e / (1.f + e);
+}
+GL_INLINE float siluGradOf(float u) {
+  const float e = fexp(u < 0.f ? u : -u);
+  const float s = u >= 0.f ? 1.f / (1.f + e) : e / (1.f + e);
+  return s * (1.f + u * (1.f - s));
+}
+
+GL_CLONES void channelAffineRows(const float* GL_RESTRICT x, long C, long inner, const float* w, const float* b, int act,
+                                 long r0, long r1, float* GL_RESTRICT y) {
+  for (long r = r0; r < r1; r++) {
+    const long c = r % C;
+    const float wc = w ? w[c] : 1.f, bc = b ? b[c] : 0.f;
+    const float* xr = x + r * inner;
+    float* yr = y + r * inner;
+    if (act == 1)
+      for (long j = 0; j < inner; j++) yr[j] = siluOf(xr[j] * wc + bc);
+    else
+      for (long j = 0; j < inner; j++) yr[j] = xr[j] * wc + bc;
+  }
+}
+
+GL_CLONES void channelAffineBackRows(const float* GL_RESTRICT x, const float* GL_RESTRICT g, long C, long inner,
+                                     const float* w, const float* b, int act, long r0, long r1, float* GL_RESTRICT dx,
+                                     float* GL_RESTRICT sums) {
+  for (long r = r0; r < r1; r++) {
+    const long c = r % C;
+    const float wc = w ? w[c] : 1.f, bc = b ? b[c] : 0.f;
+    const float* xr = x + r * inner;
+    const float* gr = g + r * inner;
+    float* dr = dx + r * inner;
+    float px[NL] = {0.f}, p1[NL] = {0.f};
+    const long nb = inner / NL * NL;
+    for (long j0 = 0; j0 < nb; j0 += NL)
+      for (int l = 0; l < NL; l++) {
+        const long j = j0 + l;
+        const float du = act == 1 ? gr[j] * siluGradOf(xr[j] * wc + bc) : gr[j];
+        dr[j] = du * wc;
+        px[l] += du * xr[j];
+        p1[l] += du;
+      }
+    float sx = 0.f, s1 = 0.f;
+    for (long j = nb; j < inner; j++) {
+      const float du = act == 1 ? gr[j] * siluGradOf(xr[j] * wc + bc) : gr[j];
+      dr[j] = du * wc;
+      sx += du * xr[j];
+      s1 += du;
+    }
+    for (int l = 0; l < NL; l++) {
+      sx += px[l];
+      s1 += p1[l];
+    }
+    sums[2 * r] = sx;
+    sums[2 * r + 1] = s1;
+  }
+}
+
 }  // namespace
+
+void channelAffine(const float* x, long outer, long C, long inner, const float* w, const float* b, int act, float* y) {
+  parallelFor(outer * C, (double)outer * C * inner * (act ? 12 : 2),
+              [&](long lo, long hi) { channelAffineRows(x, C, inner, w, b, act, lo, hi, y); });
+}
+
+void channelAffineBackward(const float* x, const float* g, long outer, long C, long inner, const float* w,
+                           const float* b, int act, float* dx, float* sums) {
+  parallelFor(outer * C, (double)outer * C * inner * (act ? 16 : 4),
+              [&](long lo, long hi) { channelAffineBackRows(x, g, C, inner, w, b, act, lo, hi, dx, sums); });
+}
 
 void normRows(const float* x, long R, long N, float eps, float* y, float* rstd) {
   parallelFor(R, (double)R * N * 6, [&](long lo, long hi) { normRowsLoop(x, N, eps, lo, hi, y, rstd); });

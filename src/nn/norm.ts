@@ -18,7 +18,7 @@ import { Tensor, noGrad } from '../engine/tensor.js';
 import { ShapeError, fmtShape } from '../engine/shape.js';
 import { zeros, ones, full } from '../engine/creation.js';
 import { Module } from './module.js';
-import { normalizeLastAxis } from '../engine/ops/fused.js';
+import { channelAffine, normalizeLastAxis } from '../engine/ops/fused.js';
 
 export interface BatchNormOptions {
   /** Added to the variance (default 1e-5). */
@@ -207,8 +207,13 @@ export class LayerNorm extends Module {
   }
 }
 
-/** Functional group norm of x [N, C, *] with `numGroups` groups of channels. */
-export function groupNorm(x: Tensor, numGroups: number, weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {
+/**
+ * Functional group norm of x [N, C, *] with `numGroups` groups of channels; with
+ * activation 'silu', silu(groupNorm(x)) with the affine part and the SiLU in one pass.
+ */
+export function groupNorm(
+  x: Tensor, numGroups: number, weight: Tensor | null, bias: Tensor | null, eps = 1e-5, activation: 'silu' | null = null,
+): Tensor {
   if (x.rank < 2) throw new ShapeError(`groupNorm: input must be [N, C, ...], got ${fmtShape(x.shape)}`);
   const [N, C] = x.shape;
   if (C % numGroups !== 0) throw new ShapeError(`groupNorm: ${C} channels are not divisible into ${numGroups} groups`);
@@ -220,10 +225,7 @@ export function groupNorm(x: Tensor, numGroups: number, weight: Tensor | null, b
     const gc = g.sub(g.mean(-1, true));
     y = gc.mul(gc.square().mean(-1, true).add(eps).rsqrt()).reshape(x.shape);
   }
-  const bshape = [1, C, ...Array.from({ length: x.rank - 2 }, () => 1)]; // (1, C, 1, ...)
-  if (weight) y = y.mul(weight.reshape(bshape));
-  if (bias) y = y.add(bias.reshape(bshape));
-  return y;
+  return weight || bias || activation ? channelAffine(y, weight, bias, activation) : y;
 }
 
 /** Group norm (torch.nn.GroupNorm): per-sample statistics over groups of channels. */
@@ -245,11 +247,12 @@ export class GroupNorm extends Module {
     this.bias = this.registerParameter('bias', affine ? zeros([numChannels]) : null);
   }
 
-  forward(x: Tensor): Tensor {
+  /** GroupNorm of x; with activation 'silu', silu(GroupNorm(x)) fused (the U-Nets' norm + SiLU). */
+  forward(x: Tensor, activation: 'silu' | null = null): Tensor {
     if (x.rank < 2 || x.shape[1] !== this.numChannels) {
       throw new ShapeError(`GroupNorm(${this.numGroups}, ${this.numChannels}): expected input [N, ${this.numChannels}, ...], got ${fmtShape(x.shape)}`);
     }
-    return groupNorm(x, this.numGroups, this.weight, this.bias, this.eps);
+    return groupNorm(x, this.numGroups, this.weight, this.bias, this.eps, activation);
   }
 
   override extraRepr(): string {

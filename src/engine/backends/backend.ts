@@ -190,6 +190,26 @@ export interface Backend {
   /** Gradient of normRows: dx = rstd * (g - mean(g) - y * mean(g * y)) per row. */
   normRowsBackward(y: Float32Array, rstd: Float32Array, g: Float32Array, R: number, N: number, dx: Float32Array): void;
 
+  /**
+   * Per-channel affine map and activation (GroupNorm's and BatchNorm's affine part):
+   * x [outer, C, inner] -> y = act(x * w[c] + b[c]), w and b [C] or null (1 and 0),
+   * act 0 none, 1 SiLU. Overwrites y.
+   */
+  channelAffine(
+    x: Float32Array, outer: number, C: number, inner: number, w: Float32Array | null, b: Float32Array | null, act: number,
+    y: Float32Array,
+  ): void;
+
+  /**
+   * Gradient of channelAffine from g: dx = du * w[c] with du = g * act'(x w + b), and per
+   * row (o, c) of x the sums sums[2 (o C + c)] = sum du * x and sums[2 (o C + c) + 1] =
+   * sum du (the weight and bias gradients, summed over o by the caller). Overwrites dx and sums.
+   */
+  channelAffineBackward(
+    x: Float32Array, g: Float32Array, outer: number, C: number, inner: number, w: Float32Array | null,
+    b: Float32Array | null, act: number, dx: Float32Array, sums: Float32Array,
+  ): void;
+
   // ---- External memory (src/engine/ops/memory.ts; native/memory.cpp) -----------------
 
   /**

@@ -184,6 +184,7 @@ const sigmoid = (v: number): number => (v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.e
 /** Fused kernels (definitions for native/fused.cpp). */
 const fusedKernels: Pick<
   Backend, 'lstmCell' | 'lstmCellBackward' | 'gruCell' | 'gruCellBackward' | 'attention' | 'attentionBackward' | 'normRows' | 'normRowsBackward'
+  | 'channelAffine' | 'channelAffineBackward'
 > = {
   normRows(x, R, N, eps, y, rstd) {
     for (let r = 0; r < R; r++) {
@@ -212,6 +213,37 @@ const fusedKernels: Pick<
       }
       const mg = sg / N, mgy = sgy / N, rs = rstd[r];
       for (let j = 0; j < N; j++) dx[o + j] = rs * (g[o + j] - mg - y[o + j] * mgy);
+    }
+  },
+
+  channelAffine(x, outer, C, inner, w, b, act, y) {
+    for (let r = 0; r < outer * C; r++) {
+      const c = r % C, o = r * inner;
+      const wc = w ? w[c] : 1, bc = b ? b[c] : 0;
+      for (let j = 0; j < inner; j++) {
+        const u = Math.fround(x[o + j] * wc + bc);
+        y[o + j] = act === 1 ? u * sigmoid(u) : u;
+      }
+    }
+  },
+
+  channelAffineBackward(x, g, outer, C, inner, w, b, act, dx, sums) {
+    for (let r = 0; r < outer * C; r++) {
+      const c = r % C, o = r * inner;
+      const wc = w ? w[c] : 1, bc = b ? b[c] : 0;
+      let sx = 0, s1 = 0;
+      for (let j = 0; j < inner; j++) {
+        let du = g[o + j];
+        if (act === 1) {
+          const u = Math.fround(x[o + j] * wc + bc), s = sigmoid(u);
+          du *= s * (1 + u * (1 - s));
+        }
+        dx[o + j] = du * wc;
+        sx += du * x[o + j];
+        s1 += du;
+      }
+      sums[2 * r] = sx;
+      sums[2 * r + 1] = s1;
     }
   },
 

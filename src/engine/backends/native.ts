@@ -64,6 +64,8 @@ export interface NativeAddon {
   ): void;
   normRows(x: Float32Array, R: number, N: number, eps: number, y: Float32Array, rstd: Float32Array): void;
   normRowsBackward(y: Float32Array, rstd: Float32Array, g: Float32Array, R: number, N: number, dx: Float32Array): void;
+  channelAffine: Backend['channelAffine'];
+  channelAffineBackward: Backend['channelAffineBackward'];
   ntmAddress: Backend['ntmAddress'];
   ntmAddressBackward(
     mem: Float32Array, key: Float32Array, beta: Float32Array, g: Float32Array, wPrev: Float32Array, shift: Float32Array,
@@ -262,6 +264,14 @@ export function loadNative(): Backend {
     normRowsBackward(y, rstd, g, R, N, dx) {
       if (R * N < T.elementwise || N < 1) jsBackend.normRowsBackward(y, rstd, g, R, N, dx);
       else a.normRowsBackward(y, rstd, g, R, N, dx);
+    },
+    channelAffine(x, outer, C, inner, w, b, act, y) {
+      if (outer * C * inner < T.elementwise) jsBackend.channelAffine(x, outer, C, inner, w, b, act, y);
+      else a.channelAffine(x, outer, C, inner, w, b, act, y);
+    },
+    channelAffineBackward(x, g, outer, C, inner, w, b, act, dx, sums) {
+      if (outer * C * inner < T.elementwise) jsBackend.channelAffineBackward(x, g, outer, C, inner, w, b, act, dx, sums);
+      else a.channelAffineBackward(x, g, outer, C, inner, w, b, act, dx, sums);
     },
     lstmCell(gates, c, B, H, h2, c2, act) {
       if (B * H < T.cell) jsBackend.lstmCell(gates, c, B, H, h2, c2, act);

@@ -13,7 +13,7 @@ import { tensor } from '../creation.js';
 import { add, mul, sub, sigmoid, tanh, where, gt } from './elementwise.js';
 import { sum } from './reduce.js';
 import { matmul } from './matmul.js';
-import { lstmCell, gruCell, attention, attentionWeightsOps, canFuseAttention, lstmSequence, gruSequence, normalizeLastAxis } from './fused.js';
+import { lstmCell, gruCell, attention, attentionWeightsOps, canFuseAttention, lstmSequence, gruSequence, normalizeLastAxis, channelAffine } from './fused.js';
 import { rsqrt, square } from './elementwise.js';
 import { mean } from './reduce.js';
 import { concat, select, transpose } from './shape_ops.js';
@@ -231,6 +231,38 @@ for (const be of testBackends()) {
     });
   });
 }
+
+for (const be of testBackends()) {
+  test(`channelAffine (+ SiLU) matches the composite on ${be}: weight, bias, either or none`, () => {
+    withBackend(be, () => {
+      const rng = new Rng(9);
+      for (const [shape, act] of [[[2, 3, 5, 4], 'silu'], [[3, 4, 70], null], [[2, 5], 'silu'], [[4, 8, 6, 6], 'silu'], [[4, 16, 24, 24], 'silu']] as const) {
+        const C = shape[1];
+        const bshape = [1, C, ...shape.slice(2).map(() => 1)];
+        const composite = (x: Tensor, w: Tensor | null, b: Tensor | null): Tensor => {
+          let u = w ? mul(x, w.reshape(bshape)) : x;
+          if (b) u = add(u, b.reshape(bshape));
+          return act ? u.silu() : u;
+        };
+        const x = randn([...shape], rng, 0, 2), w = randn([C], rng, 1, 0.5), b = randn([C], rng, 0, 0.5);
+        const tag = `${JSON.stringify(shape)} ${act}`;
+        compare(`${tag} w+b`, (x, w, b) => [channelAffine(x, w, b, act)], (x, w, b) => [composite(x, w, b)], [x, w, b], 1e-4, 1e-5);
+        compare(`${tag} w`, (x, w) => [channelAffine(x, w, null, act)], (x, w) => [composite(x, w, null)], [x, w], 1e-4, 1e-5);
+        // (Without an activation or weight the map is a shift, with no second derivative to compare.)
+        if (act) compare(`${tag} b`, (x, b) => [channelAffine(x, null, b, act)], (x, b) => [composite(x, null, b)], [x, b], 1e-4, 1e-5);
+        if (act) compare(`${tag} none`, (x) => [channelAffine(x, null, null, act)], (x) => [composite(x, null, null)], [x], 1e-4, 1e-5);
+      }
+    });
+  });
+}
+
+test('channelAffine names bad shapes and activations', () => {
+  const rng = new Rng(3);
+  const x = randn([2, 3, 4], rng);
+  assert.throws(() => channelAffine(x, randn([4], rng), null), /channelAffine: expected x \[N, C, \.\.\.\].*weight \[4\]/);
+  assert.throws(() => channelAffine(randn([5], rng), null, null), /channelAffine: .*x \[5\]/);
+  assert.throws(() => channelAffine(x, null, null, 'relu' as 'silu'), /activation must be 'silu' or null/);
+});
 
 test('attention refuses operands it cannot fuse, naming the shapes', () => {
   const rng = new Rng(4);

@@ -92,9 +92,9 @@ export class ResBlock extends Module {
   }
   forward(x: Tensor, temb: Tensor, rng?: Rng): Tensor {
     const [B, C] = [x.shape[0], this.conv1.outChannels];
-    let h = this.conv1.forward(this.norm1.forward(x).silu());
+    let h = this.conv1.forward(this.norm1.forward(x, 'silu'));
     h = h.add(this.timeEmbProj.forward(temb.silu()).reshape([B, C, 1, 1]));
-    h = this.norm2.forward(h).silu();
+    h = this.norm2.forward(h, 'silu');
     if (this.dropoutP > 0 && this.training) h = dropout(h, this.dropoutP, rng, true);
     h = this.conv2.forward(h);
     return h.add(this.convShortcut ? this.convShortcut.forward(x) : x);
@@ -230,6 +230,6 @@ export class UNet extends Module {
       h = this.upsamplers.at(i).forward(upsample(h, { scaleFactor: 2 }));
       h = this.up.at(i).forward(concat([h, skips[l]], 1), temb, rng); // in: (B, c_{l+1} + c_l, ...)
     }
-    return this.convOut.forward(this.normOut.forward(h).silu());
+    return this.convOut.forward(this.normOut.forward(h, 'silu'));
   }
 }
