@@ -42,15 +42,12 @@ export function batchNorm(
   if (x.rank < 2) throw new ShapeError(`batchNorm: input must be [N, C, ...], got ${fmtShape(x.shape)}`);
   const C = x.shape[1];
   const axes = [0, ...Array.from({ length: x.rank - 2 }, (_, i) => i + 2)];
-  const bshape = [1, C, ...Array.from({ length: x.rank - 2 }, () => 1)]; // (1, C, 1, ...)
-  let y: Tensor;
   if (training || !runningMean || !runningVar) {
     const n = x.size / C;
     if (training && n <= 1) throw new ShapeError(`batchNorm: expected more than 1 value per channel when training, got input ${fmtShape(x.shape)}`);
     const mean = x.mean(axes, true);
-    const xc = x.sub(mean);
-    const v = xc.square().mean(axes, true); // biased, for normalising
-    y = xc.mul(v.add(eps).rsqrt());
+    const v = x.sub(mean).square().mean(axes, true); // biased, for normalising
+    const out = affineOf(x, mean.reshape([C]), v.add(eps).rsqrt().reshape([C]), weight, bias);
     if (training && runningMean && runningVar) {
       noGrad(() => {
         const rm = runningMean.data as Float32Array;
@@ -64,12 +61,20 @@ export function batchNorm(
         }
       });
     }
-  } else {
-    y = x.sub(runningMean.reshape(bshape)).mul(runningVar.reshape(bshape).add(eps).rsqrt());
+    return out;
   }
-  if (weight) y = y.mul(weight.reshape(bshape));
-  if (bias) y = y.add(bias.reshape(bshape));
-  return y;
+  return affineOf(x, runningMean, runningVar.add(eps).rsqrt(), weight, bias);
+}
+
+/**
+ * (x - mean) rstd weight + bias per channel of x [N, C, *] as x * scale + shift with
+ * scale = rstd weight and shift = bias - mean scale ([C] each): one pass over x
+ * (channelAffine) instead of four. [N, C] inputs broadcast the [C] rows instead.
+ */
+function affineOf(x: Tensor, mean: Tensor, rstd: Tensor, weight: Tensor | null, bias: Tensor | null): Tensor {
+  const scale = weight ? rstd.mul(weight) : rstd;
+  const shift = bias ? bias.sub(mean.mul(scale)) : mean.mul(scale).neg();
+  return x.rank === 2 ? x.mul(scale).add(shift) : channelAffine(x, scale, shift);
 }
 
 class BatchNormBase extends Module {
