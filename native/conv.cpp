@@ -3,23 +3,26 @@
 // [Cin/groups*kh*kw, N*oh*ow], is never written out: the B packer reads its rows straight
 // from the NCHW input (Caffe's im2col, one packed panel at a time), and the GEMM writes
 // its [Cout, N*oh*ow] result straight into the NCHW output, so no layout transposes or
-// column buffers surround the GEMM. With AVX-512, stride-1 convolutions read the
-// padded images in place through a table of row pointers (indirectForward, no packing
-// of the input at all), and stride-2 forwards with even kernels become stride-1 ones
-// over the input's four phase images (phasedForward). Otherwise stride-1 convolutions of images at least 14 wide
-// pad the images once and compute on the output grid widened to the padded width,
-// where every im2col row of an image is one contiguous run (shiftedView): packing is
-// then a copy per row and image instead of one per output row. Their weight gradients
-// do the same, with the output gradient widened by zero columns. With stride 1 the data
-// gradient is the convolution of the output gradient with the flipped kernel, another
-// implicit GEMM; otherwise it
-// goes through a column buffer per chunk of images (col2im must add overlapping
-// windows), scattered in parallel over (image, channel). The weight gradient is computed
-// transposed, and splits the long N*oh*ow reduction across threads, each with its own
-// partial sum.
+// column buffers surround the GEMM.
+// - Stride 1 with AVX-512: the padded images are read in place through a table of row
+//   pointers (indirectForward): no packing of the input at all.
+// - Stride 1 otherwise, images at least 14 wide: the images are padded once and the
+//   output grid widened to the padded width, where every im2col row of an image is one
+//   contiguous run (shiftedView): packing is a copy per row and image instead of one
+//   per output row. Their weight gradients do the same, with the output gradient
+//   widened by zero columns.
+// - Stride 2 with even kernels, forward: a stride-1 convolution over the input's four
+//   phase images (phasedForward), so the paths above.
+// - The stride-1 data gradient is the convolution of the output gradient with the
+//   flipped kernel, another forward; otherwise it goes through a column buffer per chunk
+//   of images (col2im must add overlapping windows), scattered in parallel over (image,
+//   channel).
+// - The weight gradient is computed transposed, and splits the long N*oh*ow reduction
+//   across threads, each with its own partial sum.
 // Not in the wasm build: the wasm backend keeps the im2col + GEMM path of
 // src/engine/backends/conv_ref.ts. References: Chellapilla et al. 2006; Caffe's
-// im2col_cpu; the "implicit GEMM" of cuDNN (Chetlur et al. 2014, arXiv:1410.0759).
+// im2col_cpu; the "implicit GEMM" of cuDNN (Chetlur et al. 2014, arXiv:1410.0759);
+// Dukhan 2019 (indirect convolution, arXiv:1907.02129).
 #if !GL_WASM
 #include <string.h>
 
@@ -633,10 +636,11 @@ bool indirectForward(const float* x, const float* w, const float* bias, const Co
               case 3: ukrIndirect<3>(kc, a, rows, c, ldc, load); break;
               default: ukrIndirect<4>(kc, a, rows, c, ldc, load); break;
             }
-            for (long r = 0; r < 6 && rowsLeft < 6 && r < rowsLeft; r++) {
-              float* d = e + (m * 6 + r) * LeR;
-              for (long j = 0; j < width; j++) d[j] = k0 > 0 ? d[j] + tmp[r * TP + j] : tmp[r * TP + j];
-            }
+            if (rowsLeft < 6)
+              for (long r = 0; r < rowsLeft; r++) {
+                float* d = e + (m * 6 + r) * LeR;
+                for (long j = 0; j < width; j++) d[j] = k0 > 0 ? d[j] + tmp[r * TP + j] : tmp[r * TP + j];
+              }
           }
         }
       }
