@@ -163,4 +163,17 @@ GL_INLINE float fgeluGrad(float v) {
   return v != v ? v : 0.5f * onePlus + v * pdf;
 }
 
+// silu(v) = v sigmoid(v), with exp of -|v| only (no overflow).
+GL_INLINE float fsilu(float v) {
+  const float e = fexp(v < 0.f ? v : -v);
+  return v >= 0.f ? v / (1.f + e) : v * e / (1.f + e);
+}
+
+// silu'(v) = s (1 + v (1 - s)), s = sigmoid(v).
+GL_INLINE float fsiluGrad(float v) {
+  const float e = fexp(v < 0.f ? v : -v);
+  const float s = v >= 0.f ? 1.f / (1.f + e) : e / (1.f + e);
+  return s * (1.f + v * (1.f - s));
+}
+
 }  // namespace gl

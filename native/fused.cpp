@@ -201,17 +201,6 @@ GL_CLONES void normRowsBackLoop(const float* GL_RESTRICT y, const float* GL_REST
   }
 }
 
-// SiLU(u) = u sigmoid(u) and its derivative s (1 + u (1 - s)), as kernels.cpp's unary ops.
-GL_INLINE float siluOf(float u) {
-  const float e = fexp(u < 0.f ? u : -u);
-  return u >= 0.f ? u / (1.f + e) : u * e / (1.f + e);
-}
-GL_INLINE float siluGradOf(float u) {
-  const float e = fexp(u < 0.f ? u : -u);
-  const float s = u >= 0.f ? 1.f / (1.f + e) : e / (1.f + e);
-  return s * (1.f + u * (1.f - s));
-}
-
 GL_CLONES void channelAffineRows(const float* GL_RESTRICT x, long C, long inner, const float* w, const float* b, int act,
                                  long r0, long r1, float* GL_RESTRICT y) {
   for (long r = r0; r < r1; r++) {
@@ -220,7 +209,7 @@ GL_CLONES void channelAffineRows(const float* GL_RESTRICT x, long C, long inner,
     const float* xr = x + r * inner;
     float* yr = y + r * inner;
     if (act == 1)
-      for (long j = 0; j < inner; j++) yr[j] = siluOf(xr[j] * wc + bc);
+      for (long j = 0; j < inner; j++) yr[j] = fsilu(xr[j] * wc + bc);
     else
       for (long j = 0; j < inner; j++) yr[j] = xr[j] * wc + bc;
   }
@@ -240,14 +229,14 @@ GL_CLONES void channelAffineBackRows(const float* GL_RESTRICT x, const float* GL
     for (long j0 = 0; j0 < nb; j0 += NL)
       for (int l = 0; l < NL; l++) {
         const long j = j0 + l;
-        const float du = act == 1 ? gr[j] * siluGradOf(xr[j] * wc + bc) : gr[j];
+        const float du = act == 1 ? gr[j] * fsiluGrad(xr[j] * wc + bc) : gr[j];
         dr[j] = du * wc;
         px[l] += du * xr[j];
         p1[l] += du;
       }
     float sx = 0.f, s1 = 0.f;
     for (long j = nb; j < inner; j++) {
-      const float du = act == 1 ? gr[j] * siluGradOf(xr[j] * wc + bc) : gr[j];
+      const float du = act == 1 ? gr[j] * fsiluGrad(xr[j] * wc + bc) : gr[j];
       dr[j] = du * wc;
       sx += du * xr[j];
       s1 += du;

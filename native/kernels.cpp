@@ -70,14 +70,7 @@ GL_CLONES bool unaryLoop(int op, const float* GL_RESTRICT x, float* GL_RESTRICT 
     case LEAKY_RELU: GL_MAP(v > 0.f ? v : (float)((double)v * p0));
     case ELU: GL_MAP(v > 0.f ? v : (float)(p0 * (double)fexpm1(v)));
     case GELU: GL_MAP(fgelu(v));
-    case SILU: {
-      for (long i = 0; i < n; i++) {
-        const float v = x[i];
-        const float e = fexp(v < 0.f ? v : -v);
-        out[i] = v >= 0.f ? v / (1.f + e) : v * e / (1.f + e);
-      }
-      return true;
-    }
+    case SILU: GL_MAP(fsilu(v));
     case SOFTPLUS: GL_MAP(v > 20.f ? v : flog1p(fexp(v)));
     case CLAMP: GL_MAP((double)v < p0 ? (float)p0 : (double)v > p1 ? (float)p1 : v);
     case ERF: GL_MAP(ferf(v));
@@ -86,16 +79,7 @@ GL_CLONES bool unaryLoop(int op, const float* GL_RESTRICT x, float* GL_RESTRICT 
     case RECIPROCAL: GL_MAP(1.f / v);
     case STEP: GL_MAP(v > 0.f ? 1.f : v == v ? 0.f : v);
     case GELU_GRAD: GL_MAP(fgeluGrad(v));
-    case SILU_GRAD: {
-      // s (1 + v (1 - s)), s = sigmoid(v)
-      for (long i = 0; i < n; i++) {
-        const float v = x[i];
-        const float e = fexp(v < 0.f ? v : -v);
-        const float s = v >= 0.f ? 1.f / (1.f + e) : e / (1.f + e);
-        out[i] = s * (1.f + v * (1.f - s));
-      }
-      return true;
-    }
+    case SILU_GRAD: GL_MAP(fsiluGrad(v));
     default: return false;
   }
 }
