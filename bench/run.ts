@@ -29,7 +29,6 @@
  * Internal: `node dist/bench/run.js --worker genlab|tfjs --case NAME` is the child side
  * of the line protocol documented in bench/torch_models.py.
  */
-import '../src/cli/v8_setup.js'; // first: genlab's worker runs as the CLI does (V8 concurrent marking off)
 import { spawn } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';

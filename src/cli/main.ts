@@ -3,7 +3,6 @@
  * The `genlab` command: list, train, sample, eval, info. Uses the public API only.
  * Exit codes: 0 done, 1 error, 2 usage (bad command, flag, key or value).
  */
-import './v8_setup.js'; // first: V8 flags must change before any GC cycle
 import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join, resolve } from 'node:path';
