@@ -12,6 +12,7 @@ import { ShapeError, fmtShape } from '../engine/shape.js';
 import { zeros } from '../engine/creation.js';
 import { bernoulli } from '../engine/ops/random.js';
 import { embedding as embeddingOp } from '../engine/ops/indexing.js';
+import { matmulBias } from '../engine/ops/matmul.js';
 import { add, eq, mul, softplus as softplusOp, tanh as tanhOp, where } from '../engine/ops/elementwise.js';
 import { conv1d, conv2d, convTranspose2d, maxPool2d, avgPool2d, upsample } from '../engine/ops/conv.js';
 import { Module } from './module.js';
@@ -43,8 +44,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   if (x.rank === 0 || x.shape[x.rank - 1] !== inF) {
     throw new ShapeError(`linear: input ${fmtShape(x.shape)} does not end in in_features ${inF} (weight ${fmtShape(weight.shape)})`);
   }
-  const y = x.matmul(weight.T);
-  return bias ? y.add(bias) : y;
+  return bias ? matmulBias(x, weight.T, bias) : x.matmul(weight.T);
 }
 
 /**

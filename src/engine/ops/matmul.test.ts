@@ -5,7 +5,7 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { tensor, matmul, randn, Rng, noGrad, ShapeError, DTypeError, hasBackend, withBackend } from '../index.js';
+import { tensor, matmul, matmulBias, randn, grad, Rng, Tensor, noGrad, ShapeError, DTypeError, hasBackend, withBackend } from '../index.js';
 import { opSuite, assertClose } from '../../../test/helpers.js';
 
 opSuite('matmul', (check) => {
@@ -78,4 +78,38 @@ test('matmul: errors name the op, the shapes and the dtype', () => {
   assert.throws(() => matmul(tensor(1), tensor([1])), (e: Error) => e instanceof ShapeError && /matmul.*0-D/.test(e.message));
   assert.throws(() => matmul(tensor([[1, 2]], undefined, 'int32'), tensor([[1], [2]])), (e: Error) => e instanceof DTypeError && /matmul/.test(e.message) && /int32/.test(e.message));
   assert.throws(() => matmul(randn([2, 2, 3], new Rng(0)), randn([3, 3, 2], new Rng(0))), (e: Error) => e instanceof ShapeError && /matmul/.test(e.message));
+});
+
+test('matmulBias = matmul + add: values, gradients and second-order gradients, fast path and fallbacks, every backend', () => {
+  for (const be of ['js', 'native', 'wasm'] as const) {
+    if (!hasBackend(be)) continue;
+    withBackend(be, () => {
+      const rng = new Rng(21);
+      // [a shape, b shape (as given to matmulBias), take b as a transposed view]
+      const cases: [number[], number[], boolean][] = [
+        [[7, 5], [5, 9], false], // 2-D, plain b
+        [[2, 3, 5], [9, 5], true], // batched a, b = w.T as in a Linear (the fast path)
+        [[4, 33, 40], [70, 40], true], // big enough for the native GEMM
+        [[3, 5], [5, 4], false],
+      ];
+      for (const [as, bs, tb] of cases) {
+        const a0 = randn(as, rng), w0 = randn(bs, rng), c0 = randn([tb ? bs[0] : bs[1]], rng);
+        const run = (fused: boolean) => {
+          const a = a0.clone().requiresGrad_(), w = w0.clone().requiresGrad_(), c = c0.clone().requiresGrad_();
+          const b = tb ? w.T : w;
+          const y = fused ? matmulBias(a, b, c) : matmul(a, b).add(c);
+          const gy = randn(y.shape, new Rng(3));
+          const gs = grad(y.mul(gy).sum(), [a, w, c], { createGraph: true });
+          const second = grad(gs.reduce((s: Tensor, g) => s.add(g!.square().sum()), tensor(0)), [a, w], { allowUnused: true });
+          return [y, ...gs, ...second] as (Tensor | null)[];
+        };
+        const f = run(true), r = run(false);
+        f.forEach((t, i) => assertClose(t!, r[i]!, 1e-5, 1e-5, `${be} ${JSON.stringify(as)} x ${JSON.stringify(bs)}${tb ? '^T' : ''}: output ${i}`));
+      }
+      // A transposed batch view of a, and a batched b, take the fallback with the same values.
+      const a = randn([2, 5, 3], rng), b3 = randn([2, 5, 4], rng), c = randn([4], rng);
+      assertClose(matmulBias(a.transpose(1, 2), randn([5, 4], new Rng(1)), c), matmul(a.transpose(1, 2), randn([5, 4], new Rng(1))).add(c), 1e-5, 1e-6, `${be} transposed a`);
+      assertClose(matmulBias(a.transpose(1, 2), b3, c), matmul(a.transpose(1, 2), b3).add(c), 1e-5, 1e-6, `${be} batched b`);
+    });
+  }
 });

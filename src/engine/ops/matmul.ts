@@ -8,6 +8,7 @@ import { Tensor, emptyF32, fromOp } from '../tensor.js';
 import { DTypeError, ShapeError, broadcastShapes, fmtShape, sizeOf } from '../shape.js';
 import { sumTo } from './reduce.js';
 import { clone, expand, squeeze, transpose, unsqueeze } from './shape_ops.js';
+import { add } from './elementwise.js';
 
 interface Operand {
   t: Tensor;
@@ -91,6 +92,37 @@ function matmulNd(a: Tensor, b: Tensor): Tensor {
   return fromOp('matmul', out, [...batch, M, N], [a, b], (g) => [
     a.requiresGrad ? sumTo(matmul(g, transpose(b)), a.shape) : null,
     b.requiresGrad ? (bShared ? sharedOperandGrad(a, g, batch, b.shape) : sumTo(matmul(transpose(a), g), b.shape)) : null,
+  ]);
+}
+
+/**
+ * a @ b + bias for a [..., M, K], b [K, N] and bias [N] (torch.addmm; what a Linear layer
+ * computes with b = W^T): the bias is copied into the result and the GEMM adds the
+ * product onto it, so the layer makes one result array instead of two and one pass over
+ * it fewer. Other operands (batched b, a transposed view of a batch) fall back to
+ * matmul then add, with the same values.
+ * @example
+ * const y = matmulBias(x, w.T, b); // = x.matmul(w.T).add(b)
+ */
+export function matmulBias(a: Tensor, b: Tensor, bias: Tensor): Tensor {
+  const N = b.rank === 2 ? b.shape[1] : -1;
+  if (a.rank < 2 || b.rank !== 2 || bias.rank !== 1 || bias.shape[0] !== N || a.dtype !== 'float32' ||
+      b.dtype !== 'float32' || bias.dtype !== 'float32' || a.shape[a.rank - 1] !== b.shape[0]) {
+    return add(matmul(a, b), bias);
+  }
+  const batch = a.shape.slice(0, -2);
+  const M = a.shape[a.rank - 2], K = b.shape[0], rows = sizeOf(batch) * M;
+  const A = operand(a);
+  if (A.trans || !collapsible(A.t, batch, A.ld) || rows === 0 || N === 0) return add(matmul(a, b), bias);
+  const B = operand(b);
+  const out = emptyF32(rows * N);
+  const bk = backend();
+  bk.copy(bias.data, bias.offset, [0, bias.strides[0]], out, [rows, N]);
+  bk.gemm(false, B.trans, rows, N, K, A.t.data as Float32Array, A.t.offset, A.ld, B.t.data as Float32Array, B.t.offset, B.ld, 1, out, 0, N);
+  return fromOp('matmulBias', out, [...batch, M, N], [a, b, bias], (g) => [
+    a.requiresGrad ? matmul(g, transpose(b)) : null,
+    b.requiresGrad ? (batch.length > 0 ? sharedOperandGrad(a, g, batch, b.shape) : matmul(transpose(a), g)) : null,
+    bias.requiresGrad ? sumTo(g, bias.shape) : null,
   ]);
 }
 
