@@ -462,10 +462,14 @@ namespace {
 // once, the GEMM packs whole contiguous runs instead of im2col's runs of ow, and the
 // result's ow valid columns of each widened row are copied out. False (nothing done)
 // when the shape does not qualify or a buffer cannot be had.
-bool shiftable(const ConvShape& s) {
-  return s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1 && s.kw >= 2 && s.ow >= 14 && !isDirect(s) &&
-         s.oh == s.H + 2 * s.ph - s.kh + 1 && s.ow == s.W + 2 * s.pw - s.kw + 1;
+// A stride-1, undilated convolution that is not a plain 1x1 product, with the usual
+// output size: the images padded to [Hp, Wp] hold every input of the widened grid.
+bool paddedStride1(const ConvShape& s) {
+  return s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1 && !isDirect(s) && s.oh == s.H + 2 * s.ph - s.kh + 1 &&
+         s.ow == s.W + 2 * s.pw - s.kw + 1;
 }
+
+bool shiftable(const ConvShape& s) { return paddedStride1(s) && s.kw >= 2 && s.ow >= 14; }
 
 // Sizes of a shifted pass and its two scratch buffers (null when out of memory).
 struct Shift {
@@ -508,6 +512,25 @@ void padImages(const float* x, long n, long C, const ConvShape& s, float* dst) {
   memset(dst + n * C * HpWp, 0, s.kw * sizeof(float));
 }
 
+// out [n, Cout, oh, ow] (+)= the ow valid columns of each widened row of ext (channel
+// planes extStride apart, rows Wp apart), + bias when not accumulating.
+void fromWidened(const float* ext, long extStride, long Wp, long n, const float* bias, const ConvShape& s, float* out,
+                 bool accumulate) {
+  const long L = s.oh * s.ow;
+  forRange(n * s.Cout, (double)n * s.Cout * L, [&](long lo, long hi) {
+    for (long t = lo; t < hi; t++) {
+      const float b0 = bias ? bias[t % s.Cout] : 0.f;
+      float* o = out + t * L;
+      const float* e = ext + t * extStride;
+      for (long y = 0; y < s.oh; y++)
+        for (long q = 0; q < s.ow; q++) {
+          const float v = e[y * Wp + q];
+          o[y * s.ow + q] = accumulate ? o[y * s.ow + q] + v : v + b0;
+        }
+    }
+  });
+}
+
 bool shiftedForward(const float* x, const float* w, const float* bias, const ConvShape& s, float* out, bool accumulate) {
   if (!shiftable(s)) return false;
   const Shift h = shiftOf(s);
@@ -523,18 +546,7 @@ bool shiftedForward(const float* x, const float* w, const float* bias, const Con
       const Out C = {ext + g * Og * Le, Le, Le, s.Cout * Le};
       gemmV(false, false, Og, nb * Le, K, A, B, false, C);
     }
-    forRange(nb * s.Cout, (double)nb * s.Cout * L, [&](long lo, long hi) {
-      for (long t = lo; t < hi; t++) {
-        const float b0 = bias ? bias[t % s.Cout] : 0.f;
-        float* o = out + (n0 * s.Cout + t) * L;
-        const float* e = ext + t * Le;
-        for (long y = 0; y < s.oh; y++)
-          for (long q = 0; q < s.ow; q++) {
-            const float v = e[y * Wp + q];
-            o[y * s.ow + q] = accumulate ? o[y * s.ow + q] + v : v + b0;
-          }
-      }
-    });
+    fromWidened(ext, Le, Wp, nb, bias, s, out + n0 * s.Cout * L, accumulate);
   }
   return true;
 }
@@ -580,9 +592,7 @@ __attribute__((target("avx512f,fma"))) void ukrIndirect(long kc, const float* GL
 
 bool indirectForward(const float* x, const float* w, const float* bias, const ConvShape& s, float* out, bool accumulate) {
   const Kernel& kr = pickKernel();
-  if (kr.ukr != ukr512 || s.groups != 1 || s.sh != 1 || s.sw != 1 || s.dh != 1 || s.dw != 1 || isDirect(s) ||
-      s.oh != s.H + 2 * s.ph - s.kh + 1 || s.ow != s.W + 2 * s.pw - s.kw + 1)
-    return false;
+  if (kr.ukr != ukr512 || s.groups != 1 || !paddedStride1(s)) return false;
   constexpr long TP = 64;  // pixels per tile (NV = 4 vectors)
   constexpr long KB = 512; // rows of k per pass over a tile
   // Tiles of 64 pixels, the last of an image 16, 32 or 48 wide when that covers it.
@@ -602,10 +612,8 @@ bool indirectForward(const float* x, const float* w, const float* bias, const Co
     free(off);
     return false;
   }
-  // Weights in panels of 6 output channels, k-major: ap[t][k][r] (rows past O are zero).
-  for (long t = 0; t < tilesM; t++)
-    for (long k = 0; k < K; k++)
-      for (long r = 0; r < 6; r++) ap[(t * K + k) * 6 + r] = t * 6 + r < O ? w[(t * 6 + r) * K + k] : 0.f;
+  // Weights in panels of 6 output channels over all of K (GEMM's A packing): ap[t][k][r].
+  packA(kr, false, w, K, 0, O, 0, K, ap);
   for (long k = 0; k < K; k++) {
     const long c = k / (s.kh * s.kw), ki = k / s.kw % s.kh, kj = k % s.kw;
     off[k] = c * HpWp + ki * Wp + kj;
@@ -645,18 +653,7 @@ bool indirectForward(const float* x, const float* w, const float* bias, const Co
         }
       }
     });
-    forRange(nb * O, (double)nb * O * s.oh * s.ow, [&](long lo, long hi) {
-      for (long t = lo; t < hi; t++) {
-        const float b0 = bias ? bias[t % O] : 0.f;
-        float* o = out + (n0 * O + t) * s.oh * s.ow;
-        const float* e = ext + t * LeR;
-        for (long y = 0; y < s.oh; y++)
-          for (long q = 0; q < s.ow; q++) {
-            const float v = e[y * Wp + q];
-            o[y * s.ow + q] = accumulate ? o[y * s.ow + q] + v : v + b0;
-          }
-      }
-    });
+    fromWidened(ext, LeR, Wp, nb, bias, s, out + n0 * O * s.oh * s.ow, accumulate);
   }
   free(ap);
   free(off);
@@ -849,6 +846,13 @@ void convBackwardData(const float* y, const float* w, const ConvShape& s, float*
 }
 
 namespace {
+// dw [groups, Og, K] from the transposed gradients t [groups, K, Og] the GEMMs produce.
+void untransposeWeights(const float* t, long groups, long Og, long K, float* dw) {
+  for (long g = 0; g < groups; g++)
+    for (long r = 0; r < Og; r++)
+      for (long k = 0; k < K; k++) dw[(g * Og + r) * K + k] = t[(g * K + k) * Og + r];
+}
+
 // The weight gradient of a shiftable convolution: dw^T [K, Og] = shifted(x) [K, N*Le] .
 // y_w^T, with y widened to [N, Cout, oh, Wp] by zero columns (they meet the widened grid's
 // thrown-away positions), so im2col's rows are again contiguous runs. False as
@@ -880,12 +884,7 @@ bool shiftedWeight(const float* x, const float* y, const ConvShape& s, float* ou
       gemmV(false, true, K, Og, nb * Le, A, B, n0 > 0, {t + g * K * Og, Og, 0, 0});
     }
   }
-  for (long g = 0; g < s.groups; g++) {
-    float* o = out + g * Og * K;
-    const float* tg = t + g * K * Og;
-    for (long r = 0; r < Og; r++)
-      for (long k = 0; k < K; k++) o[r * K + k] = tg[k * Og + r];
-  }
+  untransposeWeights(t, s.groups, Og, K, out);
   free(t);
   return true;
 }
@@ -905,9 +904,7 @@ void convBackwardWeight(const float* x, const float* y, const ConvShape& s, floa
     const Mat A = direct ? blocked(x + g * Cg * HW, HW, HW, s.Cin * HW) : im2colView(x + g * Cg * HW, s);
     const Mat B = blocked(y + g * Og * L, L, L, s.Cout * L);
     gemmV(false, true, K, Og, s.N * L, A, B, false, {t, Og, 0, 0});
-    float* o = out + g * Og * K;
-    for (long r = 0; r < Og; r++)
-      for (long k = 0; k < K; k++) o[r * K + k] = t[k * Og + r];
+    untransposeWeights(t, 1, Og, K, out + g * Og * K);
   }
   free(t);
 }

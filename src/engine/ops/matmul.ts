@@ -86,13 +86,20 @@ function matmulNd(a: Tensor, b: Tensor): Tensor {
       }
     }
   }
-  // b shared by every batch (a Linear weight applied to [B, T, in]): its gradient is one
-  // GEMM over all nb*M rows, not nb products summed afterwards.
   const bShared = nb > 1 && bBatchStr.every((s) => s === 0);
-  return fromOp('matmul', out, [...batch, M, N], [a, b], (g) => [
+  return fromOp('matmul', out, [...batch, M, N], [a, b], (g) => productGrads(a, b, g, batch, bShared));
+}
+
+/**
+ * The gradients of a @ b from g (null where not needed). b shared by every batch (a
+ * Linear weight applied to [B, T, in]) gets its gradient as one GEMM over all the
+ * batch's rows, not one product per batch summed afterwards.
+ */
+function productGrads(a: Tensor, b: Tensor, g: Tensor, batch: readonly number[], bShared: boolean): (Tensor | null)[] {
+  return [
     a.requiresGrad ? sumTo(matmul(g, transpose(b)), a.shape) : null,
     b.requiresGrad ? (bShared ? sharedOperandGrad(a, g, batch, b.shape) : sumTo(matmul(transpose(a), g), b.shape)) : null,
-  ]);
+  ];
 }
 
 /**
@@ -120,8 +127,7 @@ export function matmulBias(a: Tensor, b: Tensor, bias: Tensor): Tensor {
   bk.copy(bias.data, bias.offset, [0, bias.strides[0]], out, [rows, N]);
   bk.gemm(false, B.trans, rows, N, K, A.t.data as Float32Array, A.t.offset, A.ld, B.t.data as Float32Array, B.t.offset, B.ld, 1, out, 0, N);
   return fromOp('matmulBias', out, [...batch, M, N], [a, b, bias], (g) => [
-    a.requiresGrad ? matmul(g, transpose(b)) : null,
-    b.requiresGrad ? (batch.length > 0 ? sharedOperandGrad(a, g, batch, b.shape) : matmul(transpose(a), g)) : null,
+    ...productGrads(a, b, g, batch, rows > M),
     bias.requiresGrad ? sumTo(g, bias.shape) : null,
   ]);
 }
