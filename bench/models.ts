@@ -22,7 +22,7 @@
 import {
   Adam, BatchNorm2d, Conv2d, ConvTranspose2d, Embedding, GroupNorm, KVCache, LSTM, LSTMCell, LayerNorm, Linear, Module,
   MultiheadAttention, Rng, Tensor, arange, bceWithLogits, categorical, concat, crossEntropy, full, gaussianKL, memoryRead,
-  memoryWrite, mseLoss, noGrad, normal_, ntmHeadAddressing, ones, rand, randint, randn, stack, tensor, upsample, zeros,
+  memoryWrite, mseLoss, noGrad, normal_, ntmHeadAddressing, ones, rand, randint, randn, stack, tensor, tidy, upsample, zeros,
 } from '../src/index.js';
 
 /** One benchmark case, built and ready to run. */
@@ -44,7 +44,7 @@ const SEED = 1234;
 /** A training case from a model, an optimizer-owning step and the batch size. */
 function trainCase(nParams: number, batch: number, step: () => Tensor): BenchCase {
   let last: Tensor | null = null;
-  return { nParams, items: batch, unit: 'samples', run: () => (last = step()).item(), lastLoss: () => last };
+  return { nParams, items: batch, unit: 'samples', run: () => tidy(() => (last = step()).item()), lastLoss: () => last };
 }
 
 function adamStep(opt: Adam, loss: Tensor): void {
@@ -486,10 +486,13 @@ function ddimSample(): BenchCase {
         const t = i * (1000 / S);
         const abT = ab[t];
         const abPrev = i > 0 ? ab[t - 1000 / S] : 1;
-        const eps = m.forward(x, full([n], t));
-        // eq. (12) with sigma = 0: predicted x_0, then the deterministic step to t_prev.
-        const x0 = x.sub(eps.mul(Math.sqrt(1 - abT))).mul(1 / Math.sqrt(abT));
-        x = x0.mul(Math.sqrt(abPrev)).add(eps.mul(Math.sqrt(1 - abPrev)));
+        const xt = x;
+        x = tidy(() => {
+          const eps = m.forward(xt, full([n], t));
+          // eq. (12) with sigma = 0: predicted x_0, then the deterministic step to t_prev.
+          const x0 = xt.sub(eps.mul(Math.sqrt(1 - abT))).mul(1 / Math.sqrt(abT));
+          return x0.mul(Math.sqrt(abPrev)).add(eps.mul(Math.sqrt(1 - abPrev)));
+        });
       }
       return NaN;
     }),

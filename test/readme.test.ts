@@ -1,7 +1,7 @@
 // The README's library example, kept compiling and running.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { randn, grad, Rng, Linear, Adam } from '../src/index.js';
+import { randn, grad, tidy, Rng, Linear, Adam } from '../src/index.js';
 
 test('README example runs', () => {
   const rng = new Rng(0);
@@ -11,6 +11,16 @@ test('README example runs', () => {
   const loss = layer.forward(x).sub(x.sum(1, true)).square().mean();
   loss.backward();
   opt.step();
+  for (let i = 0; i < 3; i++) {
+    const lv = tidy(() => {
+      opt.zeroGrad();
+      const l = layer.forward(x).sub(x.sum(1, true)).square().mean();
+      l.backward();
+      opt.step();
+      return l.item();
+    });
+    assert.ok(Number.isFinite(lv));
+  }
   const z = randn([4, 2], rng).requiresGrad_();
   const [gz] = grad(z.tanh().sum(), [z], { createGraph: true });
   gz!.square().sum().backward();

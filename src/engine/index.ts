@@ -1,5 +1,5 @@
 /** The engine's public surface: tensors, autograd, ops, random numbers, backends. */
-export { Tensor, noGrad, enableGrad, isGradEnabled, grad, setCheckNumerics, NumericsError, fromOp } from './tensor.js';
+export { Tensor, noGrad, enableGrad, isGradEnabled, grad, tidy, keep, setCheckNumerics, NumericsError, fromOp } from './tensor.js';
 export type { DType, TensorInit, GradOptions, BackwardFn } from './tensor.js';
 export { Rng } from './rng.js';
 export type { RngState } from './rng.js';

@@ -6,7 +6,8 @@
  * result remembers its inputs and one backward closure (as micrograd's `_backward`);
  * the closures are written with differentiable tensor ops, so `grad(..., {createGraph:
  * true})` builds a graph of the gradient itself and double backward works (WGAN-GP).
- * Memory is owned by the garbage collector: there is no dispose.
+ * Memory is owned by the garbage collector, except inside `tidy` (a training step, a
+ * sampling step): there the storage of op results is reused once the scope ends (pool.ts).
  */
 import { backend } from './backends/index.js';
 import type { TypedArray } from './backends/backend.js';
@@ -17,6 +18,7 @@ import * as R from './ops/reduce.js';
 import * as S from './ops/shape_ops.js';
 import * as M from './ops/matmul.js';
 import * as I from './ops/indexing.js';
+import * as P from './pool.js';
 
 export type DType = 'float32' | 'int32';
 export type { TypedArray };
@@ -61,6 +63,56 @@ export function enableGrad<T>(fn: () => T): T {
     return fn();
   } finally {
     gradEnabled = prev;
+  }
+}
+
+/**
+ * Run `fn` and reuse the storage of the tensors it made once it returns (tfjs's tidy):
+ * the next scope's ops take those arrays instead of new ones, which spares the garbage
+ * collector (and its concurrent marker, which competes with the kernels for the cores)
+ * most of a training step's allocations. Tensors in the result (a tensor, or arrays,
+ * Maps and plain objects holding tensors), their `.grad`, and tensors passed to keep()
+ * survive; reading any other tensor made inside afterwards throws. Scopes nest; a
+ * callback that throws releases nothing.
+ * @example
+ * const loss = tidy(() => { opt.zeroGrad(); const l = model.loss(x); l.backward(); opt.step(); return l.item(); });
+ */
+export function tidy<T>(fn: () => T): T {
+  P.openScope();
+  let out: T;
+  try {
+    out = fn();
+  } catch (e) {
+    P.closeScope([], true);
+    throw e;
+  }
+  const keep: ArrayBufferLike[] = [];
+  collectBuffers(out, keep, 0);
+  P.closeScope(keep);
+  return out;
+}
+
+/** Let `t` (and its `.grad`) outlive the innermost tidy scope; returns t. */
+export function keep<T extends Tensor>(t: T): T {
+  if (P.scopeDepth > 0) {
+    P.keepBuffer(t.data.buffer);
+    if (t.grad) P.keepBuffer(t.grad.data.buffer);
+  }
+  return t;
+}
+
+function collectBuffers(x: unknown, out: ArrayBufferLike[], depth: number): void {
+  if (x === null || typeof x !== 'object' || depth > 6) return;
+  if (x instanceof Tensor) {
+    out.push(x.data.buffer);
+    if (x.grad) out.push(x.grad.data.buffer);
+  } else if (Array.isArray(x)) {
+    for (const v of x) collectBuffers(v, out, depth + 1);
+  } else if (x instanceof Map) {
+    for (const v of x.values()) collectBuffers(v, out, depth + 1);
+  } else {
+    const proto = Object.getPrototypeOf(x);
+    if (proto === Object.prototype || proto === null) for (const v of Object.values(x)) collectBuffers(v, out, depth + 1);
   }
 }
 
@@ -122,6 +174,7 @@ export class Tensor {
       this.dtype = data instanceof Float32Array ? 'float32' : 'int32';
       this.requiresGrad = false;
       if (n > data.length) throw new RangeError(`Tensor: shape ${fmtShape(shape)} needs ${n} elements, storage has ${data.length}`);
+      if (P.scopeDepth > 0) P.trackTensor(this);
       return;
     }
     this.shape = [...shape];
@@ -134,6 +187,7 @@ export class Tensor {
     if (!init.strides && sizeOf(shape) + this.offset > data.length) {
       throw new RangeError(`Tensor: shape ${fmtShape(shape)} needs ${sizeOf(shape)} elements, storage has ${data.length - this.offset}`);
     }
+    if (P.scopeDepth > 0) P.trackTensor(this);
   }
 
   /** Number of elements. */
@@ -331,7 +385,8 @@ function flatArgs(a: number[] | [readonly number[]]): number[] {
  * (512 KB) lost at 8k floats: a fresh mmap-sized buffer page-faults on first touch.
  */
 export function allocF32(n: number): Float32Array {
-  if (n <= 16 || n > SLAB_MAX) return new Float32Array(n);
+  if (n > SLAB_MAX) return P.takeF32(n, true) ?? new Float32Array(n);
+  if (n <= 16) return new Float32Array(n);
   if (slabTop + n > SLAB_FLOATS) {
     slab = new ArrayBuffer(SLAB_FLOATS * 4);
     slabTop = 0;
@@ -351,6 +406,8 @@ export function allocF32(n: number): Float32Array {
  * zeroed arrays.
  */
 export function emptyF32(n: number): Float32Array {
+  const pooled = P.takeF32(n, false);
+  if (pooled !== null) return FILL_EMPTY ? pooled.fill(NaN) : pooled;
   if (FILL_EMPTY) return new Float32Array(n).fill(NaN);
   if (n <= SLAB_MAX || !UNINIT) return allocF32(n);
   const b = UNINIT(n * 4);
@@ -365,7 +422,7 @@ const FILL_EMPTY = typeof process === 'object' && process.env?.GENLAB_FILL_EMPTY
 const UNINIT: ((bytes: number) => Uint8Array) | null =
   typeof Buffer === 'function' && typeof Buffer.allocUnsafeSlow === 'function' ? Buffer.allocUnsafeSlow : null;
 const SLAB_FLOATS = 1 << 15;
-const SLAB_MAX = 1 << 12;
+const SLAB_MAX = P.SLAB_MAX;
 let slab = new ArrayBuffer(0);
 let slabTop = SLAB_FLOATS; // full: the first call makes a slab
 
@@ -462,7 +519,7 @@ function backwardImpl(outs: Tensor[], gradOutputs: (Tensor | null)[] | undefined
     } else if (t.grad === null || !ownedGrads.has(t.grad) || t.grad.requiresGrad || !t.grad.isContiguous() || t.grad.offset !== 0) {
       // Own the buffer: g may be shared with other gradients or be a view.
       const own = t.grad ? noGrad(() => t.grad!.add(g)) : noGrad(() => S.clone(g.detach()));
-      t.grad = own.detach();
+      t.grad = keep(own.detach()); // .grad outlives a tidy scope
       ownedGrads.add(t.grad);
     } else {
       // Accumulate in place into a buffer this leaf owns.
@@ -533,6 +590,10 @@ function propagate(
 
   // 2. Seed the outputs.
   const grads = new Map<Tensor, Tensor>();
+  // Inside a tidy scope, a gradient array the sweep itself made goes back to the pool
+  // as soon as the last map entry using it is gone (each entry counts once, so an
+  // array that `add` passed to both inputs, or a view of it, stays until both are done).
+  const users = !createGraph && P.scopeDepth > 0 ? new GradUsers(P.lendingSerial()) : null;
   outs.forEach((o, i) => {
     let g = gradOutputs?.[i] ?? null;
     if (g === null) {
@@ -544,7 +605,7 @@ function propagate(
       throw new Error(`backward: gradient shape ${fmtShape(g.shape)} does not match output shape ${fmtShape(o.shape)}`);
     }
     if (!o.requiresGrad) throw new Error('backward: output does not require grad (was it computed inside noGrad, or from tensors without requiresGrad?)');
-    accumulate(grads, o, g);
+    accumulate(grads, o, g, users);
   });
 
   // 3. Sweep in reverse topological order.
@@ -560,9 +621,8 @@ function propagate(
       const region = pendingRegions?.get(t);
       if (region) {
         pendingRegions!.delete(t);
-        const rt = new Tensor(region, t.shape);
-        const cur = grads.get(t);
-        grads.set(t, cur ? E.add(cur, rt) : rt);
+        accumulate(grads, t, new Tensor(region, t.shape), users);
+        users?.free();
       }
       const g = grads.get(t);
       if (!node || !g || !isNeeded(t)) continue;
@@ -577,11 +637,17 @@ function propagate(
         if (!shapesEqual(gi.shape, inp.shape)) {
           throw new Error(`${node.op} backward: gradient shape ${fmtShape(gi.shape)} != input shape ${fmtShape(inp.shape)}`);
         }
-        accumulate(grads, inp, gi);
+        accumulate(grads, inp, gi, users);
       }
       // Free intermediate gradients early unless the caller asked for them.
-      if (targets !== null && !targets.has(t)) grads.delete(t);
-      else if (targets === null && t.node) grads.delete(t);
+      if ((targets !== null && !targets.has(t)) || (targets === null && t.node)) {
+        grads.delete(t);
+        users?.drop(g);
+      }
+      if (users) {
+        for (const gi of gs) if (gi) users.consumed(gi);
+        users.free();
+      }
       if (free) {
         node.inputs = [];
         node.backward = freedBackward(node.op);
@@ -612,7 +678,7 @@ export function addGradRegion(x: Tensor, write: (buf: Float32Array) => void): bo
   if (pendingRegions === null || gradEnabled || x.dtype !== 'float32') return false;
   let buf = pendingRegions.get(x);
   if (!buf) {
-    buf = new Float32Array(x.size);
+    buf = allocF32(x.size);
     pendingRegions.set(x, buf);
   }
   write(buf);
@@ -622,18 +688,64 @@ export function addGradRegion(x: Tensor, write: (buf: Float32Array) => void): bo
 /** Sums that accumulate() made itself in a non-recording sweep: nobody else holds them. */
 const ownedSums = new WeakSet<Tensor>();
 
-function accumulate(grads: Map<Tensor, Tensor>, t: Tensor, g: Tensor): void {
+function accumulate(grads: Map<Tensor, Tensor>, t: Tensor, g: Tensor, users: GradUsers | null): void {
   const cur = grads.get(t);
   if (!cur) {
     grads.set(t, g);
+    users?.use(g);
   } else if (!gradEnabled && ownedSums.has(cur) && !g.requiresGrad) {
     // Add in place (a weight used at every time step collects T gradients).
     const acc = cur.data as Float32Array;
     const gv = g.f32('backward');
     for (let i = 0; i < acc.length; i++) acc[i] += gv[i];
+    users?.consumed(g);
   } else {
     const sum = E.add(cur, g);
     if (!gradEnabled) ownedSums.add(sum);
     grads.set(t, sum);
+    users?.use(sum);
+    users?.drop(cur);
+    users?.consumed(g);
+  }
+}
+
+/**
+ * Counts, for each pooled array made during a backward sweep, the gradient-map entries
+ * that use it; `free()` gives back the arrays that no entry uses any more (consumed
+ * gradients: the sweep made them and nothing outside it ever saw them).
+ */
+class GradUsers {
+  private readonly counts = new Map<ArrayBufferLike, number>();
+  private pending: ArrayBufferLike[] = [];
+
+  constructor(private readonly since: number) {}
+
+  use(g: Tensor): void {
+    const b = g.data.buffer;
+    if (P.lentSince(b, this.since)) this.counts.set(b, (this.counts.get(b) ?? 0) + 1);
+  }
+
+  /** An entry using g's storage is gone. */
+  drop(g: Tensor): void {
+    const b = g.data.buffer;
+    const n = this.counts.get(b);
+    if (n === undefined) return;
+    if (n > 1) this.counts.set(b, n - 1);
+    else {
+      this.counts.delete(b);
+      this.pending.push(b);
+    }
+  }
+
+  /** g was used up without entering the map (added into another entry, or not needed). */
+  consumed(g: Tensor): void {
+    const b = g.data.buffer;
+    if (!this.counts.has(b) && P.lentSince(b, this.since)) this.pending.push(b);
+  }
+
+  /** Release what no entry uses (checked again: an array may have been re-entered since). */
+  free(): void {
+    for (const b of this.pending) if (!this.counts.has(b)) P.releaseEarly(b, this.since);
+    this.pending = [];
   }
 }

@@ -8,7 +8,7 @@
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Tensor, noGrad } from '../engine/tensor.js';
+import { Tensor, noGrad, tidy } from '../engine/tensor.js';
 import { Rng } from '../engine/rng.js';
 import { BatchSampler, takeRows } from '../data/batching.js';
 import { Adam, AdamW, SGD, RMSprop, LRScheduler, clipGradNorm, EMA, cosineLR, linearWarmup, constantLR } from '../optim/index.js';
@@ -223,8 +223,15 @@ export class Trainer {
     return b;
   }
 
-  /** One optimisation step through the model contract; returns its metrics. */
+  /**
+   * One optimisation step through the model contract; returns its metrics. Inside a
+   * tidy scope: the step's activations and gradients are reused by the next step.
+   */
   private trainStep(batch: Batch): Record<string, number> {
+    return tidy(() => this.trainStepBody(batch));
+  }
+
+  private trainStepBody(batch: Batch): Record<string, number> {
     const t = this.cfg.train;
     const ctx = { step: this.step, totalSteps: t.steps as number };
     if (this.model.trainStep) {

@@ -11,6 +11,7 @@
  *   deterministic. Timesteps are spaced "trailing" (Lin et al. 2023, arXiv:2305.08891,
  *   table 2), so the first step always starts from t = T-1, pure noise.
  */
+import { tidy } from '../../engine/tensor.js';
 import type { Tensor } from '../../engine/tensor.js';
 import type { Rng } from '../../engine/rng.js';
 import { randn } from '../../engine/ops/random.js';
@@ -112,13 +113,14 @@ export function sampleLoop(
   if (at.has(0)) frames.push(x);
   for (let i = 0; i < ts.length; i++) {
     const t = ts[i];
-    const out = denoise(x, t);
-    if (opts.sampler === 'ddpm') {
-      x = ddpmStep(s, prediction, out, x, t, t > 0 ? randn(shape, rng) : null, opts.clip);
-    } else {
+    const xt = x;
+    // One scope per step: the network's activations are reused by the next step.
+    x = tidy(() => {
+      const out = denoise(xt, t);
+      if (opts.sampler === 'ddpm') return ddpmStep(s, prediction, out, xt, t, t > 0 ? randn(shape, rng) : null, opts.clip);
       const tPrev = i + 1 < ts.length ? ts[i + 1] : -1;
-      x = ddimStep(s, prediction, out, x, t, tPrev, opts.eta, opts.eta > 0 && tPrev >= 0 ? randn(shape, rng) : null, opts.clip);
-    }
+      return ddimStep(s, prediction, out, xt, t, tPrev, opts.eta, opts.eta > 0 && tPrev >= 0 ? randn(shape, rng) : null, opts.clip);
+    });
     if (at.has(i + 1)) frames.push(x);
   }
   return { x, frames };
