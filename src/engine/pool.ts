@@ -60,11 +60,11 @@ const UNINIT: ((bytes: number) => Uint8Array) | null =
  * A pooled array of n floats lent to the innermost scope (zeroed when `zero`, otherwise
  * with undefined contents), or null when no scope is open or n is slab-sized.
  */
-/** GENLAB_POOL=off: lend fresh arrays and drop released ones (the checks stay). */
+/** GENLAB_POOL=off: scopes lend nothing; every array is left to the garbage collector. */
 const OFF = typeof process === 'object' && process.env?.GENLAB_POOL === 'off';
 export function takeF32(n: number, zero: boolean): Float32Array | null {
-  if (scopeDepth === 0 || n <= SLAB_MAX) return null;
-  const list = OFF ? undefined : free.get(n);
+  if (scopeDepth === 0 || n <= SLAB_MAX || OFF) return null;
+  const list = free.get(n);
   let a: Float32Array;
   if (list !== undefined && list.length > 0) {
     a = list.pop()!;
@@ -152,7 +152,6 @@ export function closeScope(keep: Iterable<ArrayBufferLike>, abandon = false): vo
 }
 
 function pushFree(a: Float32Array): void {
-  if (OFF) return;
   let list = free.get(a.length);
   if (list === undefined) {
     list = [];

@@ -23,7 +23,7 @@
 import { scratchBuffers } from '../backends/conv_ref.js';
 import { backend } from '../backends/index.js';
 import type { ConvGeometry } from '../backends/backend.js';
-import { Tensor, emptyF32, fromOp } from '../tensor.js';
+import { Tensor, allocF32, emptyF32, fromOp } from '../tensor.js';
 import { ShapeError, fmtShape } from '../shape.js';
 import { sum } from './reduce.js';
 import { reshape, squeeze, unsqueeze } from './shape_ops.js';
@@ -115,7 +115,7 @@ function convFwdRaw(xv: Float32Array, wv: Float32Array, bv: Float32Array | null,
 function convBwdDataRaw(yv: Float32Array, wv: Float32Array, bv: Float32Array | null, G: ConvGeom): Float32Array {
   const { N, Cin } = G;
   const HW = G.H * G.W;
-  const out = new Float32Array(N * Cin * HW);
+  const out = allocF32(N * Cin * HW);
   if (out.length === 0) return out;
   if (bv) for (let n = 0; n < N; n++) for (let c = 0; c < Cin; c++) out.fill(bv[c], (n * Cin + c) * HW, (n * Cin + c + 1) * HW);
   if (G.oh * G.ow === 0 || G.Cout === 0) return out;
@@ -125,7 +125,7 @@ function convBwdDataRaw(yv: Float32Array, wv: Float32Array, bv: Float32Array | n
 
 /** dw [Cout, Cin/groups, kh, kw] = sum_n y_n . im2col(x_n)^T: the gradient of convFwd in w. */
 function convBwdWeightRaw(xv: Float32Array, yv: Float32Array, G: ConvGeom): Float32Array {
-  const out = new Float32Array(G.Cout * (G.Cin / G.groups) * G.kh * G.kw);
+  const out = allocF32(G.Cout * (G.Cin / G.groups) * G.kh * G.kw);
   if (out.length === 0 || G.N === 0 || G.oh * G.ow === 0) return out;
   backend().conv2dBackwardWeight(xv, yv, G, out);
   return out;
@@ -366,7 +366,7 @@ export function maxPool2dWithIndices(x: Tensor, kernelSize: number | [number, nu
       }
     }
   }
-  const vals = new Float32Array(NC * L);
+  const vals = allocF32(NC * L);
   const idx = new Int32Array(NC * L);
   const plane = Hp * Wp;
   for (let c = 0; c < NC; c++) {
@@ -392,7 +392,7 @@ export function maxPool2dWithIndices(x: Tensor, kernelSize: number | [number, nu
   const [N, C] = x.shape;
   const index = new Tensor(idx, [NC, L]);
   const values = fromOp(op, vals, [N, C, oh, ow], [x], (g) => [
-    reshape(scatterAdd(new Tensor(new Float32Array(NC * H * W), [NC, H * W]), 1, index, reshape(g, [NC, L])), x.shape),
+    reshape(scatterAdd(new Tensor(allocF32(NC * H * W), [NC, H * W]), 1, index, reshape(g, [NC, L])), x.shape),
   ]);
   return { values, indices: reshape(index, [N, C, oh, ow]) };
 }
@@ -437,7 +437,7 @@ function avgPoolFwd(x: Tensor, P: PoolGeom, scale: Float32Array, shape: readonly
   bk.im2col(x.f32(op), 0, P.NC, P.H, P.W, P.kh, P.kw, P.sh, P.sw, P.ph, P.pw, P.dh, P.dw, P.oh, P.ow, cols);
   const sums = scratch(1, P.NC * L);
   bk.reduce('sum', cols, P.NC, kk, L, sums);
-  const out = new Float32Array(P.NC * L);
+  const out = allocF32(P.NC * L);
   bk.binary('mul', sums, 0, [L, 1], scale, 0, [0, 1], out, [P.NC, L]);
   return fromOp(op, out, shape, [x], (g) => [avgPoolAdjoint(g, P, scale, xShape, shape)]);
 }
@@ -451,7 +451,7 @@ function avgPoolAdjoint(g: Tensor, P: PoolGeom, scale: Float32Array, xShape: rea
   // cols[c, k, l] = scale[l] * g[c, l]: the scaling and the broadcast over taps in one call.
   const cols = scratch(0, P.NC * kk * L);
   bk.binary('mul', g.f32(op), 0, [L, 0, 1], scale, 0, [0, 0, 1], cols, [P.NC, kk, L]);
-  const out = new Float32Array(P.NC * P.H * P.W);
+  const out = allocF32(P.NC * P.H * P.W);
   bk.col2im(cols, P.NC, P.H, P.W, P.kh, P.kw, P.sh, P.sw, P.ph, P.pw, P.dh, P.dw, P.oh, P.ow, out, 0);
   return fromOp(op, out, xShape, [g], (gg) => [avgPoolFwd(gg, P, scale, shape, xShape)]);
 }
@@ -507,8 +507,8 @@ interface AxisTaps {
 function linearTaps(inSize: number, outSize: number, factor: number | undefined, alignCorners: boolean): AxisTaps {
   const i0 = new Int32Array(outSize);
   const i1 = new Int32Array(outSize);
-  const l0 = new Float32Array(outSize);
-  const l1 = new Float32Array(outSize);
+  const l0 = allocF32(outSize);
+  const l1 = allocF32(outSize);
   const s = alignCorners ? (outSize > 1 ? Math.fround((inSize - 1) / (outSize - 1)) : 0) : scaleOf(inSize, outSize, factor);
   for (let o = 0; o < outSize; o++) {
     let src = alignCorners ? Math.fround(s * o) : Math.fround(Math.fround(s * (o + 0.5)) - 0.5);
@@ -558,7 +558,7 @@ function resampleRaw(xv: Float32Array, R: Resample): Float32Array {
     else for (let q = 0; q < ow; q++) tmp[tb + q] = xv[xb + a0[q]];
   }
   // 2. Along H: blends of whole rows of tmp.
-  const out = new Float32Array(NC * oh * ow);
+  const out = allocF32(NC * oh * ow);
   for (let c = 0; c < NC; c++) {
     for (let y = 0; y < oh; y++) {
       const a = (c * H + th.i0[y]) * ow;
@@ -609,7 +609,7 @@ function resampleAdjointRaw(gv: Float32Array, R: Resample): Float32Array {
       }
     }
   }
-  const out = new Float32Array(NC * H * W);
+  const out = allocF32(NC * H * W);
   const { i0: a0, i1: a1, l0: u, l1: v } = tw;
   for (let r = 0; r < NC * H; r++) {
     const xb = r * W;

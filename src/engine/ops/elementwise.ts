@@ -6,7 +6,7 @@
  */
 import { backend } from '../backends/index.js';
 import type { BinaryOp, UnaryOp } from '../backends/backend.js';
-import { Tensor, emptyF32, fromOp, isGradEnabled, rowMajorTensor } from '../tensor.js';
+import { Tensor, allocF32, emptyF32, fromOp, isGradEnabled, rowMajorTensor } from '../tensor.js';
 import { broadcastShapes, broadcastStrides, fmtShape, shapesEqual, DTypeError } from '../shape.js';
 import { sumTo } from './reduce.js';
 
@@ -265,7 +265,7 @@ export function where(cond: Tensor, av: Tensor | number, bv: Tensor | number): T
   for (const d of shape) n *= d;
   const bk = backend();
   const read = (t: Tensor): Float32Array => {
-    const o = new Float32Array(n);
+    const o = allocF32(n);
     bk.copy(t.data, t.offset, broadcastStrides(t.shape, t.strides, shape), o, shape);
     return o;
   };

@@ -13,7 +13,7 @@
  * definitions these are tested against (fused.test.ts).
  */
 import { backend } from '../backends/index.js';
-import { Tensor, emptyF32, fromOp, grad, isGradEnabled, noGrad } from '../tensor.js';
+import { Tensor, allocF32, emptyF32, fromOp, grad, isGradEnabled, noGrad } from '../tensor.js';
 import { ShapeError, fmtShape, shapesEqual } from '../shape.js';
 import { add, mul, sub, square, sigmoid, tanh, where, rsqrt } from './elementwise.js';
 import { concat, expand, reshape, select, transpose } from './shape_ops.js';
@@ -28,7 +28,7 @@ import { gt } from './elementwise.js';
  */
 let scratch = new Float32Array(0);
 export function saveBuffer(n: number, keep: boolean): Float32Array {
-  if (keep) return new Float32Array(n);
+  if (keep) return allocF32(n);
   if (scratch.length < n) scratch = new Float32Array(n);
   return scratch.subarray(0, n);
 }
@@ -57,14 +57,14 @@ export function lstmCell(gates: Tensor, c: Tensor): [Tensor, Tensor] {
   const gv = gates.f32('lstmCell');
   const cv = c.f32('lstmCell');
   const keep = recording([gates, c]);
-  const out = new Float32Array(2 * n); // h' then c'
+  const out = allocF32(2 * n); // h' then c'
   const act = saveBuffer(5 * n, keep);
   backend().lstmCell(gv, cv, B, H, out.subarray(0, n), out.subarray(n), act);
   const y = fromOp('lstmCell', out, [2, ...c.shape], [gates, c], (g) => {
     if (isGradEnabled()) return lstmCellGradOps(gates, c, g);
     const gg = g.f32('lstmCell backward');
-    const dg = new Float32Array(4 * n);
-    const dc = new Float32Array(n);
+    const dg = allocF32(4 * n);
+    const dc = allocF32(n);
     backend().lstmCellBackward(act, cv, gg.subarray(0, n), gg.subarray(n), B, H, dg, dc);
     return [new Tensor(dg, gates.shape), c.requiresGrad ? new Tensor(dc, c.shape) : null];
   });
@@ -104,14 +104,14 @@ export function gruCell(gi: Tensor, gh: Tensor, h: Tensor): Tensor {
   const B = H > 0 ? n / H : 0;
   const hv = h.f32('gruCell');
   const keep = recording([gi, gh, h]);
-  const out = new Float32Array(n);
+  const out = allocF32(n);
   const act = saveBuffer(4 * n, keep);
   backend().gruCell(gi.f32('gruCell'), gh.f32('gruCell'), hv, B, H, out, act);
   return fromOp('gruCell', out, h.shape, [gi, gh, h], (g) => {
     if (isGradEnabled()) return gruCellGradOps(gi, gh, h, g);
-    const dgi = new Float32Array(3 * n);
-    const dgh = new Float32Array(3 * n);
-    const dh = new Float32Array(n);
+    const dgi = allocF32(3 * n);
+    const dgh = allocF32(3 * n);
+    const dh = allocF32(n);
     backend().gruCellBackward(act, hv, g.f32('gruCell backward'), B, H, dgi, dgh, dh);
     return [
       gi.requiresGrad ? new Tensor(dgi, gi.shape) : null,
@@ -207,9 +207,9 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: FusedAttentionO
   const p = emptyF32(BH * L * S);
   backend().attention(qv, kv, vv, mv, maskStride, BH, L, S, D, Dv, scale, causal, out, p);
   const grads = (dout: Float32Array | null, dp: Float32Array | null): (Tensor | null)[] => {
-    const dq = q.requiresGrad ? new Float32Array(BH * L * D) : null;
-    const dk = k.requiresGrad ? new Float32Array(BH * S * D) : null;
-    const dv = dout && v.requiresGrad ? new Float32Array(BH * S * Dv) : null;
+    const dq = q.requiresGrad ? allocF32(BH * L * D) : null;
+    const dk = k.requiresGrad ? allocF32(BH * S * D) : null;
+    const dv = dout && v.requiresGrad ? allocF32(BH * S * Dv) : null;
     backend().attentionBackward(qv, kv, vv, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv);
     return [dq && new Tensor(dq, q.shape), dk && new Tensor(dk, k.shape), dv && new Tensor(dv, v.shape)];
   };
@@ -279,9 +279,9 @@ export function lstmSequence(
   const inputs = bHh ? [gi, h0, c0, wHh, bHh] : [gi, h0, c0, wHh];
   const keep = recording(inputs);
   // y: h of every step [T, B, H], then cN [B, H].
-  const y = new Float32Array((T + 1) * n);
-  const cAll = keep ? new Float32Array(T * n) : new Float32Array(2 * n);
-  const act = keep ? new Float32Array(T * 5 * n) : saveBuffer(5 * n, false);
+  const y = allocF32((T + 1) * n);
+  const cAll = keep ? allocF32(T * n) : allocF32(2 * n);
+  const act = keep ? allocF32(T * 5 * n) : saveBuffer(5 * n, false);
   // Every step's gates, gi_t + b_hh (+ h_prev W_hh^T below): a buffer of our own, made
   // in one vectorized pass; the steps then accumulate into it in place.
   const gates = bHh ? noGrad(() => add(gi.detach(), bHh.detach())).f32('lstmSequence') : gi.f32('lstmSequence').slice();
@@ -303,10 +303,10 @@ export function lstmSequence(
     if (isGradEnabled()) return sequenceGradOps(inputs, g, (xs) => lstmSequenceOps(xs[0], xs[1], xs[2], xs[3], xs[4] ?? null, reverse));
     const gv = g.f32('lstmSequence backward');
     const dgates = emptyF32(T * 4 * n);
-    let dhNext = new Float32Array(n);
-    let dcNext: Float32Array = gv.slice(T * n, T * n + n);
+    // Two buffers each for d h and d c, swapped every step (one is read, one written).
+    let dhNext = new Float32Array(n), dhSpare = new Float32Array(n);
+    let dcNext: Float32Array = gv.slice(T * n, T * n + n), dcPrev: Float32Array = new Float32Array(n);
     const dh = new Float32Array(n);
-    const dcPrev = new Float32Array(n);
     for (let s = T - 1; s >= 0; s--) {
       const t = step(s);
       const cPrev = s === 0 ? c0v : cAll.subarray(step(s - 1) * n, step(s - 1) * n + n);
@@ -314,10 +314,9 @@ export function lstmSequence(
       const dg = dgates.subarray(t * 4 * n, (t + 1) * 4 * n);
       bk.lstmCellBackward(act.subarray(t * 5 * n, (t + 1) * 5 * n), cPrev, dh, dcNext, B, H, dg, dcPrev);
       // d h_prev = dgates_t W_hh
-      const next = new Float32Array(n);
-      bk.gemm(false, false, B, H, 4 * H, dg, 0, 4 * H, wv, 0, H, 0, next, 0, H);
-      dhNext = next;
-      dcNext = dcPrev.slice();
+      bk.gemm(false, false, B, H, 4 * H, dg, 0, 4 * H, wv, 0, H, 0, dhSpare, 0, H);
+      [dhNext, dhSpare] = [dhSpare, dhNext];
+      [dcNext, dcPrev] = [dcPrev, dcNext];
     }
     return [
       gi.requiresGrad ? new Tensor(dgates, gi.shape) : null,
@@ -351,9 +350,9 @@ export function gruSequence(gi: Tensor, h0: Tensor, wHh: Tensor, bHh: Tensor | n
   const bv = bHh ? bHh.f32('gruSequence') : null;
   const inputs = bHh ? [gi, h0, wHh, bHh] : [gi, h0, wHh];
   const keep = recording(inputs);
-  const y = new Float32Array(T * n);
-  const act = keep ? new Float32Array(T * 4 * n) : saveBuffer(4 * n, false);
-  const gh = new Float32Array(3 * n);
+  const y = allocF32(T * n);
+  const act = keep ? allocF32(T * 4 * n) : saveBuffer(4 * n, false);
+  const gh = allocF32(3 * n);
   const step = (s: number): number => (reverse ? T - 1 - s : s);
   for (let s = 0; s < T; s++) {
     const t = step(s);
@@ -367,9 +366,9 @@ export function gruSequence(gi: Tensor, h0: Tensor, wHh: Tensor, bHh: Tensor | n
   const Y = fromOp('gruSequence', y, [T, B, H], inputs, (g) => {
     if (isGradEnabled()) return sequenceGradOps(inputs, g, (xs) => gruSequenceOps(xs[0], xs[1], xs[2], xs[3] ?? null, reverse));
     const gv = g.f32('gruSequence backward');
-    const dgi = new Float32Array(T * 3 * n);
-    const dgh = new Float32Array(T * 3 * n);
-    let dhNext = new Float32Array(n);
+    const dgi = allocF32(T * 3 * n);
+    const dgh = allocF32(T * 3 * n);
+    let dhNext = new Float32Array(n), dhSpare = new Float32Array(n);
     const dh = new Float32Array(n);
     const dhDirect = new Float32Array(n);
     for (let s = T - 1; s >= 0; s--) {
@@ -379,9 +378,9 @@ export function gruSequence(gi: Tensor, h0: Tensor, wHh: Tensor, bHh: Tensor | n
       const dghT = dgh.subarray(t * 3 * n, (t + 1) * 3 * n);
       bk.gruCellBackward(act.subarray(t * 4 * n, (t + 1) * 4 * n), hPrev, dh, B, H, dgi.subarray(t * 3 * n, (t + 1) * 3 * n), dghT, dhDirect);
       // d h_prev = z * dh (direct) + dgh_t W_hh
-      const next = dhDirect.slice();
-      bk.gemm(false, false, B, H, 3 * H, dghT, 0, 3 * H, wv, 0, H, 1, next, 0, H);
-      dhNext = next;
+      dhSpare.set(dhDirect);
+      bk.gemm(false, false, B, H, 3 * H, dghT, 0, 3 * H, wv, 0, H, 1, dhSpare, 0, H);
+      [dhNext, dhSpare] = [dhSpare, dhNext];
     }
     return [
       gi.requiresGrad ? new Tensor(dgi, gi.shape) : null,
@@ -399,7 +398,7 @@ export function gruSequence(gi: Tensor, h0: Tensor, wHh: Tensor, bHh: Tensor | n
  */
 function weightGrad(dg: Float32Array, y: Float32Array, h0: Float32Array, T: number, B: number, H: number, G: number, reverse: boolean): Float32Array {
   const bk = backend();
-  const dw = new Float32Array(G * H);
+  const dw = allocF32(G * H);
   if (T === 0) return dw;
   const n = B * H;
   const rows = (T - 1) * B;
@@ -412,7 +411,7 @@ function weightGrad(dg: Float32Array, y: Float32Array, h0: Float32Array, T: numb
 
 /** Column sums of a [rows, G] matrix. */
 function biasGrad(dg: Float32Array, rows: number, G: number): Float32Array {
-  const db = new Float32Array(G);
+  const db = allocF32(G);
   backend().reduce('sum', dg, 1, rows, G, db);
   return db;
 }
@@ -505,8 +504,8 @@ export function channelAffine(x: Tensor, weight: Tensor | null, bias: Tensor | n
     const dx = emptyF32(x.size);
     const sums = emptyF32(2 * outer * C);
     backend().channelAffineBackward(xv, g.f32(`${op} backward`), outer, C, inner, wv, bv, act, dx, sums);
-    const dw = weight?.requiresGrad ? new Float32Array(C) : null;
-    const db = bias?.requiresGrad ? new Float32Array(C) : null;
+    const dw = weight?.requiresGrad ? allocF32(C) : null;
+    const db = bias?.requiresGrad ? allocF32(C) : null;
     for (let r = 0; r < outer * C; r++) {
       if (dw) dw[r % C] += sums[2 * r];
       if (db) db[r % C] += sums[2 * r + 1];

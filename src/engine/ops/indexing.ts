@@ -4,7 +4,7 @@
  * oneHot, and dtype casts. Every index is bounds-checked with an error naming the op.
  */
 import { backend } from '../backends/index.js';
-import { Tensor, fromOp } from '../tensor.js';
+import { Tensor, allocF32, fromOp } from '../tensor.js';
 import { DTypeError, ShapeError, fmtShape, normAxis, sizeOf } from '../shape.js';
 import { slice, reshape } from './shape_ops.js';
 
@@ -40,13 +40,13 @@ export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
   checkIndex('gather', idx, x.shape[a], a);
   const outer = sizeOf(index.shape.slice(0, a));
   const inner = sizeOf(index.shape.slice(a + 1));
-  const out = new Float32Array(idx.length);
+  const out = allocF32(idx.length);
   backend().gather(xs.f32('gather'), outer, x.shape[a], inner, idx, index.shape[a] ?? 1, out);
   return fromOp('gather', out, index.shape, [xs], (g) => [scatterAdd(zerosOf(xs.shape), a, index, g)]);
 }
 
 function zerosOf(shape: readonly number[]): Tensor {
-  return new Tensor(new Float32Array(sizeOf(shape)), shape);
+  return new Tensor(allocF32(sizeOf(shape)), shape);
 }
 
 /** x with src added at the positions index names along axis (out-of-place scatter_add). */
@@ -81,7 +81,7 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
   const inner = sizeOf(x.shape.slice(a + 1));
   const shape = [...x.shape];
   shape[a] = idx.length;
-  const out = new Float32Array(sizeOf(shape));
+  const out = allocF32(sizeOf(shape));
   backend().indexSelect(x.f32('indexSelect'), outer, x.shape[a], inner, idx, out);
   return fromOp('indexSelect', out, shape, [x], (g) => [indexAdd(zerosOf(x.shape), a, index, g)]);
 }
@@ -114,7 +114,7 @@ export function oneHot(ids: Tensor, numClasses: number): Tensor {
   needInt('oneHot', ids);
   const v = ids.i32('oneHot');
   checkIndex('oneHot', v, numClasses, -1);
-  const out = new Float32Array(v.length * numClasses);
+  const out = allocF32(v.length * numClasses);
   for (let i = 0; i < v.length; i++) out[i * numClasses + v[i]] = 1;
   return new Tensor(out, [...ids.shape, numClasses]);
 }

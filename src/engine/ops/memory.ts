@@ -11,7 +11,7 @@
  * tests compare with) and differentiate it, so second derivatives stay correct.
  */
 import { backend } from '../backends/index.js';
-import { Tensor, addGradRegion, fromOp, grad, isGradEnabled } from '../tensor.js';
+import { Tensor, addGradRegion, allocF32, fromOp, grad, isGradEnabled } from '../tensor.js';
 import { ShapeError, fmtShape } from '../shape.js';
 import { concat } from './shape_ops.js';
 import { saveBuffer, recording } from './fused.js';
@@ -35,7 +35,7 @@ function memoryGrad(memory: Tensor, kernel: (dmem: Float32Array | null) => void)
     return null;
   }
   if (addGradRegion(memory, kernel)) return null;
-  const dmem = new Float32Array(memory.size);
+  const dmem = allocF32(memory.size);
   kernel(dmem);
   return new Tensor(dmem, memory.shape);
 }
@@ -70,12 +70,12 @@ export function ntmAddressing(memory: Tensor, key: Tensor, beta: Tensor, g: Tens
   const inputs = [memory, key, beta, g, wPrev, shift, gamma];
   const vs = inputs.map((t) => t.f32(op));
   const keep = recording(inputs);
-  const w = new Float32Array(B * N);
+  const w = allocF32(B * N);
   const act = saveBuffer(B * (5 * N + 1), keep);
   backend().ntmAddress(vs[0], vs[1], vs[2], vs[3], vs[4], vs[5], vs[6], B, N, M, S, w, act);
   return fromOp(op, w, [B, N], inputs, (dw) => {
     if (isGradEnabled()) return compositeGrads(inputs, dw, (xs) => ntmAddressingOps(xs[0], xs[1], xs[2], xs[3], xs[4], xs[5], xs[6]));
-    const out = [B * M, B, B, B * N, B * S, B].map((n) => new Float32Array(n));
+    const out = [B * M, B, B, B * N, B * S, B].map((n) => allocF32(n));
     const dwv = dw.f32(op);
     const dmem = memoryGrad(memory, (dm) => backend().ntmAddressBackward(vs[0], vs[1], vs[2], vs[3], vs[4], vs[5], vs[6], act, w, dwv,
       B, N, M, S, dm, out[0], out[1], out[2], out[3], out[4], out[5]));
@@ -131,8 +131,8 @@ export function ntmHeadAddressing(memory: Tensor, head: Tensor, wPrev: Tensor): 
   expectSize(op, 'wPrev', wPrev, B * N, `[${B}, ${N}]`);
   const hv = head.f32(op), mv = memory.f32(op), wpv = wPrev.f32(op);
   // The activations, B (M + 3 + S) numbers: plain loops.
-  const key = new Float32Array(B * M), beta = new Float32Array(B), g = new Float32Array(B), gamma = new Float32Array(B);
-  const shift = new Float32Array(B * S);
+  const key = allocF32(B * M), beta = allocF32(B), g = allocF32(B), gamma = allocF32(B);
+  const shift = allocF32(B * S);
   for (let b = 0; b < B; b++) {
     const o = b * P;
     for (let j = 0; j < M; j++) key[b * M + j] = hv[o + j];
@@ -147,18 +147,18 @@ export function ntmHeadAddressing(memory: Tensor, head: Tensor, wPrev: Tensor): 
   }
   const inputs = [memory, head, wPrev];
   const keep = recording(inputs);
-  const w = new Float32Array(B * N);
+  const w = allocF32(B * N);
   const act = saveBuffer(B * (5 * N + 1), keep);
   backend().ntmAddress(mv, key, beta, g, wpv, shift, gamma, B, N, M, S, w, act);
   return fromOp(op, w, [B, N], inputs, (dw) => {
     if (isGradEnabled()) return compositeGrads(inputs, dw, (xs) => ntmHeadAddressingOps(xs[0], xs[1], xs[2]));
-    const [dkey, dbeta, dg, dwPrev, dshift, dgamma] = [B * M, B, B, B * N, B * S, B].map((n) => new Float32Array(n));
+    const [dkey, dbeta, dg, dwPrev, dshift, dgamma] = [B * M, B, B, B * N, B * S, B].map((n) => allocF32(n));
     const dwv = dw.f32(op);
     const dmem = memoryGrad(memory, (dm) => backend().ntmAddressBackward(mv, key, beta, g, wpv, shift, gamma, act, w, dwv,
       B, N, M, S, dm, dkey, dbeta, dg, dwPrev, dshift, dgamma));
     let dhead: Tensor | null = null;
     if (head.requiresGrad) {
-      const dh = new Float32Array(B * P);
+      const dh = allocF32(B * P);
       for (let b = 0; b < B; b++) {
         const o = b * P;
         for (let j = 0; j < M; j++) dh[o + j] = dkey[b * M + j];
@@ -195,11 +195,11 @@ export function memoryRead(memory: Tensor, w: Tensor): Tensor {
   const [B, N, M] = memoryShape(op, memory);
   expectSize(op, 'w', w, B * N, `[${B}, ${N}]`);
   const mv = memory.f32(op), wv = w.f32(op);
-  const r = new Float32Array(B * M);
+  const r = allocF32(B * M);
   backend().memoryRead(mv, wv, B, N, M, r);
   return fromOp(op, r, [B, M], [memory, w], (dr) => {
     if (isGradEnabled()) return compositeGrads([memory, w], dr, (xs) => memoryReadOps(xs[0], xs[1]));
-    const dw = new Float32Array(B * N);
+    const dw = allocF32(B * N);
     const drv = dr.f32(op);
     const dmem = memoryGrad(memory, (dm) => backend().memoryReadBackward(mv, wv, drv, B, N, M, dm, dw));
     return [dmem, w.requiresGrad ? new Tensor(dw, w.shape) : null];
@@ -226,11 +226,11 @@ export function memoryWrite(memory: Tensor, w: Tensor, erase: Tensor, add: Tenso
   expectSize(op, 'add', add, B * M, `[${B}, ${M}]`);
   const inputs = [memory, w, erase, add];
   const vs = inputs.map((t) => t.f32(op));
-  const out = new Float32Array(B * N * M);
+  const out = allocF32(B * N * M);
   backend().memoryWrite(vs[0], vs[1], vs[2], vs[3], B, N, M, out);
   return fromOp(op, out, memory.shape, inputs, (dout) => {
     if (isGradEnabled()) return compositeGrads(inputs, dout, (xs) => memoryWriteOps(xs[0], xs[1], xs[2], xs[3]));
-    const dw = new Float32Array(B * N), de = new Float32Array(B * M), da = new Float32Array(B * M);
+    const dw = allocF32(B * N), de = allocF32(B * M), da = allocF32(B * M);
     const dv = dout.f32(op);
     const dmem = memoryGrad(memory, (dm) => backend().memoryWriteBackward(vs[0], vs[1], vs[2], vs[3], dv, B, N, M, dm, dw, de, da));
     return [dmem, ...[dw, de, da].map((d, i) => (inputs[i + 1].requiresGrad ? new Tensor(d, inputs[i + 1].shape) : null))];

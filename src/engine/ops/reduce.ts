@@ -4,7 +4,7 @@
  */
 import { backend } from '../backends/index.js';
 import type { ReduceOp } from '../backends/backend.js';
-import { Tensor, emptyF32, fromOp, isGradEnabled } from '../tensor.js';
+import { Tensor, allocF32, emptyF32, fromOp, isGradEnabled } from '../tensor.js';
 import { fmtShape, normAxes, normAxis, shapesEqual, sizeOf } from '../shape.js';
 import type { Shape } from '../shape.js';
 import { abs, add, div, eq, exp, log, mul, sub, where, scalar } from './elementwise.js';
@@ -178,7 +178,7 @@ export function logSumExp(x: Tensor, axes?: number | readonly number[], keepDim 
 function cumsumDir(x: Tensor, axis: number, reverse: boolean): Tensor {
   const a = normAxis('cumsum', axis, x.rank);
   const v = x.f32('cumsum');
-  const out = new Float32Array(v.length);
+  const out = allocF32(v.length);
   const outer = sizeOf(x.shape.slice(0, a));
   const inner = sizeOf(x.shape.slice(a + 1));
   backend().cumsum(v, outer, x.rank ? x.shape[a] : 1, inner, reverse, out);
@@ -194,7 +194,7 @@ function softmaxRaw(x: Tensor, axis: number, logOut: boolean): Float32Array {
   const name = logOut ? 'logSoftmax' : 'softmax';
   const a = normAxis(name, axis, x.rank);
   const v = x.f32(name);
-  const out = new Float32Array(v.length);
+  const out = allocF32(v.length);
   const outer = sizeOf(x.shape.slice(0, a));
   const inner = sizeOf(x.shape.slice(a + 1));
   backend().softmax(v, outer, x.rank ? x.shape[a] : 1, inner, logOut, out);

@@ -159,7 +159,7 @@ export function slice(x: Tensor, axis: number, start: number, end?: number, step
  * positions start, start+step, ... of `axis`.
  */
 function embed(g: Tensor, shape: Shape, axis: number, start: number, step: number, fill: number): Tensor {
-  const out = new Float32Array(sizeOf(shape));
+  const out = allocF32(sizeOf(shape));
   if (fill !== 0) out.fill(fill);
   const strides = stridesOf(shape);
   const dstStrides = [...strides];
@@ -296,7 +296,7 @@ export function pad(x: Tensor, pads: readonly number[], value = 0): Tensor {
     starts[ax] = pads[2 * k];
     shape[ax] += pads[2 * k] + pads[2 * k + 1];
   }
-  const out = new Float32Array(sizeOf(shape));
+  const out = allocF32(sizeOf(shape));
   if (value !== 0) out.fill(value);
   const strides = stridesOf(shape);
   const off = starts.reduce((s, st, i) => s + st * strides[i], 0);
