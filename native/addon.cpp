@@ -554,6 +554,59 @@ napi_value NormRowsBackward(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+// layerNormRows(x, R, N, eps, w | null, b | null, y, mean, rstd)
+napi_value LayerNormRows(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lx, lw, lb, ly, lm, lr;
+  const float* x = a.f32(0, &lx);
+  const long R = a.lng(1), N = a.lng(2);
+  const float eps = (float)a.num(3);
+  const float* w = a.f32opt(4, &lw);
+  const float* b = a.f32opt(5, &lb);
+  float* y = a.f32(6, &ly);
+  float* mean = a.f32(7, &lm);
+  float* rstd = a.f32(8, &lr);
+  if (a.failed) return nullptr;
+  if (R < 0 || N < 1) a.fail("genlab native: layerNormRows: bad size");
+  a.within(0, R * N, lx, "layerNormRows x");
+  if (w) a.within(0, N, lw, "layerNormRows w");
+  if (b) a.within(0, N, lb, "layerNormRows b");
+  a.within(0, R * N, ly, "layerNormRows y");
+  a.within(0, R, lm, "layerNormRows mean");
+  a.within(0, R, lr, "layerNormRows rstd");
+  if (a.failed) return nullptr;
+  gl::layerNormRows(x, R, N, eps, w, b, y, mean, rstd);
+  return undef(env);
+}
+
+// layerNormRowsBackward(x, mean, rstd, w | null, g, R, N, dx | null, dw | null, db | null)
+napi_value LayerNormRowsBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lx, lm, lr, lw, lg, ld, ldw, ldb;
+  const float* x = a.f32(0, &lx);
+  const float* mean = a.f32(1, &lm);
+  const float* rstd = a.f32(2, &lr);
+  const float* w = a.f32opt(3, &lw);
+  const float* g = a.f32(4, &lg);
+  const long R = a.lng(5), N = a.lng(6);
+  float* dx = a.f32opt(7, &ld);
+  float* dw = a.f32opt(8, &ldw);
+  float* db = a.f32opt(9, &ldb);
+  if (a.failed) return nullptr;
+  if (R < 0 || N < 1) a.fail("genlab native: layerNormRowsBackward: bad size");
+  a.within(0, R * N, lx, "layerNormRowsBackward x");
+  a.within(0, R, lm, "layerNormRowsBackward mean");
+  a.within(0, R, lr, "layerNormRowsBackward rstd");
+  if (w) a.within(0, N, lw, "layerNormRowsBackward w");
+  a.within(0, R * N, lg, "layerNormRowsBackward g");
+  if (dx) a.within(0, R * N, ld, "layerNormRowsBackward dx");
+  if (dw) a.within(0, N, ldw, "layerNormRowsBackward dw");
+  if (db) a.within(0, N, ldb, "layerNormRowsBackward db");
+  if (a.failed) return nullptr;
+  gl::layerNormRowsBackward(x, mean, rstd, w, g, R, N, dx, dw, db);
+  return undef(env);
+}
+
 // channelAffine(x, outer, C, inner, w | null, b | null, act, y)
 napi_value ChannelAffine(napi_env env, napi_callback_info info) {
   Args a(env, info);
@@ -806,6 +859,7 @@ NAPI_MODULE_INIT() {
       {"gruCellBackward", GruCellBackward}, {"attention", Attention}, {"attentionBackward", AttentionBackward},
       {"normRows", NormRows}, {"normRowsBackward", NormRowsBackward},
       {"channelAffine", ChannelAffine}, {"channelAffineBackward", ChannelAffineBackward},
+      {"layerNormRows", LayerNormRows}, {"layerNormRowsBackward", LayerNormRowsBackward},
       {"ntmAddress", NtmAddress}, {"ntmAddressBackward", NtmAddressBackward}, {"memoryRead", MemoryRead},
       {"memoryReadBackward", MemoryReadBackward}, {"memoryWrite", MemoryWrite},
       {"memoryWriteBackward", MemoryWriteBackward},

@@ -98,6 +98,14 @@ void attentionBackward(const float* q, const float* k, const float* v, const flo
 // backward dx = rstd * (g - mean(g) - y * mean(g * y)).
 void normRows(const float* x, long R, long N, float eps, float* y, float* rstd);
 void normRowsBackward(const float* y, const float* rstd, const float* g, long R, long N, float* dx);
+// LayerNorm rows with the affine part: y = (x - mean) rstd w + b per row of N (w, b [N]
+// nullable), mean and rstd [R] saved. Backward recomputes xhat from x: dx = rstd (gw -
+// mean(gw) - xhat mean(gw xhat)), gw = g w; dw = sum over rows of g xhat, db = sum of g
+// (dx, dw, db nullable; dw, db overwritten).
+void layerNormRows(const float* x, long R, long N, float eps, const float* w, const float* b, float* y, float* mean,
+                   float* rstd);
+void layerNormRowsBackward(const float* x, const float* mean, const float* rstd, const float* w, const float* g, long R,
+                           long N, float* dx, float* dw, float* db);
 // y = act(x * w[c] + b[c]) over x [outer, C, inner]; w, b nullable; act 0 none, 1 SiLU.
 void channelAffine(const float* x, long outer, long C, long inner, const float* w, const float* b, int act, float* y);
 // dx = du * w[c], du = g * act'(x w + b); sums[2 r] = sum du * x, sums[2 r + 1] = sum du per row r = (o, c).

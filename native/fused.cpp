@@ -201,6 +201,104 @@ GL_CLONES void normRowsBackLoop(const float* GL_RESTRICT y, const float* GL_REST
   }
 }
 
+// Mean and 1/sqrt(var + eps) of one row of N (biased variance), with 16 partial sums.
+inline void rowStats(const float* GL_RESTRICT xr, long N, float eps, float& mean, float& rs) {
+  const long nb = N / NL * NL;
+  float ps[NL] = {0.f};
+  for (long j = 0; j < nb; j += NL)
+    for (int l = 0; l < NL; l++) ps[l] += xr[j + l];
+  float s = 0.f;
+  for (long j = nb; j < N; j++) s += xr[j];
+  for (int l = 0; l < NL; l++) s += ps[l];
+  const float m = s / (float)N;
+  float pv[NL] = {0.f};
+  for (long j = 0; j < nb; j += NL)
+    for (int l = 0; l < NL; l++) {
+      const float d = xr[j + l] - m;
+      pv[l] += d * d;
+    }
+  float v = 0.f;
+  for (long j = nb; j < N; j++) {
+    const float d = xr[j] - m;
+    v += d * d;
+  }
+  for (int l = 0; l < NL; l++) v += pv[l];
+  mean = m;
+  rs = 1.f / __builtin_sqrtf(v / (float)N + eps);
+}
+
+GL_CLONES void layerNormLoop(const float* GL_RESTRICT x, long N, float eps, const float* GL_RESTRICT w,
+                             const float* GL_RESTRICT b, long r0, long r1, float* GL_RESTRICT y, float* GL_RESTRICT mean,
+                             float* GL_RESTRICT rstd) {
+  for (long r = r0; r < r1; r++) {
+    const float* xr = x + r * N;
+    float* yr = y + r * N;
+    float m, rs;
+    rowStats(xr, N, eps, m, rs);
+    if (w && b)
+      for (long j = 0; j < N; j++) yr[j] = (xr[j] - m) * rs * w[j] + b[j];
+    else
+      for (long j = 0; j < N; j++) yr[j] = (xr[j] - m) * rs * (w ? w[j] : 1.f) + (b ? b[j] : 0.f);
+    mean[r] = m;
+    rstd[r] = rs;
+  }
+}
+
+// dx per row from gw = g w and xhat = (x - mean) rstd, recomputed from x.
+GL_CLONES void layerNormBackLoop(const float* GL_RESTRICT x, const float* GL_RESTRICT mean, const float* GL_RESTRICT rstd,
+                                 const float* GL_RESTRICT w, const float* GL_RESTRICT g, long N, long r0, long r1,
+                                 float* GL_RESTRICT dx) {
+  for (long r = r0; r < r1; r++) {
+    const float* xr = x + r * N;
+    const float* gr = g + r * N;
+    const float m = mean[r], rs = rstd[r];
+    const long nb = N / NL * NL;
+    float pg[NL] = {0.f}, pgy[NL] = {0.f};
+    for (long j0 = 0; j0 < nb; j0 += NL)
+      for (int l = 0; l < NL; l++) {
+        const long j = j0 + l;
+        const float gw = w ? gr[j] * w[j] : gr[j];
+        pg[l] += gw;
+        pgy[l] += gw * ((xr[j] - m) * rs);
+      }
+    float sg = 0.f, sgy = 0.f;
+    for (long j = nb; j < N; j++) {
+      const float gw = w ? gr[j] * w[j] : gr[j];
+      sg += gw;
+      sgy += gw * ((xr[j] - m) * rs);
+    }
+    for (int l = 0; l < NL; l++) {
+      sg += pg[l];
+      sgy += pgy[l];
+    }
+    const float mg = sg / (float)N, mgy = sgy / (float)N;
+    float* dr = dx + r * N;
+    for (long j = 0; j < N; j++) {
+      const float gw = w ? gr[j] * w[j] : gr[j];
+      dr[j] = rs * (gw - mg - (xr[j] - m) * rs * mgy);
+    }
+  }
+}
+
+// dw[j] = sum_r g xhat, db[j] = sum_r g over columns [c0, c1) (either nullable).
+GL_CLONES void layerNormParamCols(const float* GL_RESTRICT x, const float* GL_RESTRICT mean,
+                                  const float* GL_RESTRICT rstd, const float* GL_RESTRICT g, long R, long N, long c0,
+                                  long c1, float* GL_RESTRICT dw, float* GL_RESTRICT db) {
+  for (long j = c0; j < c1; j++) {
+    if (dw) dw[j] = 0.f;
+    if (db) db[j] = 0.f;
+  }
+  for (long r = 0; r < R; r++) {
+    const float* xr = x + r * N;
+    const float* gr = g + r * N;
+    const float m = mean[r], rs = rstd[r];
+    if (dw)
+      for (long j = c0; j < c1; j++) dw[j] += gr[j] * ((xr[j] - m) * rs);
+    if (db)
+      for (long j = c0; j < c1; j++) db[j] += gr[j];
+  }
+}
+
 GL_CLONES void channelAffineRows(const float* GL_RESTRICT x, long C, long inner, const float* w, const float* b, int act,
                                  long r0, long r1, float* GL_RESTRICT y) {
   for (long r = r0; r < r1; r++) {
@@ -269,6 +367,22 @@ void normRows(const float* x, long R, long N, float eps, float* y, float* rstd) 
 
 void normRowsBackward(const float* y, const float* rstd, const float* g, long R, long N, float* dx) {
   parallelFor(R, (double)R * N * 5, [&](long lo, long hi) { normRowsBackLoop(y, rstd, g, N, lo, hi, dx); });
+}
+
+void layerNormRows(const float* x, long R, long N, float eps, const float* w, const float* b, float* y, float* mean,
+                   float* rstd) {
+  parallelFor(R, (double)R * N * 7, [&](long lo, long hi) { layerNormLoop(x, N, eps, w, b, lo, hi, y, mean, rstd); });
+}
+
+void layerNormRowsBackward(const float* x, const float* mean, const float* rstd, const float* w, const float* g, long R,
+                           long N, float* dx, float* dw, float* db) {
+  if (dx) parallelFor(R, (double)R * N * 8, [&](long lo, long hi) { layerNormBackLoop(x, mean, rstd, w, g, N, lo, hi, dx); });
+  if (!dw && !db) return;
+  // Columns in blocks of 16, so that each thread's row segments stay vectorized.
+  const long blocks = (N + NL - 1) / NL;
+  parallelFor(blocks, (double)R * N * 4, [&](long lo, long hi) {
+    layerNormParamCols(x, mean, rstd, g, R, N, lo * NL, hi * NL < N ? hi * NL : N, dw, db);
+  });
 }
 
 void lstmCell(const float* gates, const float* c, long B, long H, float* h2, float* c2, float* act) {

@@ -15,10 +15,10 @@
  * each); layerNormCore is the unfused definition.
  */
 import { Tensor, noGrad } from '../engine/tensor.js';
-import { ShapeError, fmtShape } from '../engine/shape.js';
+import { ShapeError, fmtShape, shapesEqual } from '../engine/shape.js';
 import { zeros, ones, full } from '../engine/creation.js';
 import { Module } from './module.js';
-import { channelAffine, normalizeLastAxis } from '../engine/ops/fused.js';
+import { channelAffine, layerNormAffine, normalizeLastAxis } from '../engine/ops/fused.js';
 
 export interface BatchNormOptions {
   /** Added to the variance (default 1e-5). */
@@ -160,7 +160,13 @@ export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight:
   }
   let N = 1;
   for (const d of normalizedShape) N *= d;
-  // The normalising step is one fused primitive over rows of N (src/engine/ops/fused.ts).
+  // Normalisation and affine map are one fused primitive over rows of N
+  // (src/engine/ops/fused.ts) when weight and bias are of the normalized shape.
+  const flat = (t: Tensor | null): Tensor | null => (t && shapesEqual(t.shape, normalizedShape) ? t.reshape([N]) : null);
+  const w = weight ? flat(weight) : null, b = bias ? flat(bias) : null;
+  if (N > 0 && (weight === null) === (w === null) && (bias === null) === (b === null)) {
+    return layerNormAffine(x.reshape([-1, N]), w, b, eps).reshape(x.shape);
+  }
   let y = N > 0 ? normalizeLastAxis(x.reshape([-1, N]), eps).reshape(x.shape) : layerNormCore(x, k, eps);
   if (weight) y = y.mul(weight);
   if (bias) y = y.add(bias);

@@ -191,6 +191,25 @@ export interface Backend {
   normRowsBackward(y: Float32Array, rstd: Float32Array, g: Float32Array, R: number, N: number, dx: Float32Array): void;
 
   /**
+   * LayerNorm over rows with its affine part: x [R, N] -> y = (x - mean) rstd w + b per
+   * row (biased variance; w, b [N] or null for 1 and 0); mean and rstd [R] saved.
+   */
+  layerNormRows(
+    x: Float32Array, R: number, N: number, eps: number, w: Float32Array | null, b: Float32Array | null, y: Float32Array,
+    mean: Float32Array, rstd: Float32Array,
+  ): void;
+
+  /**
+   * Gradient of layerNormRows from g, with xhat = (x - mean) rstd recomputed from x:
+   * dx = rstd (gw - mean(gw) - xhat mean(gw xhat)) per row, gw = g w; dw = sum over rows
+   * of g xhat, db = sum over rows of g. dx, dw, db may be null; all are overwritten.
+   */
+  layerNormRowsBackward(
+    x: Float32Array, mean: Float32Array, rstd: Float32Array, w: Float32Array | null, g: Float32Array, R: number, N: number,
+    dx: Float32Array | null, dw: Float32Array | null, db: Float32Array | null,
+  ): void;
+
+  /**
    * Per-channel affine map and activation (GroupNorm's and BatchNorm's affine part):
    * x [outer, C, inner] -> y = act(x * w[c] + b[c]), w and b [C] or null (1 and 0),
    * act 0 none, 1 SiLU. Overwrites y.

@@ -184,8 +184,45 @@ const sigmoid = (v: number): number => (v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.e
 /** Fused kernels (definitions for native/fused.cpp). */
 const fusedKernels: Pick<
   Backend, 'lstmCell' | 'lstmCellBackward' | 'gruCell' | 'gruCellBackward' | 'attention' | 'attentionBackward' | 'normRows' | 'normRowsBackward'
-  | 'channelAffine' | 'channelAffineBackward'
+  | 'channelAffine' | 'channelAffineBackward' | 'layerNormRows' | 'layerNormRowsBackward'
 > = {
+  layerNormRows(x, R, N, eps, w, b, y, mean, rstd) {
+    for (let r = 0; r < R; r++) {
+      const o = r * N;
+      let s = 0;
+      for (let j = 0; j < N; j++) s += x[o + j];
+      const m = Math.fround(s / N);
+      let v = 0;
+      for (let j = 0; j < N; j++) {
+        const d = Math.fround(x[o + j] - m);
+        v += d * d;
+      }
+      const rs = Math.fround(1 / Math.sqrt(Math.fround(v / N) + eps));
+      for (let j = 0; j < N; j++) y[o + j] = Math.fround(x[o + j] - m) * rs * (w ? w[j] : 1) + (b ? b[j] : 0);
+      mean[r] = m;
+      rstd[r] = rs;
+    }
+  },
+
+  layerNormRowsBackward(x, mean, rstd, w, g, R, N, dx, dw, db) {
+    if (dw) dw.fill(0, 0, N);
+    if (db) db.fill(0, 0, N);
+    for (let r = 0; r < R; r++) {
+      const o = r * N, m = mean[r], rs = rstd[r];
+      let sg = 0, sgy = 0;
+      for (let j = 0; j < N; j++) {
+        const gw = g[o + j] * (w ? w[j] : 1), xh = (x[o + j] - m) * rs;
+        sg += gw;
+        sgy += gw * xh;
+        if (dw) dw[j] += g[o + j] * xh;
+        if (db) db[j] += g[o + j];
+      }
+      if (!dx) continue;
+      const mg = sg / N, mgy = sgy / N;
+      for (let j = 0; j < N; j++) dx[o + j] = rs * (g[o + j] * (w ? w[j] : 1) - mg - (x[o + j] - m) * rs * mgy);
+    }
+  },
+
   normRows(x, R, N, eps, y, rstd) {
     for (let r = 0; r < R; r++) {
       const o = r * N;

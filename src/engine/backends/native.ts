@@ -66,6 +66,8 @@ export interface NativeAddon {
   normRowsBackward(y: Float32Array, rstd: Float32Array, g: Float32Array, R: number, N: number, dx: Float32Array): void;
   channelAffine: Backend['channelAffine'];
   channelAffineBackward: Backend['channelAffineBackward'];
+  layerNormRows: Backend['layerNormRows'];
+  layerNormRowsBackward: Backend['layerNormRowsBackward'];
   ntmAddress: Backend['ntmAddress'];
   ntmAddressBackward(
     mem: Float32Array, key: Float32Array, beta: Float32Array, g: Float32Array, wPrev: Float32Array, shift: Float32Array,
@@ -264,6 +266,14 @@ export function loadNative(): Backend {
     normRowsBackward(y, rstd, g, R, N, dx) {
       if (R * N < T.elementwise || N < 1) jsBackend.normRowsBackward(y, rstd, g, R, N, dx);
       else a.normRowsBackward(y, rstd, g, R, N, dx);
+    },
+    layerNormRows(x, R, N, eps, w, b, y, mean, rstd) {
+      if (R * N < T.elementwise) jsBackend.layerNormRows(x, R, N, eps, w, b, y, mean, rstd);
+      else a.layerNormRows(x, R, N, eps, w, b, y, mean, rstd);
+    },
+    layerNormRowsBackward(x, mean, rstd, w, g, R, N, dx, dw, db) {
+      if (R * N < T.elementwise) jsBackend.layerNormRowsBackward(x, mean, rstd, w, g, R, N, dx, dw, db);
+      else a.layerNormRowsBackward(x, mean, rstd, w, g, R, N, dx, dw, db);
     },
     channelAffine(x, outer, C, inner, w, b, act, y) {
       if (outer * C * inner < T.elementwise) jsBackend.channelAffine(x, outer, C, inner, w, b, act, y);

@@ -13,7 +13,7 @@ import { tensor } from '../creation.js';
 import { add, mul, sub, sigmoid, tanh, where, gt } from './elementwise.js';
 import { sum } from './reduce.js';
 import { matmul } from './matmul.js';
-import { lstmCell, gruCell, attention, attentionWeightsOps, canFuseAttention, lstmSequence, gruSequence, normalizeLastAxis, channelAffine } from './fused.js';
+import { lstmCell, gruCell, attention, attentionWeightsOps, canFuseAttention, lstmSequence, gruSequence, normalizeLastAxis, channelAffine, layerNormAffine } from './fused.js';
 import { rsqrt, square } from './elementwise.js';
 import { mean } from './reduce.js';
 import { concat, select, transpose } from './shape_ops.js';
@@ -255,6 +255,40 @@ for (const be of testBackends()) {
     });
   });
 }
+
+for (const be of testBackends()) {
+  test(`layerNormAffine matches normalize * weight + bias on ${be}: weight, bias, either or none`, () => {
+    withBackend(be, () => {
+      const rng = new Rng(12);
+      const norm = (x: Tensor): Tensor => {
+        const xc = sub(x, mean(x, -1, true));
+        return mul(xc, rsqrt(add(mean(square(xc), -1, true), 1e-5)));
+      };
+      const composite = (x: Tensor, w: Tensor | null, b: Tensor | null): Tensor => {
+        let y = norm(x);
+        if (w) y = mul(y, w);
+        return b ? add(y, b) : y;
+      };
+      // [300, 37]: above the native threshold, N not a multiple of the 16 lanes; [64, 128]: gpt's rows.
+      for (const shape of [[4, 7], [1, 1], [300, 37], [64, 128]]) {
+        const N = shape[1];
+        const x = randn(shape, rng, 1, 3), w = randn([N], rng, 1, 0.5), b = randn([N], rng, 0, 0.5);
+        const tag = `layerNormAffine ${JSON.stringify(shape)}`;
+        compare(`${tag} w+b`, (x, w, b) => [layerNormAffine(x, w, b, 1e-5)], (x, w, b) => [composite(x, w, b)], [x, w, b], 1e-4, 1e-5);
+        compare(`${tag} w`, (x, w) => [layerNormAffine(x, w, null, 1e-5)], (x, w) => [composite(x, w, null)], [x, w], 1e-4, 1e-5);
+        compare(`${tag} b`, (x, b) => [layerNormAffine(x, null, b, 1e-5)], (x, b) => [composite(x, null, b)], [x, b], 1e-4, 1e-5);
+        compare(`${tag} none`, (x) => [layerNormAffine(x, null, null, 1e-5)], (x) => [composite(x, null, null)], [x], 1e-4, 1e-5);
+      }
+    });
+  });
+}
+
+test('layerNormAffine names bad shapes', () => {
+  const rng = new Rng(3);
+  assert.throws(() => layerNormAffine(randn([2, 3, 4], rng), null, null, 1e-5), /layerNormAffine: expected x \[R, N\].*x \[2,3,4\]/);
+  assert.throws(() => layerNormAffine(randn([2, 4], rng), randn([3], rng), null, 1e-5), /weight \[3\]/);
+  assert.throws(() => layerNormAffine(randn([2, 4], rng), null, randn([4, 1], rng), 1e-5), /bias \[4,1\]/);
+});
 
 test('channelAffine names bad shapes and activations', () => {
   const rng = new Rng(3);

@@ -477,6 +477,48 @@ export function normalizeLastAxis(x: Tensor, eps: number): Tensor {
 }
 
 /**
+ * LayerNorm of the rows of x [R, N] with its affine part, normalizeLastAxis(x) * weight
+ * + bias (weight, bias [N] or null), as one kernel forward and one backward. Saves x,
+ * the row means and 1/std rather than the normalized rows, so the result is the only
+ * new [R, N] array (the composite makes three and its gradient three more).
+ * @example
+ * const y = layerNormAffine(x.reshape([B * T, C]), ln.weight, ln.bias, 1e-5).reshape([B, T, C]);
+ */
+export function layerNormAffine(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): Tensor {
+  const op = 'layerNormAffine';
+  const N = x.rank === 2 ? x.shape[1] : -1;
+  if (N < 1 || (weight && !shapesEqual(weight.shape, [N])) || (bias && !shapesEqual(bias.shape, [N]))) {
+    throw new ShapeError(
+      `${op}: expected x [R, N] with N >= 1 and weight, bias [N]; got x ${fmtShape(x.shape)}` +
+        `${weight ? `, weight ${fmtShape(weight.shape)}` : ''}${bias ? `, bias ${fmtShape(bias.shape)}` : ''}`,
+    );
+  }
+  const R = x.shape[0];
+  const xv = x.f32(op), wv = weight ? weight.f32(op) : null, bv = bias ? bias.f32(op) : null;
+  const y = emptyF32(R * N), mean = emptyF32(R), rstd = emptyF32(R);
+  backend().layerNormRows(xv, R, N, eps, wv, bv, y, mean, rstd);
+  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  return fromOp(op, y, x.shape, inputs, (g) => {
+    if (isGradEnabled()) {
+      return sequenceGradOps(inputs, g, (xs) => {
+        let out = normalizeLastAxis(xs[0], eps);
+        if (weight) out = mul(out, xs[1]);
+        return bias ? add(out, xs[xs.length - 1]) : out;
+      });
+    }
+    const dx = x.requiresGrad ? emptyF32(R * N) : null;
+    const dw = weight?.requiresGrad ? emptyF32(N) : null;
+    const db = bias?.requiresGrad ? emptyF32(N) : null;
+    backend().layerNormRowsBackward(xv, mean, rstd, wv, g.f32(`${op} backward`), R, N, dx, dw, db);
+    return [
+      dx && new Tensor(dx, x.shape),
+      ...(weight ? [dw && new Tensor(dw, [N])] : []),
+      ...(bias ? [db && new Tensor(db, [N])] : []),
+    ];
+  });
+}
+
+/**
  * act(x * weight[c] + bias[c]) over the channel axis 1 of x [N, C, ...] in one pass:
  * GroupNorm's (and BatchNorm's) affine part, optionally with the SiLU that follows it in
  * diffusion U-Nets, fused so that the activation is not another pass over memory (and
