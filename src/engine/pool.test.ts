@@ -135,3 +135,25 @@ test('tidy: grad() inside a scope returns gradients that survive it', () => {
   for (let i = 0; i < 2; i++) tidy(() => x.matmul(w).sum().item());
   assert.deepEqual(g!.toArray(), outside);
 });
+
+test('tidy: a view gradient buffer survives the backward rules that run between its writes', () => {
+  const r = new Rng(5);
+  const x0 = randn([64, 128], r);
+  const c = randn([64, 64], r);
+  const run = (scoped: boolean): number[] => {
+    const x = x0.clone().requiresGrad_();
+    const body = (): number => {
+      const [a, b] = x.chunk(2, 1); // both halves add into one region buffer of x's shape
+      // Each branch makes [64, 128] temporaries in its backward, the region buffer's size.
+      const fa = concat([a, a.mul(c)], 1).tanh().square().sum();
+      const fb = concat([b.mul(c), b], 1).sigmoid().square().sum();
+      const loss = fa.add(fb);
+      loss.backward();
+      return loss.item();
+    };
+    const l = scoped ? tidy(body) : body();
+    return [l, ...x.grad!.toArray()];
+  };
+  const want = run(false);
+  for (let i = 0; i < 2; i++) assert.deepEqual(run(true), want);
+});

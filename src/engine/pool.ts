@@ -41,6 +41,8 @@ interface Scope {
   kept: ArrayBufferLike[];
   /** Buffers given back during the scope (early releases by backward sweeps). */
   released: Set<ArrayBufferLike>;
+  /** Every lending in order (an array lent twice appears twice). */
+  log: Float32Array[];
 }
 
 const stack: Scope[] = [];
@@ -77,13 +79,20 @@ export function takeF32(n: number, zero: boolean): Float32Array | null {
     a = new Float32Array(b.buffer, b.byteOffset, n);
   }
   lent.set(a.buffer, { array: a, serial: ++serial });
-  stack[scopeDepth - 1].arrays.add(a);
+  const s = stack[scopeDepth - 1];
+  s.arrays.add(a);
+  s.log.push(a);
   return a;
 }
 
 /** Record a tensor made while a scope is open (only those over pooled storage matter). */
 export function trackTensor(t: Stored): void {
   if (lent.has(t.data.buffer)) stack[scopeDepth - 1].tensors.push(t);
+}
+
+/** The innermost scope's lendings in order (for a backward sweep to find its temporaries). */
+export function lendingLog(): readonly Float32Array[] {
+  return scopeDepth > 0 ? stack[scopeDepth - 1].log : [];
 }
 
 /** The lending serial number now: arrays lent later have larger numbers. */
@@ -117,7 +126,7 @@ export function keepBuffer(buffer: ArrayBufferLike): void {
 }
 
 export function openScope(): void {
-  stack.push({ arrays: new Set(), tensors: [], kept: [], released: new Set() });
+  stack.push({ arrays: new Set(), tensors: [], kept: [], released: new Set(), log: [] });
   scopeDepth = stack.length;
 }
 

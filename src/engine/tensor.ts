@@ -592,7 +592,8 @@ function propagate(
   const grads = new Map<Tensor, Tensor>();
   // Inside a tidy scope, a gradient array the sweep itself made goes back to the pool
   // as soon as the last map entry using it is gone (each entry counts once, so an
-  // array that `add` passed to both inputs, or a view of it, stays until both are done).
+  // array that `add` passed to both inputs, or a view of it, stays until both are done),
+  // and so do the temporaries of each backward rule.
   const users = !createGraph && P.scopeDepth > 0 ? new GradUsers(P.lendingSerial()) : null;
   outs.forEach((o, i) => {
     let g = gradOutputs?.[i] ?? null;
@@ -613,6 +614,8 @@ function propagate(
   const prevPending = pendingRegions;
   gradEnabled = createGraph;
   pendingRegions = createGraph ? null : new Map();
+  const prevUsers = regionUsers;
+  regionUsers = users;
   try {
     for (let k = order.length - 1; k >= 0; k--) {
       const t = order[k];
@@ -621,14 +624,19 @@ function propagate(
       const region = pendingRegions?.get(t);
       if (region) {
         pendingRegions!.delete(t);
-        accumulate(grads, t, new Tensor(region, t.shape), users);
-        users?.free();
+        const rt = new Tensor(region, t.shape);
+        accumulate(grads, t, rt, users);
+        if (users) {
+          users.drop(rt); // addGradRegion's hold
+          users.free();
+        }
       }
       const g = grads.get(t);
       if (!node || !g || !isNeeded(t)) continue;
       // From here g may flow on as another tensor's gradient (identity rules return
       // it as is, add gives it to both inputs): it is no longer ours to add into.
       ownedSums.delete(g);
+      users?.beginNode();
       const gs = node.backward(g);
       for (let i = 0; i < node.inputs.length; i++) {
         const inp = node.inputs[i];
@@ -644,10 +652,7 @@ function propagate(
         grads.delete(t);
         users?.drop(g);
       }
-      if (users) {
-        for (const gi of gs) if (gi) users.consumed(gi);
-        users.free();
-      }
+      users?.endNode();
       if (free) {
         node.inputs = [];
         node.backward = freedBackward(node.op);
@@ -657,6 +662,7 @@ function propagate(
   } finally {
     gradEnabled = prev;
     pendingRegions = prevPending;
+    regionUsers = prevUsers;
   }
   return grads;
 }
@@ -668,6 +674,8 @@ function propagate(
  * work and memory in an RNN unroll); this way each step writes only its own region.
  */
 let pendingRegions: Map<Tensor, Float32Array> | null = null;
+/** The running sweep's GradUsers (region buffers outlive the rule that made them). */
+let regionUsers: GradUsers | null = null;
 
 /**
  * For a view's backward: add its gradient straight into `x`'s gradient buffer with
@@ -680,6 +688,7 @@ export function addGradRegion(x: Tensor, write: (buf: Float32Array) => void): bo
   if (!buf) {
     buf = allocF32(x.size);
     pendingRegions.set(x, buf);
+    regionUsers?.hold(buf.buffer);
   }
   write(buf);
   return true;
@@ -698,30 +707,34 @@ function accumulate(grads: Map<Tensor, Tensor>, t: Tensor, g: Tensor, users: Gra
     const acc = cur.data as Float32Array;
     const gv = g.f32('backward');
     for (let i = 0; i < acc.length; i++) acc[i] += gv[i];
-    users?.consumed(g);
   } else {
     const sum = E.add(cur, g);
     if (!gradEnabled) ownedSums.add(sum);
     grads.set(t, sum);
     users?.use(sum);
     users?.drop(cur);
-    users?.consumed(g);
   }
 }
 
 /**
- * Counts, for each pooled array made during a backward sweep, the gradient-map entries
- * that use it; `free()` gives back the arrays that no entry uses any more (consumed
- * gradients: the sweep made them and nothing outside it ever saw them).
+ * Counts, for each pooled array made during a backward sweep, its users: gradient-map
+ * entries and pending region buffers. An array nobody uses any more goes back to the
+ * pool at once: a consumed gradient (dropped from the map), or a temporary that a
+ * backward rule made and did not return (nothing outside the sweep ever saw either).
  */
 class GradUsers {
   private readonly counts = new Map<ArrayBufferLike, number>();
   private pending: ArrayBufferLike[] = [];
+  private logStart = 0;
 
   constructor(private readonly since: number) {}
 
+  /** A map entry now uses g's storage. */
   use(g: Tensor): void {
-    const b = g.data.buffer;
+    this.hold(g.data.buffer);
+  }
+
+  hold(b: ArrayBufferLike): void {
     if (P.lentSince(b, this.since)) this.counts.set(b, (this.counts.get(b) ?? 0) + 1);
   }
 
@@ -737,13 +750,19 @@ class GradUsers {
     }
   }
 
-  /** g was used up without entering the map (added into another entry, or not needed). */
-  consumed(g: Tensor): void {
-    const b = g.data.buffer;
-    if (!this.counts.has(b) && P.lentSince(b, this.since)) this.pending.push(b);
+  /** A backward rule starts: the arrays lent from here on are its own. */
+  beginNode(): void {
+    this.logStart = P.lendingLog().length;
   }
 
-  /** Release what no entry uses (checked again: an array may have been re-entered since). */
+  /** The rule's results are in the map: give back its temporaries and what was dropped. */
+  endNode(): void {
+    const log = P.lendingLog();
+    for (let i = this.logStart; i < log.length; i++) this.pending.push(log[i].buffer);
+    this.free();
+  }
+
+  /** Release what no entry uses (checked now: an array may have been re-entered since). */
   free(): void {
     for (const b of this.pending) if (!this.counts.has(b)) P.releaseEarly(b, this.since);
     this.pending = [];
