@@ -38,8 +38,8 @@ void parallelFor(long n, double cost, F f) {
 }
 
 enum Unary { NEG, ABS, EXP, LOG, LOG1P, SQRT, RSQRT, SIN, COS, TANH, SIGMOID, RELU, LEAKY_RELU, ELU, GELU, SILU,
-             SOFTPLUS, CLAMP, ERF, SIGN, SQUARE, RECIPROCAL, STEP, GELU_GRAD, SILU_GRAD };
-enum Binary { ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, EQ, NE, LT, LE, GT, GE };
+             SOFTPLUS, CLAMP, ERF, SIGN, SQUARE, RECIPROCAL, STEP };
+enum Binary { ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, EQ, NE, LT, LE, GT, GE, GELU_BACKWARD, SILU_BACKWARD };
 
 #define GL_MAP(expr) for (long i = 0; i < n; i++) { const float v = x[i]; out[i] = (expr); } return true
 
@@ -78,8 +78,6 @@ GL_CLONES bool unaryLoop(int op, const float* GL_RESTRICT x, float* GL_RESTRICT 
     case SQUARE: GL_MAP(v * v);
     case RECIPROCAL: GL_MAP(1.f / v);
     case STEP: GL_MAP(v > 0.f ? 1.f : v == v ? 0.f : v);
-    case GELU_GRAD: GL_MAP(fgeluGrad(v));
-    case SILU_GRAD: GL_MAP(fsiluGrad(v));
     default: return false;
   }
 }
@@ -149,6 +147,8 @@ struct FLt { float operator()(float a, float b) const { return a < b ? 1.f : 0.f
 struct FLe { float operator()(float a, float b) const { return a <= b ? 1.f : 0.f; } };
 struct FGt { float operator()(float a, float b) const { return a > b ? 1.f : 0.f; } };
 struct FGe { float operator()(float a, float b) const { return a >= b ? 1.f : 0.f; } };
+struct FGeluBack { float operator()(float a, float b) const { return b * fgeluGrad(a); } };
+struct FSiluBack { float operator()(float a, float b) const { return b * fsiluGrad(a); } };
 
 // All binary ops in one function so that target_clones vectorizes each for AVX-512/AVX2.
 GL_CLONES void binRowsOp(int op, const float* a, const float* b, float* out, const BinShape& s, long r0, long r1) {
@@ -167,6 +167,8 @@ GL_CLONES void binRowsOp(int op, const float* a, const float* b, float* out, con
     case LT: binRows(FLt(), a, b, out, s, r0, r1); break;
     case LE: binRows(FLe(), a, b, out, s, r0, r1); break;
     case GT: binRows(FGt(), a, b, out, s, r0, r1); break;
+    case GELU_BACKWARD: binRows(FGeluBack(), a, b, out, s, r0, r1); break;
+    case SILU_BACKWARD: binRows(FSiluBack(), a, b, out, s, r0, r1); break;
     default: binRows(FGe(), a, b, out, s, r0, r1); break;
   }
 }
@@ -177,7 +179,7 @@ bool unary(int op, const float* x, float* out, long n, double p0, double p1) {
 #if GL_WASM
   if (op == SIN || op == COS) return false;
 #endif
-  if (op < 0 || op > SILU_GRAD) return false;
+  if (op < 0 || op > STEP) return false;
   parallelFor(n, (double)n * (op <= ABS || op == RELU || op == SQUARE ? 1 : 8), [&](long lo, long hi) {
     unaryLoop(op, x + lo, out + lo, hi - lo, p0, p1);
   });
@@ -189,7 +191,7 @@ bool binary(int op, const float* a, const int64_t* aStrides, const float* b, con
 #if GL_WASM
   if (op == POW) return false;
 #endif
-  if (rank > 16 || op < 0 || op > GE) return false;
+  if (rank > 16 || op < 0 || op > SILU_BACKWARD) return false;
   // Drop size-1 axes and merge axes that are contiguous in both inputs, so the inner
   // row is as long as possible.
   BinShape s;

@@ -8,14 +8,14 @@
 export type UnaryOp =
   | 'neg' | 'abs' | 'exp' | 'log' | 'log1p' | 'sqrt' | 'rsqrt' | 'sin' | 'cos' | 'tanh'
   | 'sigmoid' | 'relu' | 'leakyRelu' | 'elu' | 'gelu' | 'silu' | 'softplus' | 'clamp'
-  | 'erf' | 'sign' | 'square' | 'reciprocal' | 'step'
-  // Derivatives, for the backward of gelu and silu: gelu'(x), silu'(x).
-  | 'geluGrad' | 'siluGrad';
+  | 'erf' | 'sign' | 'square' | 'reciprocal' | 'step';
 
 /** Binary ops; comparisons write 1 or 0. */
 export type BinaryOp =
   | 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum'
-  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge'
+  // Backward of gelu and silu in one pass: a = x, b = the incoming gradient: b f'(a).
+  | 'geluBackward' | 'siluBackward';
 
 export type ReduceOp = 'sum' | 'max' | 'min';
 

@@ -54,6 +54,12 @@ function geluGrad(v: number): number {
   return 0.5 * onePlusErf(v * SQRT1_2) + v * Math.exp(-0.5 * v * v) * 0.3989422804014327;
 }
 
+/** silu'(v) = s (1 + v (1 - s)), s = sigmoid(v). */
+function siluGrad(v: number): number {
+  const s = v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.exp(v) / (1 + Math.exp(v));
+  return s * (1 + v * (1 - s));
+}
+
 function unaryFn(op: UnaryOp, p0: number, p1: number): (v: number) => number {
   switch (op) {
     case 'neg': return (v) => -v;
@@ -80,11 +86,6 @@ function unaryFn(op: UnaryOp, p0: number, p1: number): (v: number) => number {
     case 'square': return (v) => v * v;
     case 'reciprocal': return (v) => 1 / v;
     case 'step': return (v) => (v > 0 ? 1 : v === v ? 0 : v);
-    case 'geluGrad': return geluGrad;
-    case 'siluGrad': return (v) => {
-      const s = v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.exp(v) / (1 + Math.exp(v));
-      return s * (1 + v * (1 - s));
-    };
   }
 }
 
@@ -104,6 +105,8 @@ function binaryFn(op: BinaryOp): (a: number, b: number) => number {
     case 'le': return (a, b) => (a <= b ? 1 : 0);
     case 'gt': return (a, b) => (a > b ? 1 : 0);
     case 'ge': return (a, b) => (a >= b ? 1 : 0);
+    case 'geluBackward': return (a, b) => b * Math.fround(geluGrad(a));
+    case 'siluBackward': return (a, b) => b * Math.fround(siluGrad(a));
   }
 }
 

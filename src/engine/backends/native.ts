@@ -97,10 +97,11 @@ export interface NativeAddon {
 export const UNARY_CODES: Record<UnaryOp, number> = {
   neg: 0, abs: 1, exp: 2, log: 3, log1p: 4, sqrt: 5, rsqrt: 6, sin: 7, cos: 8, tanh: 9, sigmoid: 10, relu: 11,
   leakyRelu: 12, elu: 13, gelu: 14, silu: 15, softplus: 16, clamp: 17, erf: 18, sign: 19, square: 20,
-  reciprocal: 21, step: 22, geluGrad: 23, siluGrad: 24,
+  reciprocal: 21, step: 22,
 };
 export const BINARY_CODES: Record<BinaryOp, number> = {
   add: 0, sub: 1, mul: 2, div: 3, pow: 4, maximum: 5, minimum: 6, eq: 7, ne: 8, lt: 9, le: 10, gt: 11, ge: 12,
+  geluBackward: 13, siluBackward: 14,
 };
 export const REDUCE_CODES: Record<ReduceOp, number> = { sum: 0, max: 1, min: 2 };
 
