@@ -173,6 +173,14 @@ GL_CLONES void binRowsOp(int op, const float* a, const float* b, float* out, con
   }
 }
 
+// out = g f'(x) for the backward of gelu and silu, contiguous operands.
+GL_CLONES void derivLoop(int op, const float* GL_RESTRICT x, const float* GL_RESTRICT g, float* GL_RESTRICT out, long n) {
+  if (op == GELU_BACKWARD)
+    for (long i = 0; i < n; i++) out[i] = g[i] * fgeluGrad(x[i]);
+  else
+    for (long i = 0; i < n; i++) out[i] = g[i] * fsiluGrad(x[i]);
+}
+
 }  // namespace
 
 bool unary(int op, const float* x, float* out, long n, double p0, double p1) {
@@ -219,6 +227,11 @@ bool binary(int op, const float* a, const int64_t* aStrides, const float* b, con
   long rows = 1;
   for (int d = 0; d < s.rank - 1; d++) rows *= s.shape[d];
   const long n = s.shape[s.rank - 1];
+  if ((op == GELU_BACKWARD || op == SILU_BACKWARD) && s.rank == 1 && s.as[0] == 1 && s.bs[0] == 1) {
+    // The usual case, x and its gradient contiguous: one vectorized loop on both threads.
+    parallelFor(n, (double)n * 10, [&](long lo, long hi) { derivLoop(op, a + lo, b + lo, out + lo, hi - lo); });
+    return true;
+  }
   parallelFor(rows, (double)rows * n, [&](long lo, long hi) { binRowsOp(op, a, b, out, s, lo, hi); });
   return true;
 }

@@ -88,7 +88,7 @@ export function gelu(x: Tensor): Tensor {
   // d/dx = Phi(x) + x * phi(x)
   return unary('gelu', x, (g) => {
     // One derivative kernel unless the gradient itself is being differentiated.
-    if (!isGradEnabled()) return binary('geluBackward', x, g, null);
+    if (!isGradEnabled()) return binary('geluBackward', x, g.contiguous(), null); // the native fast path wants both contiguous
     const cdf = mul(add(erf(mul(x, Math.SQRT1_2)), 1), 0.5);
     const pdf = mul(exp(mul(square(x), -0.5)), 1 / Math.sqrt(2 * Math.PI));
     return mul(g, add(cdf, mul(x, pdf)));
@@ -100,7 +100,7 @@ export function erf(x: Tensor): Tensor {
 export function silu(x: Tensor): Tensor {
   // d/dx = s * (1 + x * (1 - s)), s = sigmoid(x)
   return unary('silu', x, (g) => {
-    if (!isGradEnabled()) return binary('siluBackward', x, g, null);
+    if (!isGradEnabled()) return binary('siluBackward', x, g.contiguous(), null); // the native fast path wants both contiguous
     const s = sigmoid(x);
     return mul(g, mul(s, add(mul(x, sub(1, s)), 1)));
   });
