@@ -204,6 +204,36 @@ napi_value Copy(napi_env env, napi_callback_info info) {
   return boolean(env, gl::copy4((const uint32_t*)px + xOff, st, (uint32_t*)po, shape, rank));
 }
 
+// addStrided(src, dst, dstOff, meta = [rank, shape..., dstStrides...]) -> handled
+napi_value AddStrided(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t ls, ld, lm;
+  const float* src = a.f32(0, &ls);
+  float* dst = a.f32(1, &ld);
+  const long off = a.lng(2);
+  const int32_t* meta = (const int32_t*)a.array(3, napi_int32_array, &lm);
+  if (a.failed) return nullptr;
+  const int rank = lm > 0 ? meta[0] : -1;
+  if (rank < 0 || rank > 16 || lm < (size_t)(1 + 2 * rank)) {
+    a.fail("genlab native: addStrided: bad shape metadata");
+    return nullptr;
+  }
+  int64_t shape[16], st[16];
+  long total = 1, span = 0;
+  for (int d = 0; d < rank; d++) {
+    shape[d] = meta[1 + d];
+    st[d] = meta[1 + rank + d];
+    total *= shape[d];
+    if (shape[d] > 1 && st[d] <= 0) return boolean(env, false);
+    if (shape[d] > 0) span += (long)st[d] * (shape[d] - 1);
+  }
+  if (total == 0) return boolean(env, true);
+  a.within(0, total, ls, "addStrided src");
+  a.within(off, span + 1, ld, "addStrided dst");
+  if (a.failed) return nullptr;
+  return boolean(env, gl::addStrided(src, dst + off, st, shape, rank));
+}
+
 napi_value Reduce(napi_env env, napi_callback_info info) {
   Args a(env, info);
   const int op = (int)a.lng(0);
@@ -851,7 +881,7 @@ NAPI_MODULE_INIT() {
     const char* name;
     napi_callback cb;
   } fns[] = {
-      {"gemm", Gemm},       {"unary", Unary},         {"binary", Binary},   {"copy", Copy},       {"reduce", Reduce},
+      {"gemm", Gemm},       {"unary", Unary},         {"binary", Binary},   {"copy", Copy},       {"addStrided", AddStrided}, {"reduce", Reduce},
       {"softmax", Softmax}, {"im2col", Im2col},       {"col2im", Col2im},   {"adam", Adam},
       {"conv2dForward", Conv2dForward}, {"conv2dBackwardData", Conv2dBackwardData},
       {"conv2dBackwardWeight", Conv2dBackwardWeight},

@@ -49,6 +49,9 @@ bool binary(int op, const float* a, const int64_t* aStrides, const float* b, con
             float* out, const int64_t* shape, int rank);
 // Strided copy of 4-byte elements (float or int32) into a contiguous array.
 bool copy4(const uint32_t* x, const int64_t* strides, uint32_t* out, const int64_t* shape, int rank);
+// dst viewed through dstStrides (positive on every axis longer than 1, the view not
+// overlapping itself) += src [shape] row-major; false (nothing done) otherwise.
+bool addStrided(const float* src, float* dst, const int64_t* dstStrides, const int64_t* shape, int rank);
 void reduce(int op, const float* x, long outer, long len, long inner, float* out);
 void softmax(const float* x, long outer, long len, long inner, bool log, float* out);
 void im2col(const float* x, long C, long H, long W, long kh, long kw, long sh, long sw, long ph, long pw,

@@ -269,12 +269,12 @@ void copyRows(const uint32_t* x, uint32_t* out, const BinShape& s, long r0, long
 
 }  // namespace
 
-bool copy4(const uint32_t* x, const int64_t* strides, uint32_t* out, const int64_t* shape, int rank) {
-  if (rank > 16) return false;
-  BinShape s;
+// Drop size-1 axes and merge axes that are contiguous under `strides` (into s.shape/as);
+// false when the shape is empty.
+static bool mergeAxes(const int64_t* strides, const int64_t* shape, int rank, BinShape& s) {
   s.rank = 0;
   for (int d = 0; d < rank; d++) {
-    if (shape[d] == 0) return true;
+    if (shape[d] == 0) return false;
     if (shape[d] == 1) continue;
     const int k = s.rank;
     if (k > 0 && s.as[k - 1] == strides[d] * shape[d]) {
@@ -287,6 +287,13 @@ bool copy4(const uint32_t* x, const int64_t* strides, uint32_t* out, const int64
       s.rank++;
     }
   }
+  return true;
+}
+
+bool copy4(const uint32_t* x, const int64_t* strides, uint32_t* out, const int64_t* shape, int rank) {
+  if (rank > 16) return false;
+  BinShape s;
+  if (!mergeAxes(strides, shape, rank, s)) return true;
   if (s.rank == 0) {
     out[0] = x[0];
     return true;
@@ -295,6 +302,46 @@ bool copy4(const uint32_t* x, const int64_t* strides, uint32_t* out, const int64
   for (int d = 0; d < s.rank - 1; d++) rows *= s.shape[d];
   const long n = s.shape[s.rank - 1];
   parallelFor(rows, (double)rows * n, [&](long lo, long hi) { copyRows(x, out, s, lo, hi); });
+  return true;
+}
+
+bool addStrided(const float* src, float* dst, const int64_t* dstStrides, const int64_t* shape, int rank) {
+  if (rank > 16) return false;
+  for (int d = 0; d < rank; d++)
+    if (shape[d] > 1 && dstStrides[d] <= 0) return false;  // rows could overlap: left to js
+  BinShape s;
+  if (!mergeAxes(dstStrides, shape, rank, s)) return true;
+  if (s.rank == 0) {
+    dst[0] += src[0];
+    return true;
+  }
+  long rows = 1;
+  for (int d = 0; d < s.rank - 1; d++) rows *= s.shape[d];
+  const long n = s.shape[s.rank - 1], sd = s.as[s.rank - 1];
+  parallelFor(rows, (double)rows * n, [&](long lo, long hi) {
+    long idx[16];
+    long di = 0, rem = lo;
+    for (int d = s.rank - 2; d >= 0; d--) {
+      idx[d] = rem % s.shape[d];
+      rem /= s.shape[d];
+      di += idx[d] * s.as[d];
+    }
+    for (long r = lo; r < hi; r++) {
+      const float* sr = src + r * n;
+      float* dr = dst + di;
+      if (sd == 1)
+        for (long j = 0; j < n; j++) dr[j] += sr[j];
+      else
+        for (long j = 0; j < n; j++) dr[j * sd] += sr[j];
+      for (int d = s.rank - 2; d >= 0; d--) {
+        idx[d]++;
+        di += s.as[d];
+        if (idx[d] < s.shape[d]) break;
+        di -= s.as[d] * s.shape[d];
+        idx[d] = 0;
+      }
+    }
+  });
   return true;
 }
 

@@ -58,6 +58,12 @@ export interface Backend {
   copy(x: TypedArray, xOff: number, xStrides: readonly number[], out: TypedArray, shape: readonly number[]): void;
 
   /**
+   * dst viewed at dstOff with dstStrides (src's shape; a view that does not overlap
+   * itself) += src in row-major order: a view's gradient added into its base's buffer.
+   */
+  addStrided(src: Float32Array, dst: Float32Array, dstOff: number, dstStrides: readonly number[], shape: readonly number[]): void;
+
+  /**
    * Reduce the middle axis of a contiguous [outer, len, inner] array into [outer, inner].
    */
   reduce(op: ReduceOp, x: Float32Array, outer: number, len: number, inner: number, out: Float32Array): void;

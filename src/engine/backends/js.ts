@@ -473,6 +473,13 @@ export const jsBackend: Backend = {
     });
   },
 
+  addStrided(src, dst, dstOff, dstStrides, shape) {
+    forEachRow(shape, dstStrides, dstStrides, dstOff, dstOff, (di, _bi, si, n, ds) => {
+      if (ds === 1) for (let j = 0; j < n; j++) dst[di + j] += src[si + j];
+      else for (let j = 0; j < n; j++) dst[di + j * ds] += src[si + j];
+    });
+  },
+
   reduce(op: ReduceOp, x, outer, len, inner, out) {
     for (let o = 0; o < outer; o++) {
       const base = o * len * inner;

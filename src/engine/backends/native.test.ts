@@ -196,6 +196,32 @@ test('native binary = js binary: contiguous, broadcast, transposed, negative str
   });
 });
 
+test('native addStrided = js addStrided: chunks, step slices, permuted views; refuses overlapping views', { skip }, () => {
+  const rng = new Rng(10);
+  const cases: { shape: number[]; st: number[]; off: number }[] = [
+    { shape: [64, 32], st: [96, 1], off: 32 }, // the middle chunk of [64, 96] (qkv)
+    { shape: [8, 40, 3], st: [120, 3, 1], off: 0 }, // contiguous: merges into one row
+    { shape: [6, 5, 40], st: [1, 6, 30], off: 2 }, // permuted
+    { shape: [3, 50], st: [200, 2], off: 1 }, // step slice
+    { shape: [], st: [], off: 7 },
+  ];
+  withThreads((threads) => {
+    for (const c of cases) {
+      const n = c.shape.reduce((p, v) => p * v, 1);
+      const src = rand(rng, n), base = rand(rng, 8000);
+      const dn = base.slice(), dj = base.slice();
+      const meta = Int32Array.from([c.shape.length, ...c.shape, ...c.st]);
+      assert.equal(N().addStrided(src, dn, c.off, meta), true);
+      jsBackend.addStrided(src, dj, c.off, c.st, c.shape);
+      close(dn, dj, 0, 0, `addStrided ${JSON.stringify(c.shape)} (threads ${threads})`);
+      assert.ok(dj.some((v, i) => v !== base[i]) || n === 0, 'something was added');
+    }
+  });
+  // Zero or negative strides could make two rows write one element: not handled natively.
+  assert.equal(N().addStrided(new Float32Array(60), new Float32Array(60), 0, Int32Array.from([2, 2, 30, 0, 1])), false);
+  assert.throws(() => N().addStrided(new Float32Array(20), new Float32Array(20), 5, Int32Array.from([1, 20, 1])), RangeError);
+});
+
 test('native copy = js copy: permuted, sliced, flipped and broadcast views, float32 and int32', { skip }, () => {
   const rng = new Rng(9);
   const src = rand(rng, 5000);

@@ -27,6 +27,7 @@ export interface NativeAddon {
   binary(op: number, a: Float32Array, aOff: number, b: Float32Array, bOff: number, out: Float32Array, meta: Int32Array): boolean;
   /** Strided copy of 4-byte elements; meta is [rank, shape..., strides...]. */
   copy(x: TypedArray, xOff: number, out: TypedArray, meta: Int32Array): boolean;
+  addStrided(src: Float32Array, dst: Float32Array, dstOff: number, meta: Int32Array): boolean;
   reduce(op: number, x: Float32Array, outer: number, len: number, inner: number, out: Float32Array): void;
   softmax(x: Float32Array, outer: number, len: number, inner: number, log: boolean, out: Float32Array): void;
   im2col(
@@ -212,6 +213,20 @@ export function loadNative(): Backend {
       }
       jsBackend.binary(op, x, xOff, xStrides, y, yOff, yStrides, out, shape);
     },
+    addStrided(src, dst, dstOff, dstStrides, shape) {
+      const rank = shape.length;
+      let n = 1;
+      for (let d = 0; d < rank; d++) n *= shape[d];
+      if (n >= T.elementwise && rank <= 16) {
+        meta[0] = rank;
+        for (let d = 0; d < rank; d++) {
+          meta[1 + d] = shape[d];
+          meta[1 + rank + d] = dstStrides[d];
+        }
+        if (a.addStrided(src, dst, dstOff, meta)) return;
+      }
+      jsBackend.addStrided(src, dst, dstOff, dstStrides, shape);
+    },
     copy(x, xOff, xStrides, out, shape) {
       const rank = shape.length;
       let n = 1;
@@ -306,9 +321,13 @@ export function loadNative(): Backend {
     },
     attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv) {
       if (BH * L * S * (D + Dv) < T.attention) jsBackend.attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv);
-      else a.attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv, new Float32Array(BH * L * S));
+      else a.attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv, scratch(BH * L * S));
     },
   };
+  // The kernel's [BH, L, S] working array (written before it is read): one kept for reuse,
+  // not a fresh zeroed one per call (8 MB for gpt's attention).
+  let work = new Float32Array(0);
+  const scratch = (n: number): Float32Array => (work.length >= n ? work : (work = new Float32Array(n)));
   // The memory kernels always go native: even at tiny sizes their loops beat js.
   if (typeof a.ntmAddressBackward === 'function') {
     overrides.ntmAddressBackward = (mem, key, beta, g, wPrev, shift, gamma, act, w, dw, B, N, M, S, dmem, dkey, dbeta, dg, dwPrev, dshift, dgamma) =>

@@ -207,9 +207,10 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: FusedAttentionO
   const p = emptyF32(BH * L * S);
   backend().attention(qv, kv, vv, mv, maskStride, BH, L, S, D, Dv, scale, causal, out, p);
   const grads = (dout: Float32Array | null, dp: Float32Array | null): (Tensor | null)[] => {
-    const dq = q.requiresGrad ? allocF32(BH * L * D) : null;
-    const dk = k.requiresGrad ? allocF32(BH * S * D) : null;
-    const dv = dout && v.requiresGrad ? allocF32(BH * S * Dv) : null;
+    // Written in full by the kernel (GEMMs with beta = 0).
+    const dq = q.requiresGrad ? emptyF32(BH * L * D) : null;
+    const dk = k.requiresGrad ? emptyF32(BH * S * D) : null;
+    const dv = dout && v.requiresGrad ? emptyF32(BH * S * Dv) : null;
     backend().attentionBackward(qv, kv, vv, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv);
     return [dq && new Tensor(dq, q.shape), dk && new Tensor(dk, k.shape), dv && new Tensor(dv, v.shape)];
   };

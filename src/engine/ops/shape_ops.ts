@@ -170,12 +170,16 @@ function embed(g: Tensor, shape: Shape, axis: number, start: number, step: numbe
 
 /** Write (or add, when `accumulate`) tensor `src` into `dst` at offset `off` with strides `dstStrides` (src's shape). */
 function writeStrided(dst: TypedArray, off: number, dstStrides: readonly number[], src: Tensor, accumulate = false): void {
-  const v = src.values();
   const shape = src.shape;
+  if (accumulate) {
+    backend().addStrided(src.f32('view backward'), dst as Float32Array, off, dstStrides, shape);
+    return;
+  }
+  const v = src.values();
   const rank = shape.length;
   if (v.length === 0) return;
   if (rank === 0) {
-    dst[off] = accumulate ? dst[off] + v[0] : v[0];
+    dst[off] = v[0];
     return;
   }
   // Rows: the trailing axes that are contiguous in dst too (concat along axis 2 of
@@ -191,8 +195,7 @@ function writeStrided(dst: TypedArray, off: number, dstStrides: readonly number[
   let d = off;
   for (let r = 0; r < rows; r++) {
     const vb = r * n;
-    if (accumulate) for (let j = 0; j < n; j++) dst[d + j * ls] += v[vb + j];
-    else if (ls === 1 && n >= 32) dst.set(v.subarray(vb, vb + n), d);
+    if (ls === 1 && n >= 32) dst.set(v.subarray(vb, vb + n), d);
     else for (let j = 0; j < n; j++) dst[d + j * ls] = v[vb + j];
     for (let k = inner - 1; k >= 0; k--) {
       idx[k]++;
