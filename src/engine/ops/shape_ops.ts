@@ -5,7 +5,7 @@
  */
 import { backend } from '../backends/index.js';
 import type { TypedArray } from '../backends/backend.js';
-import { Tensor, allocF32, fromOp, addGradRegion } from '../tensor.js';
+import { Tensor, allocF32, emptyF32, fromOp, addGradRegion } from '../tensor.js';
 import { ShapeError, fmtShape, normAxis, sizeOf, stridesOf } from '../shape.js';
 import type { Shape } from '../shape.js';
 import { sumTo } from './reduce.js';
@@ -14,8 +14,9 @@ function view(x: Tensor, op: string, shape: Shape, strides: readonly number[], o
   return fromOp(op, x.data, shape, [x], (g) => [backward(g)], { strides, offset, dtype: x.dtype });
 }
 
+/** Storage for a result its op writes in full (clone, concat). */
 function newArray(x: Tensor, n: number): TypedArray {
-  return x.dtype === 'int32' ? new Int32Array(n) : allocF32(n);
+  return x.dtype === 'int32' ? new Int32Array(n) : emptyF32(n);
 }
 
 /** A contiguous copy with its own storage. */
