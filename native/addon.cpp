@@ -484,6 +484,42 @@ napi_value GruCellBackward(napi_env env, napi_callback_info info) {
 }
 
 // attention(q, k, v, mask | null, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p)
+// Head layouts from an optional Int32Array [H, (sB, sH, ld) x n] at argument i, each
+// checked to keep its BH x rows x cols operand inside an array of the given length;
+// without the argument, contiguous [BH, rows, cols]. Returns false after a.fail.
+struct Operand {
+  long rows, cols;
+  size_t len;
+  const char* what;
+  bool present;
+};
+bool headLayouts(Args& a, size_t i, long BH, const Operand* ops, int n, gl::HeadLayout* lay, bool* given) {
+  napi_valuetype t = napi_undefined;
+  if (i < a.argc) napi_typeof(a.env, a.argv[i], &t);
+  *given = !(t == napi_null || t == napi_undefined);
+  size_t lm = 0;
+  const int32_t* m = *given ? (const int32_t*)a.array(i, napi_int32_array, &lm) : nullptr;
+  if (a.failed) return false;
+  if (*given && (lm < (size_t)(1 + 3 * n) || m[0] < 1 || BH % m[0] != 0)) {
+    a.fail("genlab native: attention: bad head layout");
+    return false;
+  }
+  for (int o = 0; o < n; o++) {
+    const Operand& op = ops[o];
+    lay[o] = *given ? gl::HeadLayout{m[0], m[1 + 3 * o], m[2 + 3 * o], m[3 + 3 * o]}
+                    : gl::HeadLayout{1, op.rows * op.cols, 0, op.cols};
+    if (!op.present) continue;
+    const gl::HeadLayout& l = lay[o];
+    if (l.sB < 0 || l.sH < 0 || l.ld < op.cols) {
+      a.fail("genlab native: attention: bad head layout");
+      return false;
+    }
+    const long span = BH == 0 ? 0 : (BH / l.H - 1) * l.sB + (l.H - 1) * l.sH + extent(op.rows, op.cols, l.ld);
+    a.within(0, span, op.len, op.what);
+  }
+  return !a.failed;
+}
+
 napi_value Attention(napi_env env, napi_callback_info info) {
   Args a(env, info);
   size_t lq, lk, lv, lm, lo, lp;
@@ -498,14 +534,15 @@ napi_value Attention(napi_env env, napi_callback_info info) {
   float* p = a.f32(13, &lp);
   if (a.failed) return nullptr;
   if (BH < 0 || L < 0 || S < 0 || D < 0 || Dv < 0 || ms < 0) a.fail("genlab native: attention: negative size");
-  a.within(0, BH * L * D, lq, "attention q");
-  a.within(0, BH * S * D, lk, "attention k");
-  a.within(0, BH * S * Dv, lv, "attention v");
   if (mask && BH > 0) a.within(0, (BH - 1) * ms + L * S, lm, "attention mask");
-  a.within(0, BH * L * Dv, lo, "attention out");
   a.within(0, BH * L * S, lp, "attention weights");
   if (a.failed) return nullptr;
-  gl::attention(q, k, v, mask, ms, BH, L, S, D, Dv, scale, causal, out, p);
+  const Operand ops[4] = {{L, D, lq, "attention q", true}, {S, D, lk, "attention k", true},
+                          {S, Dv, lv, "attention v", true}, {L, Dv, lo, "attention out", true}};
+  gl::HeadLayout lay[4];
+  bool given;
+  if (!headLayouts(a, 14, BH, ops, 4, lay, &given)) return nullptr;
+  gl::attention(q, k, v, mask, ms, BH, L, S, D, Dv, scale, causal, out, p, given ? lay : nullptr);
   return undef(env);
 }
 
@@ -530,18 +567,18 @@ napi_value AttentionBackward(napi_env env, napi_callback_info info) {
   if (BH < 0 || L < 0 || S < 0 || D < 0 || Dv < 0) a.fail("genlab native: attentionBackward: negative size");
   if (!dout && !dp) a.fail("genlab native: attentionBackward: needs dout or dp");
   if (!dout && dv) a.fail("genlab native: attentionBackward: dv needs dout");
-  a.within(0, BH * L * D, lq, "attentionBackward q");
-  a.within(0, BH * S * D, lk, "attentionBackward k");
-  a.within(0, BH * S * Dv, lv, "attentionBackward v");
   a.within(0, BH * L * S, lp, "attentionBackward p");
-  if (dout) a.within(0, BH * L * Dv, ldo, "attentionBackward dout");
   if (dp) a.within(0, BH * L * S, ldp, "attentionBackward dp");
-  if (dq) a.within(0, BH * L * D, ldq, "attentionBackward dq");
-  if (dk) a.within(0, BH * S * D, ldk, "attentionBackward dk");
-  if (dv) a.within(0, BH * S * Dv, ldv, "attentionBackward dv");
   a.within(0, BH * L * S, ls, "attentionBackward scratch");
   if (a.failed) return nullptr;
-  gl::attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv, scratch);
+  const Operand ops[7] = {{L, D, lq, "attentionBackward q", true},           {S, D, lk, "attentionBackward k", true},
+                          {S, Dv, lv, "attentionBackward v", true},          {L, Dv, ldo, "attentionBackward dout", !!dout},
+                          {L, D, ldq, "attentionBackward dq", !!dq},         {S, D, ldk, "attentionBackward dk", !!dk},
+                          {S, Dv, ldv, "attentionBackward dv", !!dv}};
+  gl::HeadLayout lay[7];
+  bool given;
+  if (!headLayouts(a, 16, BH, ops, 7, lay, &given)) return nullptr;
+  gl::attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv, scratch, given ? lay : nullptr);
   return undef(env);
 }
 

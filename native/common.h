@@ -85,17 +85,24 @@ void lstmCellBackward(const float* act, const float* c, const float* dh, const f
 void gruCell(const float* gi, const float* gh, const float* h, long B, long H, float* h2, float* act);
 void gruCellBackward(const float* act, const float* h, const float* dh2, long B, long H, float* dgi, float* dgh,
                      float* dh);
-// Attention over BH contiguous heads: q [BH, L, D], k [BH, S, D], v [BH, S, Dv]; mask
-// (additive, nullable) [L, S] at maskStride per head (0: shared); causalOffset < 0: no
-// causal mask, else key j is blocked for query i when j > i + causalOffset.
-// Writes out [BH, L, Dv] and the weights p [BH, L, S].
+// Where head bh = b H + h of a [B, H, rows, cols] operand lies: it starts at b sB + h sH
+// and its rows are ld apart (columns contiguous), so heads can be read from and written
+// to [B, rows, H, cols] (the layout around attention's projections) without copies.
+struct HeadLayout {
+  long H, sB, sH, ld;
+  template <class T> T* at(T* base, long bh) const { return base + (bh / H) * sB + (bh % H) * sH; }
+};
+// Attention over BH heads: q [BH, L, D], k [BH, S, D], v [BH, S, Dv] (contiguous, or as
+// lay[0..2] says); mask (additive, nullable) [L, S] at maskStride per head (0: shared);
+// causalOffset < 0: no causal mask, else key j is blocked for query i when j > i +
+// causalOffset. Writes out [BH, L, Dv] (or as lay[3]) and the weights p [BH, L, S].
 void attention(const float* q, const float* k, const float* v, const float* mask, long maskStride, long BH, long L,
-               long S, long D, long Dv, float scale, long causalOffset, float* out, float* p);
+               long S, long D, long Dv, float scale, long causalOffset, float* out, float* p, const HeadLayout* lay);
 // Gradients from dout [BH, L, Dv] and/or dpIn [BH, L, S] (either nullable); dq, dk,
-// dv nullable; scratch [BH, L, S].
+// dv nullable; scratch [BH, L, S]. lay (nullable): layouts of q, k, v, dout, dq, dk, dv.
 void attentionBackward(const float* q, const float* k, const float* v, const float* p, const float* dout,
                        const float* dpIn, long BH, long L, long S, long D, long Dv, float scale, float* dq, float* dk,
-                       float* dv, float* scratch);
+                       float* dv, float* scratch, const HeadLayout* lay);
 // Row normalisation (LayerNorm / GroupNorm without the affine part): x [R, N] ->
 // y = (x - mean) / sqrt(var + eps) per row (biased variance), rstd [R] saved;
 // backward dx = rstd * (g - mean(g) - y * mean(g * y)).

@@ -404,42 +404,46 @@ void gruCellBackward(const float* act, const float* h, const float* dh2, long B,
 }
 
 void attention(const float* q, const float* k, const float* v, const float* mask, long maskStride, long BH, long L,
-               long S, long D, long Dv, float scale, long causalOffset, float* out, float* p) {
+               long S, long D, long Dv, float scale, long causalOffset, float* out, float* p, const HeadLayout* lay) {
+  const HeadLayout lq = lay ? lay[0] : HeadLayout{1, L * D, 0, D}, lk = lay ? lay[1] : HeadLayout{1, S * D, 0, D};
+  const HeadLayout lv = lay ? lay[2] : HeadLayout{1, S * Dv, 0, Dv}, lo_ = lay ? lay[3] : HeadLayout{1, L * Dv, 0, Dv};
   const double cost = (double)BH * L * S * (D + Dv + 10) * 2;
   parallelFor(BH, cost, [&](long lo, long hi) {
     for (long bh = lo; bh < hi; bh++) {
       float* pb = p + bh * L * S;
-      gemm(false, true, L, S, D, q + bh * L * D, D, k + bh * S * D, D, 0.f, pb, S);
+      gemm(false, true, L, S, D, lq.at(q, bh), lq.ld, lk.at(k, bh), lk.ld, 0.f, pb, S);
       const float* mb = mask ? mask + bh * maskStride : nullptr;
       for (long i = 0; i < L; i++)
         attnRow(pb + i * S, mb ? mb + i * S : nullptr, S, scale, causalOffset < 0 ? S : causalOffset + i + 1);
-      gemm(false, false, L, Dv, S, pb, S, v + bh * S * Dv, Dv, 0.f, out + bh * L * Dv, Dv);
+      gemm(false, false, L, Dv, S, pb, S, lv.at(v, bh), lv.ld, 0.f, lo_.at(out, bh), lo_.ld);
     }
   });
 }
 
 void attentionBackward(const float* q, const float* k, const float* v, const float* p, const float* dout,
                        const float* dpIn, long BH, long L, long S, long D, long Dv, float scale, float* dq, float* dk,
-                       float* dv, float* scratch) {
+                       float* dv, float* scratch, const HeadLayout* lay) {
+  // Layouts of q, k, v, dout, dq, dk, dv (contiguous [BH, rows, cols] without one).
+  const HeadLayout lq = lay ? lay[0] : HeadLayout{1, L * D, 0, D}, lk = lay ? lay[1] : HeadLayout{1, S * D, 0, D};
+  const HeadLayout lv = lay ? lay[2] : HeadLayout{1, S * Dv, 0, Dv}, ldo = lay ? lay[3] : HeadLayout{1, L * Dv, 0, Dv};
+  const HeadLayout ldq = lay ? lay[4] : lq, ldk = lay ? lay[5] : lk, ldv = lay ? lay[6] : lv;
   const double cost = (double)BH * L * S * (2 * D + 2 * Dv + 6) * 2;
   parallelFor(BH, cost, [&](long lo, long hi) {
     for (long bh = lo; bh < hi; bh++) {
       const float* pb = p + bh * L * S;
       float* ds = scratch + bh * L * S;
-      const float* qb = q + bh * L * D;
-      const float* kb = k + bh * S * D;
       if (dout) {
         // dP = dO . V^T (+ the gradient that reached the weights directly)
-        gemm(false, true, L, S, Dv, dout + bh * L * Dv, Dv, v + bh * S * Dv, Dv, 0.f, ds, S);
+        gemm(false, true, L, S, Dv, ldo.at(dout, bh), ldo.ld, lv.at(v, bh), lv.ld, 0.f, ds, S);
         if (dpIn)
           for (long i = 0; i < L * S; i++) ds[i] += dpIn[bh * L * S + i];
-        if (dv) gemm(true, false, S, Dv, L, pb, S, dout + bh * L * Dv, Dv, 0.f, dv + bh * S * Dv, Dv);
+        if (dv) gemm(true, false, S, Dv, L, pb, S, ldo.at(dout, bh), ldo.ld, 0.f, ldv.at(dv, bh), ldv.ld);
       } else {
         for (long i = 0; i < L * S; i++) ds[i] = dpIn[bh * L * S + i];
       }
       for (long i = 0; i < L; i++) attnBackRow(pb + i * S, ds + i * S, S, scale);
-      if (dq) gemm(false, false, L, D, S, ds, S, kb, D, 0.f, dq + bh * L * D, D);
-      if (dk) gemm(true, false, S, D, L, ds, S, qb, D, 0.f, dk + bh * S * D, D);
+      if (dq) gemm(false, false, L, D, S, ds, S, lk.at(k, bh), lk.ld, 0.f, ldq.at(dq, bh), ldq.ld);
+      if (dk) gemm(true, false, S, D, L, ds, S, lq.at(q, bh), lq.ld, 0.f, ldk.at(dk, bh), ldk.ld);
     }
   });
 }

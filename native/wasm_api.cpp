@@ -100,14 +100,14 @@ GL_EXPORT(gru_cell_backward) void wGruCellBackward(const float* act, const float
 GL_EXPORT(attention) void wAttention(const float* q, const float* k, const float* v, const float* mask, int maskStride,
                                      int BH, int L, int S, int D, int Dv, float scale, int causalOffset, float* out,
                                      float* p) {
-  gl::attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p);
+  gl::attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p, nullptr);
 }
 
 GL_EXPORT(attention_backward) void wAttentionBackward(const float* q, const float* k, const float* v, const float* p,
                                                       const float* dout, const float* dp, int BH, int L, int S, int D,
                                                       int Dv, float scale, float* dq, float* dk, float* dv,
                                                       float* scratch) {
-  gl::attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv, scratch);
+  gl::attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv, scratch, nullptr);
 }
 
 GL_EXPORT(norm_rows) void wNormRows(const float* x, int R, int N, float eps, float* y, float* rstd) {

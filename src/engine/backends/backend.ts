@@ -165,26 +165,30 @@ export interface Backend {
   ): void;
 
   /**
-   * Scaled dot-product attention over BH contiguous heads: q [BH, L, D], k [BH, S, D],
-   * v [BH, S, Dv]. p = softmax(scale * q k^T + mask) with key j blocked (-Infinity) for
-   * query i when causalOffset >= 0 and j > i + causalOffset; out = p v [BH, L, Dv].
-   * `mask` (additive, or null) is [L, S] at `maskStride` elements per head (0: shared).
+   * Scaled dot-product attention over BH heads: q [BH, L, D], k [BH, S, D], v [BH, S, Dv].
+   * p = softmax(scale * q k^T + mask) with key j blocked (-Infinity) for query i when
+   * causalOffset >= 0 and j > i + causalOffset; out = p v [BH, L, Dv]. `mask` (additive,
+   * or null) is [L, S] at `maskStride` elements per head (0: shared). The operands are
+   * contiguous unless `layout` ([H, then sB, sH, ld for q, k, v, out]) places them:
+   * head bh = b H + h of an operand starts at b sB + h sH and its rows are ld apart
+   * (heads read from and written to [B, rows, H, cols] without copies). p is contiguous.
    */
   attention(
     q: Float32Array, k: Float32Array, v: Float32Array, mask: Float32Array | null, maskStride: number,
     BH: number, L: number, S: number, D: number, Dv: number, scale: number, causalOffset: number,
-    out: Float32Array, p: Float32Array,
+    out: Float32Array, p: Float32Array, layout?: Int32Array | null,
   ): void;
 
   /**
    * Gradients of attention from dout [BH, L, Dv] and/or dp [BH, L, S] (the gradient that
    * reaches the weights directly), given the saved weights p. Writes whichever of dq
-   * [BH, L, D], dk [BH, S, D], dv [BH, S, Dv] is not null (dv needs dout).
+   * [BH, L, D], dk [BH, S, D], dv [BH, S, Dv] is not null (dv needs dout). `layout`:
+   * as attention's, for q, k, v, dout, dq, dk, dv (p and dp are contiguous).
    */
   attentionBackward(
     q: Float32Array, k: Float32Array, v: Float32Array, p: Float32Array, dout: Float32Array | null, dp: Float32Array | null,
     BH: number, L: number, S: number, D: number, Dv: number, scale: number,
-    dq: Float32Array | null, dk: Float32Array | null, dv: Float32Array | null,
+    dq: Float32Array | null, dk: Float32Array | null, dv: Float32Array | null, layout?: Int32Array | null,
   ): void;
 
   /**

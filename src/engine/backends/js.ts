@@ -182,6 +182,21 @@ function forEachRow(
   }
 }
 
+/** Where head bh of an attention operand starts and its row stride (backend.ts, attention). */
+interface HeadAt {
+  at(bh: number): number;
+  ld: number;
+}
+
+/** The operands' head layouts from attention's `layout` argument, or contiguous [BH, rows, cols]. */
+function headLayouts(layout: Int32Array | null | undefined, dims: [number, number][]): HeadAt[] {
+  return dims.map(([rows, cols], o) => {
+    if (!layout) return { at: (bh: number) => bh * rows * cols, ld: cols };
+    const H = layout[0], sB = layout[1 + 3 * o], sH = layout[2 + 3 * o];
+    return { at: (bh: number) => Math.floor(bh / H) * sB + (bh % H) * sH, ld: layout[3 + 3 * o] };
+  });
+}
+
 const sigmoid = (v: number): number => (v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.exp(v) / (1 + Math.exp(v)));
 
 /** Fused kernels (definitions for native/fused.cpp). */
@@ -359,15 +374,17 @@ const fusedKernels: Pick<
     }
   },
 
-  attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p) {
+  attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p, layout) {
+    const [lq, lk, lv, lo] = headLayouts(layout, [[L, D], [S, D], [S, Dv], [L, Dv]]);
     for (let bh = 0; bh < BH; bh++) {
+      const qb = lq.at(bh), kb = lk.at(bh);
       for (let i = 0; i < L; i++) {
         const row = (bh * L + i) * S;
         const lim = causalOffset < 0 ? S : causalOffset + i + 1;
-        const qi = (bh * L + i) * D;
+        const qi = qb + i * lq.ld;
         for (let j = 0; j < S; j++) {
           let dot = 0;
-          const kj = (bh * S + j) * D;
+          const kj = kb + j * lk.ld;
           for (let t = 0; t < D; t++) dot += q[qi + t] * k[kj + t];
           let sv = Math.fround(dot) * scale;
           if (mask) sv += mask[bh * maskStride + i * S + j];
@@ -377,16 +394,17 @@ const fusedKernels: Pick<
     }
     jsBackend.softmax(p, BH * L, S, 1, false, p);
     for (let bh = 0; bh < BH; bh++) {
-      jsBackend.gemm(false, false, L, Dv, S, p, bh * L * S, S, v, bh * S * Dv, Dv, 0, out, bh * L * Dv, Dv);
+      jsBackend.gemm(false, false, L, Dv, S, p, bh * L * S, S, v, lv.at(bh), lv.ld, 0, out, lo.at(bh), lo.ld);
     }
   },
 
-  attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv) {
+  attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv, layout) {
+    const [lq, lk, lv, ldo, ldq, ldk, ldv] = headLayouts(layout, [[L, D], [S, D], [S, Dv], [L, Dv], [L, D], [S, D], [S, Dv]]);
     const ds = new Float32Array(L * S);
     for (let bh = 0; bh < BH; bh++) {
       const po = bh * L * S;
       // dP = dO v^T (+ dp); dS = P * (dP - rowsum(dP * P)) * scale
-      if (dout) jsBackend.gemm(false, true, L, S, Dv, dout, bh * L * Dv, Dv, v, bh * S * Dv, Dv, 0, ds, 0, S);
+      if (dout) jsBackend.gemm(false, true, L, S, Dv, dout, ldo.at(bh), ldo.ld, v, lv.at(bh), lv.ld, 0, ds, 0, S);
       else ds.fill(0);
       if (dp) for (let i = 0; i < L * S; i++) ds[i] += dp[po + i];
       for (let i = 0; i < L; i++) {
@@ -394,9 +412,9 @@ const fusedKernels: Pick<
         for (let j = 0; j < S; j++) dot += ds[i * S + j] * p[po + i * S + j];
         for (let j = 0; j < S; j++) ds[i * S + j] = p[po + i * S + j] * (ds[i * S + j] - dot) * scale;
       }
-      if (dq) jsBackend.gemm(false, false, L, D, S, ds, 0, S, k, bh * S * D, D, 0, dq, bh * L * D, D);
-      if (dk) jsBackend.gemm(true, false, S, D, L, ds, 0, S, q, bh * L * D, D, 0, dk, bh * S * D, D);
-      if (dv && dout) jsBackend.gemm(true, false, S, Dv, L, p, po, S, dout, bh * L * Dv, Dv, 0, dv, bh * S * Dv, Dv);
+      if (dq) jsBackend.gemm(false, false, L, D, S, ds, 0, S, k, lk.at(bh), lk.ld, 0, dq, ldq.at(bh), ldq.ld);
+      if (dk) jsBackend.gemm(true, false, S, D, L, ds, 0, S, q, lq.at(bh), lq.ld, 0, dk, ldk.at(bh), ldk.ld);
+      if (dv && dout) jsBackend.gemm(true, false, S, Dv, L, p, po, S, dout, ldo.at(bh), ldo.ld, 0, dv, ldv.at(bh), ldv.ld);
     }
   },
 };

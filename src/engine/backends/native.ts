@@ -57,11 +57,12 @@ export interface NativeAddon {
   attention(
     q: Float32Array, k: Float32Array, v: Float32Array, mask: Float32Array | null, maskStride: number, BH: number, L: number,
     S: number, D: number, Dv: number, scale: number, causalOffset: number, out: Float32Array, p: Float32Array,
+    layout: Int32Array | null,
   ): void;
   attentionBackward(
     q: Float32Array, k: Float32Array, v: Float32Array, p: Float32Array, dout: Float32Array | null, dp: Float32Array | null,
     BH: number, L: number, S: number, D: number, Dv: number, scale: number,
-    dq: Float32Array | null, dk: Float32Array | null, dv: Float32Array | null, scratch: Float32Array,
+    dq: Float32Array | null, dk: Float32Array | null, dv: Float32Array | null, scratch: Float32Array, layout: Int32Array | null,
   ): void;
   normRows(x: Float32Array, R: number, N: number, eps: number, y: Float32Array, rstd: Float32Array): void;
   normRowsBackward(y: Float32Array, rstd: Float32Array, g: Float32Array, R: number, N: number, dx: Float32Array): void;
@@ -315,13 +316,13 @@ export function loadNative(): Backend {
       if (B * H < T.cell) jsBackend.gruCellBackward(act, h, dh2, B, H, dgi, dgh, dh);
       else a.gruCellBackward(act, h, dh2, B, H, dgi, dgh, dh);
     },
-    attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p) {
-      if (BH * L * S * (D + Dv) < T.attention) jsBackend.attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p);
-      else a.attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p);
+    attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p, layout) {
+      if (BH * L * S * (D + Dv) < T.attention) jsBackend.attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p, layout);
+      else a.attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p, layout ?? null);
     },
-    attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv) {
-      if (BH * L * S * (D + Dv) < T.attention) jsBackend.attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv);
-      else a.attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv, scratch(BH * L * S));
+    attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv, layout) {
+      if (BH * L * S * (D + Dv) < T.attention) jsBackend.attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv, layout);
+      else a.attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv, scratch(BH * L * S), layout ?? null);
     },
   };
   // The kernel's [BH, L, S] working array (written before it is read): one kept for reuse,

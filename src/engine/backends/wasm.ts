@@ -441,8 +441,9 @@ export function loadWasm(): Backend {
       get(pdh, dh, 0, n);
     },
 
-    attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p) {
-      if (BH * L * S * (D + Dv) < T.attention) return jsBackend.attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p);
+    attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p, layout) {
+      // Strided heads (layout) are left to js: the wasm kernel reads contiguous copies.
+      if (layout || BH * L * S * (D + Dv) < T.attention) return jsBackend.attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p, layout);
       const nm = mask ? (BH - 1) * maskStride + L * S : 0;
       mem.reset();
       const pq = mem.alloc(BH * L * D), pk = mem.alloc(BH * S * D), pv = mem.alloc(BH * S * Dv), pm = mem.alloc(nm);
@@ -457,8 +458,8 @@ export function loadWasm(): Backend {
       get(pp, p, 0, BH * L * S);
     },
 
-    attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv) {
-      if (BH * L * S * (D + Dv) < T.attention) return jsBackend.attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv);
+    attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv, layout) {
+      if (layout || BH * L * S * (D + Dv) < T.attention) return jsBackend.attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv, layout);
       const nq = BH * L * D, nk = BH * S * D, nv = BH * S * Dv, np = BH * L * S, no = BH * L * Dv;
       mem.reset();
       const pq = mem.alloc(nq), pk = mem.alloc(nk), pv = mem.alloc(nv), pp = mem.alloc(np);

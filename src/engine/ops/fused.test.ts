@@ -150,6 +150,28 @@ for (const be of testBackends()) {
         compare(`attention ${name}`, (a, b, c) => attention(a, b, c, { causalOffset: causal < 0 ? null : causal, mask }),
           (a, b, c) => attnComposite(a, b, c, causal, mask), [q, k, v], 1e-4, 1e-5);
       }
+      // Heads read in place from a projection's [B, T, 3 H D] output (chunk, reshape,
+      // transpose: strided q, k, v), the output merged back by a transpose (so its
+      // gradient arrives strided too); also one contiguous and two strided operands.
+      for (const [Bq, T, H, Dh] of [[2, 6, 3, 4], [1, 9, 2, 8]]) {
+        const split = (x: Tensor): Tensor[] => x.chunk(3, -1).map((t) => t.reshape([Bq, T, H, Dh]).transpose(1, 2));
+        compare(`attention heads in place ${[Bq, T, H, Dh]}`, (x) => {
+          const [q, k, v] = split(x);
+          const [y, w] = attention(q, k, v, { causalOffset: 0 });
+          return [y.transpose(1, 2), w];
+        }, (x) => {
+          const [q, k, v] = split(x);
+          const [y, w] = attnComposite(q, k, v, 0, null);
+          return [y.transpose(1, 2), w];
+        }, [randn([Bq, T, 3 * H * Dh], rng)], 1e-4, 1e-5);
+        compare(`attention mixed layouts ${[Bq, T, H, Dh]}`, (q, kv) => {
+          const [k, v] = kv.chunk(2, -1).map((t) => t.reshape([Bq, T, H, Dh]).transpose(1, 2));
+          return attention(q, k, v, { causalOffset: -1 });
+        }, (q, kv) => {
+          const [k, v] = kv.chunk(2, -1).map((t) => t.reshape([Bq, T, H, Dh]).transpose(1, 2));
+          return attnComposite(q, k, v, -1, null);
+        }, [randn([Bq, H, T, Dh], rng), randn([Bq, T, 2 * H * Dh], rng)], 1e-4, 1e-5);
+      }
       // A row with every key blocked is NaN, as torch; 3-D inputs work too.
       const q = randn([2, 2, 3], rng), k = randn([2, 4, 3], rng), v = randn([2, 4, 3], rng);
       const mask = tensor(Float32Array.from([-Infinity, -Infinity, -Infinity, -Infinity, 0, 0, -Infinity, 0]), [2, 4]);

@@ -189,7 +189,15 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: FusedAttentionO
   const scale = opts.scale ?? 1 / Math.sqrt(D);
   const causal = opts.causalOffset ?? -1;
   if (!Number.isInteger(causal)) throw new RangeError(`attention: causalOffset must be an integer, got ${opts.causalOffset}`);
-  const qv = q.f32('attention'), kv = k.f32('attention'), vv = v.f32('attention');
+  // [B, H, rows, cols] operands are read in place through head layouts (backend.ts,
+  // attention) when their columns are contiguous: heads split from a projection's
+  // [B, T, H * cols] output need no copy. Results (and input gradients) are written
+  // [B, rows, H, cols], so merging the heads back is a free view too.
+  const heads = r === 4 && [q, k, v].every(inPlace);
+  const H = heads ? q.shape[1] : 1;
+  const qv = heads ? storage(q) : q.f32('attention'), kv = heads ? storage(k) : k.f32('attention');
+  const vv = heads ? storage(v) : v.f32('attention');
+  const lq = heads ? layoutOf(q) : packed(L, D), lk = heads ? layoutOf(k) : packed(S, D), lv = heads ? layoutOf(v) : packed(S, Dv);
   // The mask as [L, S] shared by every head, or [BH, L, S].
   let mv: Float32Array | null = null;
   let maskStride = 0;
@@ -205,14 +213,23 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: FusedAttentionO
   }
   const out = emptyF32(BH * L * Dv);
   const p = emptyF32(BH * L * S);
-  backend().attention(qv, kv, vv, mv, maskStride, BH, L, S, D, Dv, scale, causal, out, p);
-  const grads = (dout: Float32Array | null, dp: Float32Array | null): (Tensor | null)[] => {
+  const lo = heads ? interleaved(H, L, Dv) : packed(L, Dv);
+  backend().attention(qv, kv, vv, mv, maskStride, BH, L, S, D, Dv, scale, causal, out, p, heads ? headLayout(H, [lq, lk, lv, lo]) : null);
+  // A result written with layout l as a tensor of shape [..., rows, cols].
+  const result = (data: Float32Array, shape: readonly number[], l: Layout): Tensor =>
+    heads ? new Tensor(data, shape, { strides: [l.sB, l.sH, l.ld, 1] }) : new Tensor(data, shape);
+  const grads = (g: Tensor | null, dp: Float32Array | null): (Tensor | null)[] => {
+    const gHeads = heads && g !== null && inPlace(g);
+    const dout = g === null ? null : gHeads ? storage(g) : g.f32('attention backward');
+    const ldo = gHeads ? layoutOf(g!) : heads ? { sB: H * L * Dv, sH: L * Dv, ld: Dv } : packed(L, Dv);
+    const ldq = heads ? interleaved(H, L, D) : lq, ldk = heads ? interleaved(H, S, D) : lk, ldv = heads ? interleaved(H, S, Dv) : lv;
     // Written in full by the kernel (GEMMs with beta = 0).
     const dq = q.requiresGrad ? emptyF32(BH * L * D) : null;
     const dk = k.requiresGrad ? emptyF32(BH * S * D) : null;
     const dv = dout && v.requiresGrad ? emptyF32(BH * S * Dv) : null;
-    backend().attentionBackward(qv, kv, vv, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv);
-    return [dq && new Tensor(dq, q.shape), dk && new Tensor(dk, k.shape), dv && new Tensor(dv, v.shape)];
+    const lay = heads ? headLayout(H, [lq, lk, lv, ldo, ldq, ldk, ldv]) : null;
+    backend().attentionBackward(qv, kv, vv, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv, lay);
+    return [dq && result(dq, q.shape, ldq), dk && result(dk, k.shape, ldk), dv && result(dv, v.shape, ldv)];
   };
   const weights = fromOp('attentionWeights', p, [...batch, L, S], [q, k], (g) => {
     if (isGradEnabled()) return attentionGradOps(q, k, null, g, null, scale, causal, mask);
@@ -220,9 +237,49 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: FusedAttentionO
   });
   const y = fromOp('attention', out, [...batch, L, Dv], [q, k, v], (g) => {
     if (isGradEnabled()) return attentionGradOps(q, k, v, null, g, scale, causal, mask);
-    return grads(g.f32('attention backward'), null);
-  });
+    return grads(g, null);
+  }, heads ? { strides: [lo.sB, lo.sH, lo.ld, 1], offset: 0 } : undefined);
   return [y, weights];
+}
+
+/** Where the heads of a [B, H, rows, cols] operand lie (backend.ts, attention). */
+interface Layout {
+  sB: number;
+  sH: number;
+  ld: number;
+}
+
+/** Whether t [B, H, rows, cols] can be read in place: contiguous columns, no negative or overlapping strides. */
+function inPlace(t: Tensor): boolean {
+  const [sB, sH, ld, sc] = t.strides;
+  return t.dtype === 'float32' && sc === 1 && ld >= t.shape[3] && sH >= 0 && sB >= 0;
+}
+
+/** t's storage from its first element. */
+function storage(t: Tensor): Float32Array {
+  const d = t.data as Float32Array;
+  return t.offset === 0 ? d : d.subarray(t.offset);
+}
+
+function layoutOf(t: Tensor): Layout {
+  return { sB: t.strides[0], sH: t.strides[1], ld: t.strides[2] };
+}
+
+/** Contiguous [B, H, rows, cols] (as one batch axis: H = 1). */
+function packed(rows: number, cols: number): Layout {
+  return { sB: rows * cols, sH: 0, ld: cols };
+}
+
+/** [B, rows, H, cols] storage seen as [B, H, rows, cols]. */
+function interleaved(H: number, rows: number, cols: number): Layout {
+  return { sB: rows * H * cols, sH: cols, ld: H * cols };
+}
+
+function headLayout(H: number, ls: Layout[]): Int32Array {
+  const a = new Int32Array(1 + 3 * ls.length);
+  a[0] = H;
+  ls.forEach((l, i) => a.set([l.sB, l.sH, l.ld], 1 + 3 * i));
+  return a;
 }
 
 /** The attention weights with differentiable ops (the composite). */
