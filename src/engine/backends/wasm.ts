@@ -160,6 +160,31 @@ function extent(rows: number, cols: number, ld: number): number {
 }
 
 /** Build the wasm backend: js kernels with the wasm ones laid over them. */
+/** Where head bh of operand o of an attention head layout starts (backend.ts, attention). */
+function headStart(layout: Int32Array, o: number, bh: number): number {
+  const H = layout[0];
+  return Math.floor(bh / H) * layout[1 + 3 * o] + (bh % H) * layout[2 + 3 * o];
+}
+
+/** Operand o of a head layout copied to contiguous [BH, rows, cols]. */
+function packHeads(src: Float32Array, layout: Int32Array, o: number, BH: number, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(BH * rows * cols), ld = layout[3 + 3 * o];
+  for (let bh = 0; bh < BH; bh++) {
+    const s = headStart(layout, o, bh);
+    for (let r = 0; r < rows; r++) out.set(src.subarray(s + r * ld, s + r * ld + cols), (bh * rows + r) * cols);
+  }
+  return out;
+}
+
+/** Contiguous [BH, rows, cols] written to operand o of a head layout. */
+function unpackHeads(src: Float32Array, dst: Float32Array, layout: Int32Array, o: number, BH: number, rows: number, cols: number): void {
+  const ld = layout[3 + 3 * o];
+  for (let bh = 0; bh < BH; bh++) {
+    const s = headStart(layout, o, bh);
+    for (let r = 0; r < rows; r++) dst.set(src.subarray((bh * rows + r) * cols, (bh * rows + r + 1) * cols), s + r * ld);
+  }
+}
+
 export function loadWasm(): Backend {
   const ex = wasmExports();
   const mem = new Arena(ex, ex.heap_base());
@@ -442,8 +467,15 @@ export function loadWasm(): Backend {
     },
 
     attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p, layout) {
-      // Strided heads (layout) are left to js: the wasm kernel reads contiguous copies.
-      if (layout || BH * L * S * (D + Dv) < T.attention) return jsBackend.attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p, layout);
+      if (BH * L * S * (D + Dv) < T.attention) return jsBackend.attention(q, k, v, mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, out, p, layout);
+      if (layout) {
+        // The wasm kernel reads contiguous heads: copy them out and the result back.
+        const o = new Float32Array(BH * L * Dv);
+        overrides.attention!(packHeads(q, layout, 0, BH, L, D), packHeads(k, layout, 1, BH, S, D), packHeads(v, layout, 2, BH, S, Dv),
+          mask, maskStride, BH, L, S, D, Dv, scale, causalOffset, o, p, null);
+        unpackHeads(o, out, layout, 3, BH, L, Dv);
+        return;
+      }
       const nm = mask ? (BH - 1) * maskStride + L * S : 0;
       mem.reset();
       const pq = mem.alloc(BH * L * D), pk = mem.alloc(BH * S * D), pv = mem.alloc(BH * S * Dv), pm = mem.alloc(nm);
@@ -459,7 +491,17 @@ export function loadWasm(): Backend {
     },
 
     attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv, layout) {
-      if (layout || BH * L * S * (D + Dv) < T.attention) return jsBackend.attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv, layout);
+      if (BH * L * S * (D + Dv) < T.attention) return jsBackend.attentionBackward(q, k, v, p, dout, dp, BH, L, S, D, Dv, scale, dq, dk, dv, layout);
+      if (layout) {
+        const g = (x: Float32Array | null, n: number): Float32Array | null => x && new Float32Array(n);
+        const cq = g(dq, BH * L * D), ck = g(dk, BH * S * D), cv = g(dv, BH * S * Dv);
+        overrides.attentionBackward!(packHeads(q, layout, 0, BH, L, D), packHeads(k, layout, 1, BH, S, D), packHeads(v, layout, 2, BH, S, Dv),
+          p, dout && packHeads(dout, layout, 3, BH, L, Dv), dp, BH, L, S, D, Dv, scale, cq, ck, cv, null);
+        if (dq) unpackHeads(cq!, dq, layout, 4, BH, L, D);
+        if (dk) unpackHeads(ck!, dk, layout, 5, BH, S, D);
+        if (dv && dout) unpackHeads(cv!, dv, layout, 6, BH, S, Dv);
+        return;
+      }
       const nq = BH * L * D, nk = BH * S * D, nv = BH * S * Dv, np = BH * L * S, no = BH * L * Dv;
       mem.reset();
       const pq = mem.alloc(nq), pk = mem.alloc(nk), pv = mem.alloc(nv), pp = mem.alloc(np);
