@@ -163,11 +163,38 @@ napi_value Binary(napi_env env, napi_callback_info info) {
   return boolean(env, gl::binary(op, A + aOff, as, B + bOff, bs, out, shape, rank));
 }
 
+// The Int32Array [rank, shape..., strides...] at argument i: fills shape and strides, the
+// element count and the lowest and highest offsets the view reaches; -1 after a.fail.
+int stridedMeta(Args& a, size_t i, const char* op, int64_t* shape, int64_t* st, long* total, long* lo, long* hi) {
+  size_t lm;
+  const int32_t* meta = (const int32_t*)a.array(i, napi_int32_array, &lm);
+  if (a.failed) return -1;
+  const int rank = lm > 0 ? meta[0] : -1;
+  if (rank < 0 || rank > 16 || lm < (size_t)(1 + 2 * rank)) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "genlab native: %s: bad shape metadata", op);
+    a.fail(msg);
+    return -1;
+  }
+  *total = 1;
+  *lo = *hi = 0;
+  for (int d = 0; d < rank; d++) {
+    shape[d] = meta[1 + d];
+    st[d] = meta[1 + rank + d];
+    *total *= shape[d];
+    if (shape[d] > 0) {
+      const long s = (long)st[d] * (shape[d] - 1);
+      (s < 0 ? *lo : *hi) += s;
+    }
+  }
+  return rank;
+}
+
 // copy(x, xOff, out, meta): x and out are Float32Array or Int32Array (4-byte elements,
 // copied bit for bit); meta is an Int32Array [rank, shape..., strides...].
 napi_value Copy(napi_env env, napi_callback_info info) {
   Args a(env, info);
-  size_t lx = 0, lo = 0, lm;
+  size_t lx = 0, lo = 0;
   napi_typedarray_type tx, to;
   void *px = nullptr, *po = nullptr;
   napi_value ab;
@@ -179,24 +206,10 @@ napi_value Copy(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   const long xOff = a.lng(1);
-  const int32_t* meta = (const int32_t*)a.array(3, napi_int32_array, &lm);
-  if (a.failed) return nullptr;
-  const int rank = lm > 0 ? meta[0] : -1;
-  if (rank < 0 || rank > 16 || lm < (size_t)(1 + 2 * rank)) {
-    a.fail("genlab native: copy: bad shape metadata");
-    return nullptr;
-  }
   int64_t shape[16], st[16];
-  long total = 1, lo_ = 0, hi_ = 0;
-  for (int d = 0; d < rank; d++) {
-    shape[d] = meta[1 + d];
-    st[d] = meta[1 + rank + d];
-    total *= shape[d];
-    if (shape[d] > 0) {
-      const long sx = (long)st[d] * (shape[d] - 1);
-      (sx < 0 ? lo_ : hi_) += sx;
-    }
-  }
+  long total, lo_, hi_;
+  const int rank = stridedMeta(a, 3, "copy", shape, st, &total, &lo_, &hi_);
+  if (rank < 0) return nullptr;
   if (total == 0) return boolean(env, true);
   a.within(xOff + lo_, hi_ - lo_ + 1, lx, "copy x");
   a.within(0, total, lo, "copy out");
@@ -207,29 +220,19 @@ napi_value Copy(napi_env env, napi_callback_info info) {
 // addStrided(src, dst, dstOff, meta = [rank, shape..., dstStrides...]) -> handled
 napi_value AddStrided(napi_env env, napi_callback_info info) {
   Args a(env, info);
-  size_t ls, ld, lm;
+  size_t ls, ld;
   const float* src = a.f32(0, &ls);
   float* dst = a.f32(1, &ld);
   const long off = a.lng(2);
-  const int32_t* meta = (const int32_t*)a.array(3, napi_int32_array, &lm);
-  if (a.failed) return nullptr;
-  const int rank = lm > 0 ? meta[0] : -1;
-  if (rank < 0 || rank > 16 || lm < (size_t)(1 + 2 * rank)) {
-    a.fail("genlab native: addStrided: bad shape metadata");
-    return nullptr;
-  }
   int64_t shape[16], st[16];
-  long total = 1, span = 0;
-  for (int d = 0; d < rank; d++) {
-    shape[d] = meta[1 + d];
-    st[d] = meta[1 + rank + d];
-    total *= shape[d];
-    if (shape[d] > 1 && st[d] <= 0) return boolean(env, false);
-    if (shape[d] > 0) span += (long)st[d] * (shape[d] - 1);
-  }
+  long total, lo_, hi_;
+  const int rank = stridedMeta(a, 3, "addStrided", shape, st, &total, &lo_, &hi_);
+  if (rank < 0) return nullptr;
+  for (int d = 0; d < rank; d++)
+    if (shape[d] > 1 && st[d] <= 0) return boolean(env, false);  // overlapping rows: left to js
   if (total == 0) return boolean(env, true);
   a.within(0, total, ls, "addStrided src");
-  a.within(off, span + 1, ld, "addStrided dst");
+  a.within(off, hi_ + 1, ld, "addStrided dst");
   if (a.failed) return nullptr;
   return boolean(env, gl::addStrided(src, dst + off, st, shape, rank));
 }

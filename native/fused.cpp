@@ -144,32 +144,39 @@ GL_CLONES void attnBackRow(const float* GL_RESTRICT p, float* GL_RESTRICT dp, lo
 // running sum is a serial dependency chain without -ffast-math (1.7 ns per element).
 constexpr int NL = 16;
 
+// Mean and 1/sqrt(var + eps) of one row of N (biased variance), with 16 partial sums.
+inline void rowStats(const float* GL_RESTRICT xr, long N, float eps, float& mean, float& rs) {
+  const long nb = N / NL * NL;
+  float ps[NL] = {0.f};
+  for (long j = 0; j < nb; j += NL)
+    for (int l = 0; l < NL; l++) ps[l] += xr[j + l];
+  float s = 0.f;
+  for (long j = nb; j < N; j++) s += xr[j];
+  for (int l = 0; l < NL; l++) s += ps[l];
+  const float m = s / (float)N;
+  float pv[NL] = {0.f};
+  for (long j = 0; j < nb; j += NL)
+    for (int l = 0; l < NL; l++) {
+      const float d = xr[j + l] - m;
+      pv[l] += d * d;
+    }
+  float v = 0.f;
+  for (long j = nb; j < N; j++) {
+    const float d = xr[j] - m;
+    v += d * d;
+  }
+  for (int l = 0; l < NL; l++) v += pv[l];
+  mean = m;
+  rs = 1.f / __builtin_sqrtf(v / (float)N + eps);
+}
+
 GL_CLONES void normRowsLoop(const float* GL_RESTRICT x, long N, float eps, long r0, long r1, float* GL_RESTRICT y,
                             float* GL_RESTRICT rstd) {
   for (long r = r0; r < r1; r++) {
     const float* xr = x + r * N;
     float* yr = y + r * N;
-    const long nb = N / NL * NL;
-    float ps[NL] = {0.f};
-    for (long j = 0; j < nb; j += NL)
-      for (int l = 0; l < NL; l++) ps[l] += xr[j + l];
-    float s = 0.f;
-    for (long j = nb; j < N; j++) s += xr[j];
-    for (int l = 0; l < NL; l++) s += ps[l];
-    const float m = s / (float)N;
-    float pv[NL] = {0.f};
-    for (long j = 0; j < nb; j += NL)
-      for (int l = 0; l < NL; l++) {
-        const float d = xr[j + l] - m;
-        pv[l] += d * d;
-      }
-    float v = 0.f;
-    for (long j = nb; j < N; j++) {
-      const float d = xr[j] - m;
-      v += d * d;
-    }
-    for (int l = 0; l < NL; l++) v += pv[l];
-    const float rs = 1.f / __builtin_sqrtf(v / (float)N + eps);
+    float m, rs;
+    rowStats(xr, N, eps, m, rs);
     for (long j = 0; j < N; j++) yr[j] = (xr[j] - m) * rs;
     rstd[r] = rs;
   }
@@ -199,32 +206,6 @@ GL_CLONES void normRowsBackLoop(const float* GL_RESTRICT y, const float* GL_REST
     const float mg = sg / (float)N, mgy = sgy / (float)N, rs = rstd[r];
     for (long j = 0; j < N; j++) dx[r * N + j] = rs * (gr[j] - mg - yr[j] * mgy);
   }
-}
-
-// Mean and 1/sqrt(var + eps) of one row of N (biased variance), with 16 partial sums.
-inline void rowStats(const float* GL_RESTRICT xr, long N, float eps, float& mean, float& rs) {
-  const long nb = N / NL * NL;
-  float ps[NL] = {0.f};
-  for (long j = 0; j < nb; j += NL)
-    for (int l = 0; l < NL; l++) ps[l] += xr[j + l];
-  float s = 0.f;
-  for (long j = nb; j < N; j++) s += xr[j];
-  for (int l = 0; l < NL; l++) s += ps[l];
-  const float m = s / (float)N;
-  float pv[NL] = {0.f};
-  for (long j = 0; j < nb; j += NL)
-    for (int l = 0; l < NL; l++) {
-      const float d = xr[j + l] - m;
-      pv[l] += d * d;
-    }
-  float v = 0.f;
-  for (long j = nb; j < N; j++) {
-    const float d = xr[j] - m;
-    v += d * d;
-  }
-  for (int l = 0; l < NL; l++) v += pv[l];
-  mean = m;
-  rs = 1.f / __builtin_sqrtf(v / (float)N + eps);
 }
 
 GL_CLONES void layerNormLoop(const float* GL_RESTRICT x, long N, float eps, const float* GL_RESTRICT w,

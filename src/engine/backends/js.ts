@@ -182,6 +182,19 @@ function forEachRow(
   }
 }
 
+/** Mean and 1/sqrt(var + eps) (biased variance, float32 steps) of x[o .. o + N). */
+function rowStats(x: Float32Array, o: number, N: number, eps: number): [number, number] {
+  let s = 0;
+  for (let j = 0; j < N; j++) s += x[o + j];
+  const m = Math.fround(s / N);
+  let v = 0;
+  for (let j = 0; j < N; j++) {
+    const d = Math.fround(x[o + j] - m);
+    v += d * d;
+  }
+  return [m, Math.fround(1 / Math.sqrt(Math.fround(v / N) + eps))];
+}
+
 /** Where head bh of an attention operand starts and its row stride (backend.ts, attention). */
 interface HeadAt {
   at(bh: number): number;
@@ -207,15 +220,7 @@ const fusedKernels: Pick<
   layerNormRows(x, R, N, eps, w, b, y, mean, rstd) {
     for (let r = 0; r < R; r++) {
       const o = r * N;
-      let s = 0;
-      for (let j = 0; j < N; j++) s += x[o + j];
-      const m = Math.fround(s / N);
-      let v = 0;
-      for (let j = 0; j < N; j++) {
-        const d = Math.fround(x[o + j] - m);
-        v += d * d;
-      }
-      const rs = Math.fround(1 / Math.sqrt(Math.fround(v / N) + eps));
+      const [m, rs] = rowStats(x, o, N, eps);
       for (let j = 0; j < N; j++) y[o + j] = Math.fround(x[o + j] - m) * rs * (w ? w[j] : 1) + (b ? b[j] : 0);
       mean[r] = m;
       rstd[r] = rs;
@@ -244,15 +249,7 @@ const fusedKernels: Pick<
   normRows(x, R, N, eps, y, rstd) {
     for (let r = 0; r < R; r++) {
       const o = r * N;
-      let s = 0;
-      for (let j = 0; j < N; j++) s += x[o + j];
-      const m = Math.fround(s / N);
-      let v = 0;
-      for (let j = 0; j < N; j++) {
-        const d = Math.fround(x[o + j] - m);
-        v += d * d;
-      }
-      const rs = 1 / Math.sqrt(Math.fround(v / N) + eps);
+      const [m, rs] = rowStats(x, o, N, eps);
       for (let j = 0; j < N; j++) y[o + j] = Math.fround(x[o + j] - m) * rs;
       rstd[r] = rs;
     }

@@ -195,6 +195,19 @@ export function loadNative(): Backend {
   const T = NATIVE_THRESHOLDS;
   const meta = new Int32Array(1 + 3 * 16);
   const cmeta = new Int32Array(16);
+  /** meta = [rank, shape..., strides...] when the op is worth a native call (size, rank). */
+  const stridedMeta = (shape: readonly number[], strides: readonly number[]): boolean => {
+    const rank = shape.length;
+    let n = 1;
+    for (let d = 0; d < rank; d++) n *= shape[d];
+    if (n < T.elementwise || rank > 16) return false;
+    meta[0] = rank;
+    for (let d = 0; d < rank; d++) {
+      meta[1 + d] = shape[d];
+      meta[1 + rank + d] = strides[d];
+    }
+    return true;
+  };
   const overrides: Partial<Backend> = {
     unary(op, x, xOff, out, n, p0, p1) {
       if (n < T.elementwise || !a.unary(UNARY_CODES[op], x, xOff, out, n, p0, p1)) jsBackend.unary(op, x, xOff, out, n, p0, p1);
@@ -215,32 +228,10 @@ export function loadNative(): Backend {
       jsBackend.binary(op, x, xOff, xStrides, y, yOff, yStrides, out, shape);
     },
     addStrided(src, dst, dstOff, dstStrides, shape) {
-      const rank = shape.length;
-      let n = 1;
-      for (let d = 0; d < rank; d++) n *= shape[d];
-      if (n >= T.elementwise && rank <= 16) {
-        meta[0] = rank;
-        for (let d = 0; d < rank; d++) {
-          meta[1 + d] = shape[d];
-          meta[1 + rank + d] = dstStrides[d];
-        }
-        if (a.addStrided(src, dst, dstOff, meta)) return;
-      }
-      jsBackend.addStrided(src, dst, dstOff, dstStrides, shape);
+      if (!(stridedMeta(shape, dstStrides) && a.addStrided(src, dst, dstOff, meta))) jsBackend.addStrided(src, dst, dstOff, dstStrides, shape);
     },
     copy(x, xOff, xStrides, out, shape) {
-      const rank = shape.length;
-      let n = 1;
-      for (let d = 0; d < rank; d++) n *= shape[d];
-      if (n >= T.elementwise && rank <= 16) {
-        meta[0] = rank;
-        for (let d = 0; d < rank; d++) {
-          meta[1 + d] = shape[d];
-          meta[1 + rank + d] = xStrides[d];
-        }
-        if (a.copy(x, xOff, out, meta)) return;
-      }
-      jsBackend.copy(x, xOff, xStrides, out, shape);
+      if (!(stridedMeta(shape, xStrides) && a.copy(x, xOff, out, meta))) jsBackend.copy(x, xOff, xStrides, out, shape);
     },
     reduce(op, x, outer, len, inner, out) {
       if (outer * len * inner < T.elementwise) jsBackend.reduce(op, x, outer, len, inner, out);
