@@ -157,3 +157,16 @@ test('tidy: a view gradient buffer survives the backward rules that run between 
   const want = run(false);
   for (let i = 0; i < 2; i++) assert.deepEqual(run(true), want);
 });
+
+test('tidy: an async callback is refused with a clear error, and its tensors stay usable', async () => {
+  let t: Tensor | null = null;
+  assert.throws(
+    () =>
+      tidy(async () => {
+        t = x.mul(2);
+        return 1;
+      }),
+    /tidy: the callback returned a Promise/,
+  );
+  assert.equal(t!.toArray()[1], Math.fround(x.toArray()[1] * 2));
+});

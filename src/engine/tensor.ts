@@ -86,6 +86,11 @@ export function tidy<T>(fn: () => T): T {
     P.closeScope([], true);
     throw e;
   }
+  if (out !== null && typeof out === 'object' && typeof (out as { then?: unknown }).then === 'function') {
+    // The scope would end before the async work does; nothing is released.
+    P.closeScope([], true);
+    throw new TypeError('tidy: the callback returned a Promise; tidy scopes are synchronous (await outside, tidy each synchronous step)');
+  }
   const keep: ArrayBufferLike[] = [];
   collectBuffers(out, keep, 0);
   P.closeScope(keep);
