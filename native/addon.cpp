@@ -124,6 +124,24 @@ napi_value Unary(napi_env env, napi_callback_info info) {
   return boolean(env, gl::unary(op, x + xOff, out, n, p0, p1));
 }
 
+// activationGrad(kind, x, g, out, n, slope)
+napi_value ActivationGrad(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  const int kind = (int)a.lng(0);
+  size_t lx, lg, lo;
+  const float* x = a.f32(1, &lx);
+  const float* g = a.f32(2, &lg);
+  float* out = a.f32(3, &lo);
+  const long n = a.lng(4);
+  const float slope = (float)a.num(5);
+  if (a.failed) return nullptr;
+  a.within(0, n, lx, "activationGrad x");
+  a.within(0, n, lg, "activationGrad g");
+  a.within(0, n, lo, "activationGrad out");
+  if (a.failed) return nullptr;
+  return boolean(env, gl::activationGrad(kind, x, g, out, n, slope));
+}
+
 // binary(op, a, aOff, b, bOff, out, meta): meta is an Int32Array
 // [rank, shape..., aStrides..., bStrides...].
 napi_value Binary(napi_env env, napi_callback_info info) {
@@ -921,7 +939,7 @@ NAPI_MODULE_INIT() {
     const char* name;
     napi_callback cb;
   } fns[] = {
-      {"gemm", Gemm},       {"unary", Unary},         {"binary", Binary},   {"copy", Copy},       {"addStrided", AddStrided}, {"reduce", Reduce},
+      {"gemm", Gemm},       {"unary", Unary},         {"activationGrad", ActivationGrad}, {"binary", Binary},   {"copy", Copy},       {"addStrided", AddStrided}, {"reduce", Reduce},
       {"softmax", Softmax}, {"im2col", Im2col},       {"col2im", Col2im},   {"adam", Adam},
       {"conv2dForward", Conv2dForward}, {"conv2dBackwardData", Conv2dBackwardData},
       {"conv2dBackwardWeight", Conv2dBackwardWeight},

@@ -44,6 +44,9 @@ bool setGemmKernel(const char* name);
 // Unary op codes, in the order of UnaryOp in backend.ts. Returns false when the op
 // is not implemented on this target (the caller then falls back to js).
 bool unary(int op, const float* x, float* out, long n, double p0, double p1);
+// out = g f'(x) over n contiguous floats, f = relu, leaky relu (slope), gelu, silu
+// (kind in the order of ActivationGrad in backend.ts); false for an unknown kind.
+bool activationGrad(int kind, const float* x, const float* g, float* out, long n, float slope);
 // Binary op codes in the order of BinaryOp. shape/strides have `rank` entries.
 bool binary(int op, const float* a, const int64_t* aStrides, const float* b, const int64_t* bStrides,
             float* out, const int64_t* shape, int rank);

@@ -39,7 +39,8 @@ void parallelFor(long n, double cost, F f) {
 
 enum Unary { NEG, ABS, EXP, LOG, LOG1P, SQRT, RSQRT, SIN, COS, TANH, SIGMOID, RELU, LEAKY_RELU, ELU, GELU, SILU,
              SOFTPLUS, CLAMP, ERF, SIGN, SQUARE, RECIPROCAL, STEP };
-enum Binary { ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, EQ, NE, LT, LE, GT, GE, GELU_BACKWARD, SILU_BACKWARD };
+enum Binary { ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, EQ, NE, LT, LE, GT, GE };
+enum ActGrad { RELU_GRAD, LEAKY_RELU_GRAD, GELU_GRAD, SILU_GRAD };
 
 #define GL_MAP(expr) for (long i = 0; i < n; i++) { const float v = x[i]; out[i] = (expr); } return true
 
@@ -147,8 +148,6 @@ struct FLt { float operator()(float a, float b) const { return a < b ? 1.f : 0.f
 struct FLe { float operator()(float a, float b) const { return a <= b ? 1.f : 0.f; } };
 struct FGt { float operator()(float a, float b) const { return a > b ? 1.f : 0.f; } };
 struct FGe { float operator()(float a, float b) const { return a >= b ? 1.f : 0.f; } };
-struct FGeluBack { float operator()(float a, float b) const { return b * fgeluGrad(a); } };
-struct FSiluBack { float operator()(float a, float b) const { return b * fsiluGrad(a); } };
 
 // All binary ops in one function so that target_clones vectorizes each for AVX-512/AVX2.
 GL_CLONES void binRowsOp(int op, const float* a, const float* b, float* out, const BinShape& s, long r0, long r1) {
@@ -167,18 +166,26 @@ GL_CLONES void binRowsOp(int op, const float* a, const float* b, float* out, con
     case LT: binRows(FLt(), a, b, out, s, r0, r1); break;
     case LE: binRows(FLe(), a, b, out, s, r0, r1); break;
     case GT: binRows(FGt(), a, b, out, s, r0, r1); break;
-    case GELU_BACKWARD: binRows(FGeluBack(), a, b, out, s, r0, r1); break;
-    case SILU_BACKWARD: binRows(FSiluBack(), a, b, out, s, r0, r1); break;
     default: binRows(FGe(), a, b, out, s, r0, r1); break;
   }
 }
 
 // out = g f'(x) for the backward of gelu and silu, contiguous operands.
-GL_CLONES void derivLoop(int op, const float* GL_RESTRICT x, const float* GL_RESTRICT g, float* GL_RESTRICT out, long n) {
-  if (op == GELU_BACKWARD)
-    for (long i = 0; i < n; i++) out[i] = g[i] * fgeluGrad(x[i]);
-  else
-    for (long i = 0; i < n; i++) out[i] = g[i] * fsiluGrad(x[i]);
+GL_CLONES void actGradLoop(int kind, const float* GL_RESTRICT x, const float* GL_RESTRICT g, float* GL_RESTRICT out,
+                           long n, float slope) {
+  switch (kind) {
+    case RELU_GRAD:  // g * step(x), step(NaN) = NaN as the unary step
+      for (long i = 0; i < n; i++) out[i] = g[i] * (x[i] > 0.f ? 1.f : x[i] == x[i] ? 0.f : x[i]);
+      break;
+    case LEAKY_RELU_GRAD:
+      for (long i = 0; i < n; i++) out[i] = g[i] * (x[i] > 0.f ? 1.f : x[i] == x[i] ? slope : x[i]);
+      break;
+    case GELU_GRAD:
+      for (long i = 0; i < n; i++) out[i] = g[i] * fgeluGrad(x[i]);
+      break;
+    default:
+      for (long i = 0; i < n; i++) out[i] = g[i] * fsiluGrad(x[i]);
+  }
 }
 
 }  // namespace
@@ -194,12 +201,19 @@ bool unary(int op, const float* x, float* out, long n, double p0, double p1) {
   return true;
 }
 
+bool activationGrad(int kind, const float* x, const float* g, float* out, long n, float slope) {
+  if (kind < RELU_GRAD || kind > SILU_GRAD) return false;
+  const double cost = (double)n * (kind >= GELU_GRAD ? 10 : 1);
+  parallelFor(n, cost, [&](long lo, long hi) { actGradLoop(kind, x + lo, g + lo, out + lo, hi - lo, slope); });
+  return true;
+}
+
 bool binary(int op, const float* a, const int64_t* aStrides, const float* b, const int64_t* bStrides, float* out,
             const int64_t* shape, int rank) {
 #if GL_WASM
   if (op == POW) return false;
 #endif
-  if (rank > 16 || op < 0 || op > SILU_BACKWARD) return false;
+  if (rank > 16 || op < 0 || op > GE) return false;
   // Drop size-1 axes and merge axes that are contiguous in both inputs, so the inner
   // row is as long as possible.
   BinShape s;
@@ -227,11 +241,6 @@ bool binary(int op, const float* a, const int64_t* aStrides, const float* b, con
   long rows = 1;
   for (int d = 0; d < s.rank - 1; d++) rows *= s.shape[d];
   const long n = s.shape[s.rank - 1];
-  if ((op == GELU_BACKWARD || op == SILU_BACKWARD) && s.rank == 1 && s.as[0] == 1 && s.bs[0] == 1) {
-    // The usual case, x and its gradient contiguous: one vectorized loop on both threads.
-    parallelFor(n, (double)n * 10, [&](long lo, long hi) { derivLoop(op, a + lo, b + lo, out + lo, hi - lo); });
-    return true;
-  }
   parallelFor(rows, (double)rows * n, [&](long lo, long hi) { binRowsOp(op, a, b, out, s, lo, hi); });
   return true;
 }

@@ -13,9 +13,10 @@ export type UnaryOp =
 /** Binary ops; comparisons write 1 or 0. */
 export type BinaryOp =
   | 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum'
-  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge'
-  // Backward of gelu and silu in one pass: a = x, b = the incoming gradient: b f'(a).
-  | 'geluBackward' | 'siluBackward';
+  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+
+/** Activations whose gradient g f'(x) is one kernel (Backend.activationGrad). */
+export type ActivationGrad = 'relu' | 'leakyRelu' | 'gelu' | 'silu';
 
 export type ReduceOp = 'sum' | 'max' | 'min';
 
@@ -42,6 +43,12 @@ export interface Backend {
    * elu alpha, clamp bounds as [lo, hi]).
    */
   unary(op: UnaryOp, x: Float32Array, xOff: number, out: Float32Array, n: number, p0: number, p1: number): void;
+
+  /**
+   * An activation's backward in one pass over n contiguous floats: out = g * f'(x) (relu:
+   * step(x), NaN for NaN x as the unary step; leakyRelu: 1 or `slope`; gelu, silu).
+   */
+  activationGrad(kind: ActivationGrad, x: Float32Array, g: Float32Array, out: Float32Array, n: number, slope: number): void;
 
   /**
    * Strided, broadcasting binary op: out (contiguous, shape `shape`) at multi-index i is

@@ -105,8 +105,6 @@ function binaryFn(op: BinaryOp): (a: number, b: number) => number {
     case 'le': return (a, b) => (a <= b ? 1 : 0);
     case 'gt': return (a, b) => (a > b ? 1 : 0);
     case 'ge': return (a, b) => (a >= b ? 1 : 0);
-    case 'geluBackward': return (a, b) => b * Math.fround(geluGrad(a));
-    case 'siluBackward': return (a, b) => b * Math.fround(siluGrad(a));
   }
 }
 
@@ -473,6 +471,14 @@ export const jsBackend: Backend = {
         idx[d] = 0;
       }
     }
+  },
+
+  activationGrad(kind, x, g, out, n, slope) {
+    const d: (v: number) => number =
+      kind === 'relu' ? (v) => (v > 0 ? 1 : v === v ? 0 : v)
+        : kind === 'leakyRelu' ? (v) => (v > 0 ? 1 : v === v ? Math.fround(slope) : v)
+          : kind === 'gelu' ? geluGrad : siluGrad;
+    for (let i = 0; i < n; i++) out[i] = g[i] * Math.fround(d(x[i]));
   },
 
   copy(x, xOff, xStrides, out, shape) {

@@ -8,9 +8,9 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../rng.js';
-import type { Backend, BinaryOp, ConvGeometry, UnaryOp } from './backend.js';
+import type { ActivationGrad, Backend, BinaryOp, ConvGeometry, UnaryOp } from './backend.js';
 import { jsBackend } from './js.js';
-import { BINARY_CODES, REDUCE_CODES, UNARY_CODES, convMeta, loadNative, nativeAddon } from './native.js';
+import { ACTIVATION_GRAD_CODES, BINARY_CODES, REDUCE_CODES, UNARY_CODES, convMeta, loadNative, nativeAddon } from './native.js';
 import type { NativeAddon } from './native.js';
 
 let addon: NativeAddon | null = null;
@@ -166,6 +166,26 @@ test('native unary = js unary for every op, NaN/Inf/extremes included', { skip }
   });
 });
 
+test('native activationGrad = js activationGrad for every activation, NaN/Inf/extremes included', { skip }, () => {
+  const rng = new Rng(5);
+  const n = 3000;
+  const x = new Float32Array(n), g = new Float32Array(n);
+  x.set(SPECIAL);
+  for (let i = SPECIAL.length; i < n; i++) x[i] = rng.normal() * (i % 3 === 0 ? 10 : 2);
+  for (let i = 0; i < n; i++) g[i] = i === 7 ? NaN : i === 8 ? Infinity : rng.normal();
+  withThreads((threads) => {
+    for (const kind of Object.keys(ACTIVATION_GRAD_CODES) as ActivationGrad[]) {
+      const on = new Float32Array(n).fill(NaN), oj = new Float32Array(n);
+      assert.equal(N().activationGrad(ACTIVATION_GRAD_CODES[kind], x, g, on, n, 0.2), true, `${kind} implemented`);
+      jsBackend.activationGrad(kind, x, g, oj, n, 0.2);
+      const exact = kind === 'relu' || kind === 'leakyRelu';
+      close(on, oj, exact ? 0 : 4e-6, exact ? 0 : 1e-7, `activationGrad ${kind} (threads ${threads})`);
+    }
+  });
+  assert.equal(N().activationGrad(9, x, g, new Float32Array(n), n, 0), false, 'unknown kind refused');
+  assert.throws(() => N().activationGrad(0, x, g, new Float32Array(10), n, 0), RangeError);
+});
+
 test('native binary = js binary: contiguous, broadcast, transposed, negative strides, NaN/Inf', { skip }, () => {
   const rng = new Rng(4);
   const base = rand(rng, 4000, 3);
@@ -188,9 +208,7 @@ test('native binary = js binary: contiguous, broadcast, transposed, negative str
         const meta = Int32Array.from([c.shape.length, ...c.shape, ...c.as, ...c.bs]);
         assert.equal(N().binary(BINARY_CODES[op], base, c.aOff, base, c.bOff, on, meta), true);
         jsBackend.binary(op, base, c.aOff, c.as, base, c.bOff, c.bs, oj, c.shape);
-        // The derivative ops use float32 approximations of erf/exp, as the unary gelu/silu.
-        const approx = op === 'geluBackward' || op === 'siluBackward';
-        close(on, oj, approx ? 4e-6 : 0, approx ? 1e-7 : 0, `binary ${op} shape ${JSON.stringify(c.shape)} (threads ${threads})`);
+        close(on, oj, 0, 0, `binary ${op} shape ${JSON.stringify(c.shape)} (threads ${threads})`);
       }
     }
   });

@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Backend, BinaryOp, ConvGeometry, ReduceOp, TypedArray, UnaryOp } from './backend.js';
+import type { ActivationGrad, Backend, BinaryOp, ConvGeometry, ReduceOp, TypedArray, UnaryOp } from './backend.js';
 import { jsBackend } from './js.js';
 
 /** The functions the addon exports (native/addon.cpp). */
@@ -25,6 +25,7 @@ export interface NativeAddon {
   ): void;
   unary(op: number, x: Float32Array, xOff: number, out: Float32Array, n: number, p0: number, p1: number): boolean;
   binary(op: number, a: Float32Array, aOff: number, b: Float32Array, bOff: number, out: Float32Array, meta: Int32Array): boolean;
+  activationGrad(kind: number, x: Float32Array, g: Float32Array, out: Float32Array, n: number, slope: number): boolean;
   /** Strided copy of 4-byte elements; meta is [rank, shape..., strides...]. */
   copy(x: TypedArray, xOff: number, out: TypedArray, meta: Int32Array): boolean;
   addStrided(src: Float32Array, dst: Float32Array, dstOff: number, meta: Int32Array): boolean;
@@ -103,8 +104,8 @@ export const UNARY_CODES: Record<UnaryOp, number> = {
 };
 export const BINARY_CODES: Record<BinaryOp, number> = {
   add: 0, sub: 1, mul: 2, div: 3, pow: 4, maximum: 5, minimum: 6, eq: 7, ne: 8, lt: 9, le: 10, gt: 11, ge: 12,
-  geluBackward: 13, siluBackward: 14,
 };
+export const ACTIVATION_GRAD_CODES: Record<ActivationGrad, number> = { relu: 0, leakyRelu: 1, gelu: 2, silu: 3 };
 export const REDUCE_CODES: Record<ReduceOp, number> = { sum: 0, max: 1, min: 2 };
 
 /**
@@ -211,6 +212,9 @@ export function loadNative(): Backend {
   const overrides: Partial<Backend> = {
     unary(op, x, xOff, out, n, p0, p1) {
       if (n < T.elementwise || !a.unary(UNARY_CODES[op], x, xOff, out, n, p0, p1)) jsBackend.unary(op, x, xOff, out, n, p0, p1);
+    },
+    activationGrad(kind, x, g, out, n, slope) {
+      if (n < T.elementwise || !a.activationGrad(ACTIVATION_GRAD_CODES[kind], x, g, out, n, slope)) jsBackend.activationGrad(kind, x, g, out, n, slope);
     },
     binary(op, x, xOff, xStrides, y, yOff, yStrides, out, shape) {
       const rank = shape.length;

@@ -5,7 +5,7 @@
  * PyTorch's `tools/autograd/derivatives.yaml` (e.g. maximum splits ties equally).
  */
 import { backend } from '../backends/index.js';
-import type { BinaryOp, UnaryOp } from '../backends/backend.js';
+import type { ActivationGrad, BinaryOp, UnaryOp } from '../backends/backend.js';
 import { Tensor, allocF32, emptyF32, fromOp, isGradEnabled, rowMajorTensor } from '../tensor.js';
 import { broadcastShapes, broadcastStrides, fmtShape, shapesEqual, DTypeError } from '../shape.js';
 import { sumTo } from './reduce.js';
@@ -19,6 +19,14 @@ export function scalar(v: number): Tensor {
 
 function asTensor(v: Tensor | number): Tensor {
   return typeof v === 'number' ? scalar(v) : v;
+}
+
+/** g f'(x) for an activation f in one kernel (a backward sweep that records no graph). */
+function activationGrad(kind: ActivationGrad, x: Tensor, g: Tensor, slope = 0): Tensor {
+  const xv = x.f32(kind), gv = g.f32(kind);
+  const out = emptyF32(xv.length);
+  backend().activationGrad(kind, xv, gv, out, xv.length, slope);
+  return rowMajorTensor(out, x.shape);
 }
 
 function unary(op: UnaryOp, x: Tensor, grad: ((g: Tensor, y: Tensor) => Tensor) | null, p0 = 0, p1 = 0): Tensor {
@@ -70,11 +78,11 @@ export function sigmoid(x: Tensor): Tensor {
   return unary('sigmoid', x, (g, y) => mul(g, mul(y, sub(1, y))));
 }
 export function relu(x: Tensor): Tensor {
-  return unary('relu', x, (g) => mul(g, step(x)));
+  return unary('relu', x, (g) => (isGradEnabled() ? mul(g, step(x)) : activationGrad('relu', x, g)));
 }
 export function leakyRelu(x: Tensor, slope = 0.01): Tensor {
   // d/dx = 1 for x > 0 else slope: slope + (1 - slope) * step(x).
-  return unary('leakyRelu', x, (g) => mul(g, add(mul(step(x), 1 - slope), slope)), slope);
+  return unary('leakyRelu', x, (g) => (isGradEnabled() ? mul(g, add(mul(step(x), 1 - slope), slope)) : activationGrad('leakyRelu', x, g, slope)), slope);
 }
 export function elu(x: Tensor, alpha = 1): Tensor {
   // d/dx = 1 for x > 0, else y + alpha.
@@ -88,7 +96,7 @@ export function gelu(x: Tensor): Tensor {
   // d/dx = Phi(x) + x * phi(x)
   return unary('gelu', x, (g) => {
     // One derivative kernel unless the gradient itself is being differentiated.
-    if (!isGradEnabled()) return binary('geluBackward', x, g.contiguous(), null); // the native fast path wants both contiguous
+    if (!isGradEnabled()) return activationGrad('gelu', x, g);
     const cdf = mul(add(erf(mul(x, Math.SQRT1_2)), 1), 0.5);
     const pdf = mul(exp(mul(square(x), -0.5)), 1 / Math.sqrt(2 * Math.PI));
     return mul(g, add(cdf, mul(x, pdf)));
@@ -100,7 +108,7 @@ export function erf(x: Tensor): Tensor {
 export function silu(x: Tensor): Tensor {
   // d/dx = s * (1 + x * (1 - s)), s = sigmoid(x)
   return unary('silu', x, (g) => {
-    if (!isGradEnabled()) return binary('siluBackward', x, g.contiguous(), null); // the native fast path wants both contiguous
+    if (!isGradEnabled()) return activationGrad('silu', x, g);
     const s = sigmoid(x);
     return mul(g, mul(s, add(mul(x, sub(1, s)), 1)));
   });
