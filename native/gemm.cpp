@@ -491,7 +491,11 @@ void gemmThreaded(bool transA, bool transB, long M, long N, long K, const float*
     // stays small next to their arithmetic; the chunks above that read B in place are
     // at most MC rows instead.
     if (!t.splitN && !rowsReadB && chunks > M / 192) chunks = M / 192;
+    // Column chunks likewise each pack all of A (unless it is read in place).
+    if (t.splitN && (transA || N > 2 * nr) && chunks > N / 192) chunks = N / 192;
     if (rowsReadB && chunks < (M + MC - 1) / MC) chunks = (M + MC - 1) / MC;
+    // A multiple of the thread count, so that no thread is left with one chunk more.
+    if (chunks > nt) chunks -= chunks % nt;
     if (chunks < nt) chunks = units < nt ? units : nt;
     t.step = (units + chunks - 1) / chunks * unit;
     t.chunks = (side + t.step - 1) / t.step;
