@@ -170,3 +170,26 @@ test('tidy: an async callback is refused with a clear error, and its tensors sta
   );
   assert.equal(t!.toArray()[1], Math.fround(x.toArray()[1] * 2));
 });
+
+test('tidy: leaves given one gradient array each own separate buffers, and later backwards add into each', () => {
+  const r = new Rng(8);
+  const w = randn([64, 100], r);
+  const a = randn([64, 100], r).requiresGrad_(), b = randn([64, 100], r).requiresGrad_();
+  const c = randn([64, 100], r).requiresGrad_(); // its gradient is made for it alone: taken as is
+  const step = (): number => {
+    const loss = a.add(b).mul(w).sum().add(c.mul(w).mul(2).sum());
+    loss.backward();
+    return loss.item();
+  };
+  tidy(step);
+  assert.notEqual(a.grad!.data.buffer, b.grad!.data.buffer, 'a and b share no buffer');
+  const want = w.toArray();
+  assert.deepEqual(a.grad!.toArray(), want);
+  assert.deepEqual(b.grad!.toArray(), want);
+  assert.deepEqual(c.grad!.toArray(), want.map((v) => Math.fround(v * 2)));
+  tidy(step); // accumulates in place: twice the gradient
+  for (let i = 0; i < 2; i++) tidy(() => x.mul(3).sum().item()); // reuse the pool meanwhile
+  assert.deepEqual(a.grad!.toArray(), want.map((v) => Math.fround(v * 2)));
+  assert.deepEqual(b.grad!.toArray(), want.map((v) => Math.fround(v * 2)));
+  assert.deepEqual(c.grad!.toArray(), want.map((v) => Math.fround(Math.fround(v * 2) * 2)));
+});

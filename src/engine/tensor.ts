@@ -516,11 +516,16 @@ export function grad(outputs: Tensor | Tensor[], inputs: Tensor[], opts: GradOpt
 const ownedGrads = new WeakSet<Tensor>();
 
 function backwardImpl(outs: Tensor[], gradOutputs: (Tensor | null)[] | undefined, createGraph: boolean, retainGraph: boolean): void {
-  const grads = propagate(outs, gradOutputs, createGraph, null, !retainGraph);
+  const sweep: { users: GradUsers | null } = { users: null };
+  const grads = propagate(outs, gradOutputs, createGraph, null, !retainGraph, sweep);
   for (const [t, g] of grads) {
     if (t.node !== null || !t.requiresGrad) continue;
     if (createGraph) {
       t.grad = t.grad ? t.grad.add(g) : g;
+    } else if (t.grad === null && sweep.users?.soleUser(g) && shapesEqual(g.shape, t.shape)) {
+      // A whole array the sweep made for this leaf alone: it becomes the leaf's buffer.
+      t.grad = keep(g.requiresGrad ? g.detach() : g);
+      ownedGrads.add(t.grad);
     } else if (t.grad === null || !ownedGrads.has(t.grad) || t.grad.requiresGrad || !t.grad.isContiguous() || t.grad.offset !== 0) {
       // Own the buffer: g may be shared with other gradients or be a view.
       const own = t.grad ? noGrad(() => t.grad!.add(g)) : noGrad(() => S.clone(g.detach()));
@@ -530,7 +535,7 @@ function backwardImpl(outs: Tensor[], gradOutputs: (Tensor | null)[] | undefined
       // Accumulate in place into a buffer this leaf owns.
       const acc = t.grad.data as Float32Array;
       const gv = noGrad(() => (shapesEqual(g.shape, t.shape) ? g : S.expand(g, t.shape))).f32('backward');
-      for (let i = 0; i < acc.length; i++) acc[i] += gv[i];
+      backend().addStrided(gv, acc, 0, [1], [acc.length]);
     }
   }
 }
@@ -551,6 +556,7 @@ function freedBackward(op: string): BackwardFn {
  */
 function propagate(
   outs: Tensor[], gradOutputs: (Tensor | null)[] | undefined, createGraph: boolean, targets: Set<Tensor> | null, free = false,
+  sweep?: { users: GradUsers | null },
 ): Map<Tensor, Tensor> {
   // 1. Topological order by iterative DFS (graphs of long RNN unrolls are deep). The
   // stack is two parallel arrays (no tuple per node); `needed` (does t lead to a
@@ -600,6 +606,7 @@ function propagate(
   // array that `add` passed to both inputs, or a view of it, stays until both are done),
   // and so do the temporaries of each backward rule.
   const users = !createGraph && P.scopeDepth > 0 ? new GradUsers(P.lendingSerial()) : null;
+  if (sweep) sweep.users = users;
   outs.forEach((o, i) => {
     let g = gradOutputs?.[i] ?? null;
     if (g === null) {
@@ -741,6 +748,14 @@ class GradUsers {
 
   hold(b: ArrayBufferLike): void {
     if (P.lentSince(b, this.since)) this.counts.set(b, (this.counts.get(b) ?? 0) + 1);
+  }
+
+  /**
+   * Whether g is a whole contiguous array that this sweep made and that only one map
+   * entry uses (so nothing else can see it: it may become a leaf's .grad as it is).
+   */
+  soleUser(g: Tensor): boolean {
+    return this.counts.get(g.data.buffer) === 1 && g.offset === 0 && g.size === g.data.length && g.isContiguous() && g.dtype === 'float32';
   }
 
   /** An entry using g's storage is gone. */
