@@ -10,14 +10,15 @@
  * a step). With the arrays reused, a steady training loop allocates almost nothing.
  *
  * What is pooled: arrays of more than SLAB_MAX floats (each has its own ArrayBuffer, the
- * key of every lookup here), made by emptyF32/zeroedF32 while a scope is open. Smaller
+ * key of every lookup here), made by emptyF32/allocF32 while a scope is open. Smaller
  * results stay slab-allocated and garbage-collected. Outside any scope nothing changes.
  *
  * Safety: when a scope ends, every tensor made inside it whose storage is released is
  * poisoned: reading its data throws an error that names the tidy scope, so a tensor kept
  * by mistake fails loudly instead of reading another tensor's numbers. Arrays referenced
  * by the scope's result or by keep() are handed to the enclosing scope (or, at the
- * outermost level, back to the garbage collector).
+ * outermost level, back to the garbage collector). Backward sweeps also give arrays back
+ * early (releaseEarly): gradients and temporaries only the sweep itself ever held.
  *
  * Memory: a free array left untouched for a whole outermost scope is dropped (a
  * low-water mark per size), so the pool holds about one step's arrays.
@@ -58,12 +59,13 @@ const lowWater = new Map<number, number>();
 const UNINIT: ((bytes: number) => Uint8Array) | null =
   typeof Buffer === 'function' && typeof Buffer.allocUnsafeSlow === 'function' ? Buffer.allocUnsafeSlow : null;
 
+/** GENLAB_POOL=off: scopes lend nothing; every array is left to the garbage collector. */
+const OFF = typeof process === 'object' && process.env?.GENLAB_POOL === 'off';
+
 /**
  * A pooled array of n floats lent to the innermost scope (zeroed when `zero`, otherwise
  * with undefined contents), or null when no scope is open or n is slab-sized.
  */
-/** GENLAB_POOL=off: scopes lend nothing; every array is left to the garbage collector. */
-const OFF = typeof process === 'object' && process.env?.GENLAB_POOL === 'off';
 export function takeF32(n: number, zero: boolean): Float32Array | null {
   if (scopeDepth === 0 || n <= SLAB_MAX || OFF) return null;
   const list = free.get(n);
