@@ -128,7 +128,6 @@ export class VAE extends Module implements GenerativeModel, LatentModel {
   readonly decoder: Decoder;
   /** log sigma of the Gaussian likelihood (one scalar), absent for Bernoulli. */
   readonly logScale: Tensor | null;
-  private readonly shape: number[];
 
   constructor(config: Config, rng: Rng, data: DataInfo) {
     super();
@@ -138,7 +137,6 @@ export class VAE extends Module implements GenerativeModel, LatentModel {
     if (c.arch === 'conv' && (data.shape.length !== 3 || data.shape[1] !== 28 || data.shape[2] !== 28)) {
       throw new Error(`vae: arch 'conv' needs 28x28 images, data ${data.name} has shape [${data.shape}]`);
     }
-    this.shape = data.shape;
     const inDim = data.shape.reduce((a, b) => a * b, 1);
     this.encoder = this.registerModule('encoder', new Encoder(c, inDim, rng));
     this.decoder = this.registerModule('decoder', new Decoder(c, data.shape, rng));
