@@ -199,13 +199,16 @@ interface HeadAt {
   ld: number;
 }
 
+/** Where head bh of operand o of an attention head layout starts (backend.ts, attention). */
+export function headStart(layout: Int32Array, o: number, bh: number): number {
+  const H = layout[0];
+  return Math.floor(bh / H) * layout[1 + 3 * o] + (bh % H) * layout[2 + 3 * o];
+}
+
 /** The operands' head layouts from attention's `layout` argument, or contiguous [BH, rows, cols]. */
 function headLayouts(layout: Int32Array | null | undefined, dims: [number, number][]): HeadAt[] {
-  return dims.map(([rows, cols], o) => {
-    if (!layout) return { at: (bh: number) => bh * rows * cols, ld: cols };
-    const H = layout[0], sB = layout[1 + 3 * o], sH = layout[2 + 3 * o];
-    return { at: (bh: number) => Math.floor(bh / H) * sB + (bh % H) * sH, ld: layout[3 + 3 * o] };
-  });
+  return dims.map(([rows, cols], o) =>
+    layout ? { at: (bh: number) => headStart(layout, o, bh), ld: layout[3 + 3 * o] } : { at: (bh: number) => bh * rows * cols, ld: cols });
 }
 
 const sigmoid = (v: number): number => (v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.exp(v) / (1 + Math.exp(v)));

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend } from './backend.js';
 import { convBackwardDataVia, convBackwardWeightVia, convForwardVia } from './conv_ref.js';
-import { jsBackend } from './js.js';
+import { headStart, jsBackend } from './js.js';
 import { BINARY_CODES, REDUCE_CODES, UNARY_CODES } from './native.js';
 
 /** The module's exports (native/wasm_api.cpp); pointers are byte offsets into memory. */
@@ -159,13 +159,6 @@ function extent(rows: number, cols: number, ld: number): number {
   return rows <= 0 || cols <= 0 ? 0 : (rows - 1) * ld + cols;
 }
 
-/** Build the wasm backend: js kernels with the wasm ones laid over them. */
-/** Where head bh of operand o of an attention head layout starts (backend.ts, attention). */
-function headStart(layout: Int32Array, o: number, bh: number): number {
-  const H = layout[0];
-  return Math.floor(bh / H) * layout[1 + 3 * o] + (bh % H) * layout[2 + 3 * o];
-}
-
 /** Operand o of a head layout copied to contiguous [BH, rows, cols]. */
 function packHeads(src: Float32Array, layout: Int32Array, o: number, BH: number, rows: number, cols: number): Float32Array {
   const out = new Float32Array(BH * rows * cols), ld = layout[3 + 3 * o];
@@ -185,6 +178,7 @@ function unpackHeads(src: Float32Array, dst: Float32Array, layout: Int32Array, o
   }
 }
 
+/** Build the wasm backend: js kernels with the wasm ones laid over them. */
 export function loadWasm(): Backend {
   const ex = wasmExports();
   const mem = new Arena(ex, ex.heap_base());

@@ -197,7 +197,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: FusedAttentionO
   const H = heads ? q.shape[1] : 1;
   const qv = heads ? storage(q) : q.f32('attention'), kv = heads ? storage(k) : k.f32('attention');
   const vv = heads ? storage(v) : v.f32('attention');
-  const lq = heads ? layoutOf(q) : packed(L, D), lk = heads ? layoutOf(k) : packed(S, D), lv = heads ? layoutOf(v) : packed(S, Dv);
+  const lq = heads ? layoutOf(q) : contiguous(1, L, D), lk = heads ? layoutOf(k) : contiguous(1, S, D);
+  const lv = heads ? layoutOf(v) : contiguous(1, S, Dv);
   // The mask as [L, S] shared by every head, or [BH, L, S].
   let mv: Float32Array | null = null;
   let maskStride = 0;
@@ -213,7 +214,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: FusedAttentionO
   }
   const out = emptyF32(BH * L * Dv);
   const p = emptyF32(BH * L * S);
-  const lo = heads ? interleaved(H, L, Dv) : packed(L, Dv);
+  const lo = heads ? interleaved(H, L, Dv) : contiguous(1, L, Dv);
   backend().attention(qv, kv, vv, mv, maskStride, BH, L, S, D, Dv, scale, causal, out, p, heads ? headLayout(H, [lq, lk, lv, lo]) : null);
   // A result written with layout l as a tensor of shape [..., rows, cols].
   const result = (data: Float32Array, shape: readonly number[], l: Layout): Tensor =>
@@ -221,7 +222,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: FusedAttentionO
   const grads = (g: Tensor | null, dp: Float32Array | null): (Tensor | null)[] => {
     const gHeads = heads && g !== null && inPlace(g);
     const dout = g === null ? null : gHeads ? storage(g) : g.f32('attention backward');
-    const ldo = gHeads ? layoutOf(g!) : heads ? { sB: H * L * Dv, sH: L * Dv, ld: Dv } : packed(L, Dv);
+    const ldo = gHeads ? layoutOf(g!) : contiguous(H, L, Dv);
     const ldq = heads ? interleaved(H, L, D) : lq, ldk = heads ? interleaved(H, S, D) : lk, ldv = heads ? interleaved(H, S, Dv) : lv;
     // Written in full by the kernel (GEMMs with beta = 0).
     const dq = q.requiresGrad ? emptyF32(BH * L * D) : null;
@@ -265,9 +266,9 @@ function layoutOf(t: Tensor): Layout {
   return { sB: t.strides[0], sH: t.strides[1], ld: t.strides[2] };
 }
 
-/** Contiguous [B, H, rows, cols] (as one batch axis: H = 1). */
-function packed(rows: number, cols: number): Layout {
-  return { sB: rows * cols, sH: 0, ld: cols };
+/** Contiguous [B, H, rows, cols]. */
+function contiguous(H: number, rows: number, cols: number): Layout {
+  return { sB: H * rows * cols, sH: rows * cols, ld: cols };
 }
 
 /** [B, rows, H, cols] storage seen as [B, H, rows, cols]. */
@@ -358,7 +359,7 @@ export function lstmSequence(
     y.set(c0v, 0);
   }
   const Y = fromOp('lstmSequence', y, [T + 1, B, H], inputs, (g) => {
-    if (isGradEnabled()) return sequenceGradOps(inputs, g, (xs) => lstmSequenceOps(xs[0], xs[1], xs[2], xs[3], xs[4] ?? null, reverse));
+    if (isGradEnabled()) return compositeGrads(inputs, g, (xs) => lstmSequenceOps(xs[0], xs[1], xs[2], xs[3], xs[4] ?? null, reverse));
     const gv = g.f32('lstmSequence backward');
     const dgates = emptyF32(T * 4 * n);
     // Two buffers each for d h and d c, swapped every step (one is read, one written).
@@ -422,7 +423,7 @@ export function gruSequence(gi: Tensor, h0: Tensor, wHh: Tensor, bHh: Tensor | n
       keep ? act.subarray(t * 4 * n, (t + 1) * 4 * n) : act);
   }
   const Y = fromOp('gruSequence', y, [T, B, H], inputs, (g) => {
-    if (isGradEnabled()) return sequenceGradOps(inputs, g, (xs) => gruSequenceOps(xs[0], xs[1], xs[2], xs[3] ?? null, reverse));
+    if (isGradEnabled()) return compositeGrads(inputs, g, (xs) => gruSequenceOps(xs[0], xs[1], xs[2], xs[3] ?? null, reverse));
     const gv = g.f32('gruSequence backward');
     const dgi = allocF32(T * 3 * n);
     const dgh = allocF32(T * 3 * n);
@@ -474,8 +475,11 @@ function biasGrad(dg: Float32Array, rows: number, G: number): Float32Array {
   return db;
 }
 
-/** Gradients of a sequence primitive with differentiable ops (createGraph): re-run the steps and differentiate. */
-function sequenceGradOps(inputs: Tensor[], g: Tensor, run: (xs: Tensor[]) => Tensor): (Tensor | null)[] {
+/**
+ * A fused primitive's gradients with differentiable ops (createGraph): rerun the
+ * composite it stands for on the inputs and differentiate that (second derivatives).
+ */
+export function compositeGrads(inputs: Tensor[], g: Tensor, run: (xs: Tensor[]) => Tensor): (Tensor | null)[] {
   const wanted = inputs.filter((t) => t.requiresGrad);
   const gs = grad(run(inputs), wanted, { gradOutputs: [g], createGraph: true, allowUnused: true });
   return inputs.map((t) => (t.requiresGrad ? gs[wanted.indexOf(t)] : null));
@@ -558,7 +562,7 @@ export function layerNormAffine(x: Tensor, weight: Tensor | null, bias: Tensor |
   const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
   return fromOp(op, y, x.shape, inputs, (g) => {
     if (isGradEnabled()) {
-      return sequenceGradOps(inputs, g, (xs) => {
+      return compositeGrads(inputs, g, (xs) => {
         let out = normalizeLastAxis(xs[0], eps);
         if (weight) out = mul(out, xs[1]);
         return bias ? add(out, xs[xs.length - 1]) : out;

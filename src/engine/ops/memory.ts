@@ -11,18 +11,10 @@
  * tests compare with) and differentiate it, so second derivatives stay correct.
  */
 import { backend } from '../backends/index.js';
-import { Tensor, addGradRegion, allocF32, fromOp, grad, isGradEnabled } from '../tensor.js';
+import { Tensor, addGradRegion, allocF32, fromOp, isGradEnabled } from '../tensor.js';
 import { ShapeError, fmtShape } from '../shape.js';
 import { concat } from './shape_ops.js';
-import { saveBuffer, recording } from './fused.js';
-
-
-/** Gradients by differentiating a composite rerun (createGraph). */
-function compositeGrads(inputs: Tensor[], g: Tensor, run: (xs: Tensor[]) => Tensor): (Tensor | null)[] {
-  const wanted = inputs.filter((t) => t.requiresGrad);
-  const gs = grad(run(inputs), wanted, { gradOutputs: [g], createGraph: true, allowUnused: true });
-  return inputs.map((t) => (t.requiresGrad ? gs[wanted.indexOf(t)] : null));
-}
+import { compositeGrads, saveBuffer, recording } from './fused.js';
 
 /**
  * The memory's gradient: run `kernel` (which adds into its argument) on the sweep's

@@ -150,7 +150,7 @@ export function slice(x: Tensor, axis: number, start: number, end?: number, step
     const xs = stridesOf(x.shape);
     const dst = [...xs];
     dst[a] *= step;
-    if (addGradRegion(x, (buf) => writeStrided(buf, s * xs[a], dst, g, true))) return null;
+    if (addGradRegion(x, (buf) => backend().addStrided(g.f32('slice backward'), buf, s * xs[a], dst, g.shape))) return null;
     return embed(g, x.shape, a, s, step, 0);
   });
 }
@@ -169,13 +169,9 @@ function embed(g: Tensor, shape: Shape, axis: number, start: number, step: numbe
   return fromOp('embed', out, shape, [g], (gg) => [slice(gg, axis, start, start + g.shape[axis] * step, step)]);
 }
 
-/** Write (or add, when `accumulate`) tensor `src` into `dst` at offset `off` with strides `dstStrides` (src's shape). */
-function writeStrided(dst: TypedArray, off: number, dstStrides: readonly number[], src: Tensor, accumulate = false): void {
+/** Write tensor `src` into `dst` at offset `off` with strides `dstStrides` (src's shape). */
+function writeStrided(dst: TypedArray, off: number, dstStrides: readonly number[], src: Tensor): void {
   const shape = src.shape;
-  if (accumulate) {
-    backend().addStrided(src.f32('view backward'), dst as Float32Array, off, dstStrides, shape);
-    return;
-  }
   const v = src.values();
   const rank = shape.length;
   if (v.length === 0) return;
