@@ -98,8 +98,21 @@ function matmulNd(a: Tensor, b: Tensor): Tensor {
 function productGrads(a: Tensor, b: Tensor, g: Tensor, batch: readonly number[], bShared: boolean): (Tensor | null)[] {
   return [
     a.requiresGrad ? sumTo(matmul(g, transpose(b)), a.shape) : null,
-    b.requiresGrad ? (bShared ? sharedOperandGrad(a, g, batch, b.shape) : sumTo(matmul(transpose(a), g), b.shape)) : null,
+    !b.requiresGrad ? null
+      : bShared ? sharedOperandGrad(a, g, batch, b)
+      : a.rank === 2 && b.rank === 2 ? operandGrad(a, g, b)
+      : sumTo(matmul(transpose(a), g), b.shape),
   ];
+}
+
+/**
+ * a^T g [K, N], the gradient of a 2-D b. When b is a transposed view (a Linear's W^T)
+ * it is computed as (g^T a)^T, so that W's gradient, the transpose of this one, is a
+ * contiguous [N, K] array that can become W.grad as it is, without a copy.
+ */
+function operandGrad(a: Tensor, g: Tensor, b: Tensor): Tensor {
+  const transposed = b.shape[0] > 1 && b.shape[1] > 1 && b.strides[0] === 1 && b.strides[1] >= b.shape[0];
+  return transposed ? transpose(matmul(transpose(g), a)) : matmul(transpose(a), g);
 }
 
 /**
@@ -133,11 +146,12 @@ export function matmulBias(a: Tensor, b: Tensor, bias: Tensor): Tensor {
 }
 
 /** The gradient of a b [..., K, N] broadcast over `batch`: a^T g with the batch folded into the rows. */
-function sharedOperandGrad(a: Tensor, g: Tensor, batch: readonly number[], bShape: readonly number[]): Tensor {
+function sharedOperandGrad(a: Tensor, g: Tensor, batch: readonly number[], b: Tensor): Tensor {
   const M = a.shape[a.rank - 2], K = a.shape[a.rank - 1], N = g.shape[g.rank - 1];
   const rows = sizeOf(batch) * M;
   const a2 = expand(a, [...batch, M, K]).reshape([rows, K]);
-  return matmul(transpose(a2), g.reshape([rows, N])).reshape([...bShape]);
+  const g2 = g.reshape([rows, N]);
+  return b.rank === 2 ? operandGrad(a2, g2, b) : matmul(transpose(a2), g2).reshape([...b.shape]);
 }
 
 /** Strides of t's batch axes read as the broadcast batch shape (0 where broadcast). */

@@ -104,3 +104,35 @@ test('shape_ops: squeeze of a non-unit axis and transpose of 1-D are identities'
   assertClose(x.T, x);
   assert.deepEqual(tensor(5).unsqueeze(0).shape, [1]);
 });
+
+test('shape_ops: reshape views strided storage when the strides allow, and copies otherwise', () => {
+  const base = arange(60).reshape(2, 5, 6);
+  const cases: [string, () => ReturnType<typeof arange>, number[], boolean][] = [
+    // A chunk of the last axis (attention's q of a [B, T, 3E] projection): split its axis.
+    ['chunk split', () => chunk(base, 3, -1)[1], [2, 5, 1, 2], true],
+    ['chunk merge leading', () => chunk(base, 3, -1)[2], [10, 2], true],
+    ['chunk merge last', () => chunk(base, 3, -1)[0], [2, 10], false],
+    ['slice middle', () => base.slice(1, 1, 4), [2, 3, 3, 2], true],
+    ['slice middle merge', () => base.slice(1, 1, 4), [6, 6], false],
+    ['transposed', () => base.transpose(1, 2), [2, 30], false],
+    ['transposed unit axes', () => base.transpose(1, 2), [2, 1, 6, 5, 1], true],
+    ['step slice', () => base.slice(2, 0, 6, 2), [2, 5, 3, 1], true],
+  ];
+  for (const [name, make, shape, isView] of cases) {
+    const x = make();
+    const r = x.reshape(shape);
+    assert.deepEqual(r.shape, shape, name);
+    assert.deepEqual(r.toArray(), x.clone().reshape(shape).toArray(), name);
+    assert.equal(r.data === base.data, isView, `${name}: view ${isView}`);
+  }
+  // Gradients through a strided view reshape reach the right elements of the base.
+  const w = tensor(Array.from({ length: 60 }, (_, i) => i / 10), [2, 5, 6]).requiresGrad_();
+  const weights = arange(20).reshape(2, 5, 1, 2);
+  chunk(w, 3, -1)[1].reshape([2, 5, 1, 2]).mul(weights).sum().backward();
+  const g = w.grad!.toArray();
+  for (let b = 0; b < 2; b++) {
+    for (let t = 0; t < 5; t++) {
+      assert.deepEqual(g.slice((b * 5 + t) * 6, (b * 5 + t + 1) * 6), [0, 0, 10 * b + 2 * t, 10 * b + 2 * t + 1, 0, 0]);
+    }
+  }
+});

@@ -1,5 +1,5 @@
 /**
- * Shape ops. reshape (of a contiguous tensor), permute/transpose, expand, slice, flip
+ * Shape ops. reshape (where strides allow), permute/transpose, expand, slice, flip
  * and squeeze are views: they share storage and only change shape, strides and
  * offset. concat, pad and copies of non-contiguous tensors allocate.
  */
@@ -45,10 +45,44 @@ function inferShape(op: string, x: Tensor, shape: readonly number[]): number[] {
   return out;
 }
 
-/** Reshape (a view when contiguous); one dimension may be -1. */
+/**
+ * Strides that let `shape` view storage laid out as (oldShape, oldStrides), or null when
+ * no view can: each run of old axes that is contiguous within itself (stride of one axis
+ * = size x stride of the next) may be split or merged freely, but new axes must not
+ * straddle two runs (the rule of torch's view).
+ */
+function viewStrides(oldShape: readonly number[], oldStrides: readonly number[], shape: readonly number[]): number[] | null {
+  if (sizeOf(oldShape) === 0 || oldShape.length === 0) return stridesOf(shape);
+  const out = new Array<number>(shape.length);
+  let d = shape.length - 1;
+  let base = oldStrides[oldShape.length - 1];
+  let runSize = 1;
+  let viewSize = 1;
+  for (let t = oldShape.length - 1; t >= 0; t--) {
+    runSize *= oldShape[t];
+    const runEnds = t === 0 || (oldShape[t - 1] !== 1 && oldStrides[t - 1] !== runSize * base);
+    if (!runEnds) continue;
+    while (d >= 0 && (viewSize < runSize || shape[d] === 1)) {
+      out[d] = viewSize * base;
+      viewSize *= shape[d];
+      d--;
+    }
+    if (viewSize !== runSize) return null;
+    if (t > 0) {
+      base = oldStrides[t - 1];
+      runSize = 1;
+      viewSize = 1;
+    }
+  }
+  return d === -1 ? out : null;
+}
+
+/** Reshape (a view whenever the strides allow one, else a copy); one dimension may be -1. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const s = inferShape('reshape', x, shape);
-  const src = x.isContiguous() ? x : clone(x);
+  const strides = x.isContiguous() ? stridesOf(s) : viewStrides(x.shape, x.strides, s);
+  if (strides) return view(x, 'reshape', s, strides, x.offset, (g) => reshape(g, x.shape));
+  const src = clone(x);
   return view(src, 'reshape', s, stridesOf(s), src.offset, (g) => reshape(g, x.shape));
 }
 
