@@ -717,8 +717,7 @@ function accumulate(grads: Map<Tensor, Tensor>, t: Tensor, g: Tensor, users: Gra
   } else if (!gradEnabled && ownedSums.has(cur) && !g.requiresGrad) {
     // Add in place (a weight used at every time step collects T gradients).
     const acc = cur.data as Float32Array;
-    const gv = g.f32('backward');
-    for (let i = 0; i < acc.length; i++) acc[i] += gv[i];
+    backend().addStrided(g.f32('backward'), acc, 0, [1], [acc.length]);
   } else {
     const sum = E.add(cur, g);
     if (!gradEnabled) ownedSums.add(sum);
