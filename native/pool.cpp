@@ -1,7 +1,8 @@
 // A small persistent thread pool for the native addon: nthreads-1 workers plus the
-// calling thread. A job wakes the workers through a generation counter; workers spin
-// briefly before sleeping on a condition variable, so back-to-back kernels (a training
-// step issues hundreds) do not pay a futex wake-up each. GENLAB_THREADS sets the size
+// calling thread. A job opens a gate that workers join; workers spin briefly before
+// sleeping on a condition variable, so back-to-back kernels (a training step issues
+// hundreds) do not pay a futex wake-up each, and the caller never waits for a worker
+// that has not joined by the time its own part is done. GENLAB_THREADS sets the size
 // (default: hardware threads). Calls from a second JS thread (worker_threads) while a
 // job runs execute serially instead of queueing.
 #include "common.h"
@@ -12,6 +13,7 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+#include <stdint.h>
 #include <stdlib.h>
 
 namespace gl {
@@ -20,29 +22,49 @@ namespace {
 constexpr int MAX_THREADS = 64;
 
 struct Pool {
+  // gate: [job id : 32][closed : 1][joined : 31]. A worker joins the open job by
+  // incrementing `joined` and takes the next thread index; the caller closes the gate
+  // when its own part is done and runs the indices nobody took itself, so a worker
+  // that wakes late (a sleeping core can take milliseconds to come back on a shared
+  // machine) costs nothing: it finds the gate closed and goes back to waiting.
+  static constexpr uint64_t CLOSED = 1ull << 31, JOINED = CLOSED - 1;
   std::mutex mu;
   std::condition_variable wake, done;
-  std::atomic<unsigned> gen{0};
-  std::atomic<int> pending{0};
+  std::atomic<uint64_t> gate{0};
+  std::atomic<int> finished{0};
   std::atomic<bool> busy{false};
   TaskFn fn = nullptr;
   void* ctx = nullptr;
   int jobThreads = 1;
+  uint32_t jobId = 0;
   int started = 0;  // workers running
   int size = 1;     // threads used, caller included
 
-  // `seen` is the generation at creation, so a job posted before the thread runs is not missed.
-  void worker(int tid, unsigned seen) {
+  static uint32_t idOf(uint64_t g) { return (uint32_t)(g >> 32); }
+
+  // `last` is the job id at creation, so only later jobs are joined.
+  void worker(uint32_t last) {
     for (;;) {
       // Spin briefly before sleeping: kernels usually come in bursts.
-      for (int i = 0; i < 5000 && gen.load(std::memory_order_acquire) == seen; i++) pause();
-      if (gen.load(std::memory_order_acquire) == seen) {
+      for (int i = 0; i < 5000 && idOf(gate.load(std::memory_order_acquire)) == last; i++) pause();
+      if (idOf(gate.load(std::memory_order_acquire)) == last) {
         std::unique_lock<std::mutex> lk(mu);
-        wake.wait(lk, [&] { return gen.load(std::memory_order_acquire) != seen; });
+        wake.wait(lk, [&] { return idOf(gate.load(std::memory_order_acquire)) != last; });
       }
-      seen = gen.load(std::memory_order_acquire);
+      uint64_t g = gate.load(std::memory_order_acquire);
+      last = idOf(g);
+      int tid = 0;
+      while (!(g & CLOSED) && idOf(g) == last) {
+        if (gate.compare_exchange_weak(g, g + 1, std::memory_order_seq_cst)) {
+          tid = (int)(g & JOINED) + 1;
+          break;
+        }
+      }
+      if (tid == 0) continue;  // closed before we came, or a newer job is open: look again
       if (tid < jobThreads) fn(ctx, tid, jobThreads);
-      if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      finished.fetch_add(1, std::memory_order_seq_cst);
+      const uint64_t now = gate.load(std::memory_order_seq_cst);
+      if ((now & CLOSED) && (int)(now & JOINED) == finished.load(std::memory_order_seq_cst)) {
         std::lock_guard<std::mutex> lk(mu);
         done.notify_one();
       }
@@ -57,9 +79,9 @@ struct Pool {
 
   void ensureWorkers(int n) {
     while (started < n - 1) {
-      const int tid = ++started;
-      const unsigned g = gen.load(std::memory_order_acquire);
-      std::thread([this, tid, g] { worker(tid, g); }).detach();
+      ++started;
+      const uint32_t id = idOf(gate.load(std::memory_order_acquire));
+      std::thread([this, id] { worker(id); }).detach();
     }
   }
 
@@ -72,21 +94,22 @@ struct Pool {
       return;
     }
     ensureWorkers(size);
-    const int workers = started;
     {
       std::lock_guard<std::mutex> lk(mu);
       fn = f;
       ctx = c;
       jobThreads = nt;
-      pending.store(workers, std::memory_order_release);
-      gen.fetch_add(1, std::memory_order_acq_rel);
+      finished.store(0, std::memory_order_relaxed);
+      gate.store((uint64_t)++jobId << 32, std::memory_order_seq_cst);
     }
     wake.notify_all();
     f(c, 0, nt);
-    for (int i = 0; i < 50000 && pending.load(std::memory_order_acquire) != 0; i++) pause();
-    if (pending.load(std::memory_order_acquire) != 0) {
+    const int joined = (int)(gate.fetch_or(CLOSED, std::memory_order_seq_cst) & JOINED);
+    for (int t = joined + 1; t < nt; t++) f(c, t, nt);
+    for (int i = 0; i < 50000 && finished.load(std::memory_order_seq_cst) != joined; i++) pause();
+    if (finished.load(std::memory_order_seq_cst) != joined) {
       std::unique_lock<std::mutex> lk(mu);
-      done.wait(lk, [&] { return pending.load(std::memory_order_acquire) == 0; });
+      done.wait(lk, [&] { return finished.load(std::memory_order_seq_cst) == joined; });
     }
     busy.store(false, std::memory_order_release);
   }
