@@ -40,6 +40,8 @@ export interface BenchCase {
 }
 
 const SEED = 1234;
+/** Linear layers followed by a ReLU run it in their GEMM's epilogue (nn.Linear's option). */
+const RELU = { activation: 'relu' } as const;
 
 /** A training case from a model, an optimizer-owning step and the batch size. */
 function trainCase(nParams: number, batch: number, step: () => Tensor): BenchCase {
@@ -132,7 +134,7 @@ class ConvVae extends Module {
     const h = this.e2.forward(this.e1.forward(x).relu()).relu().reshape([B, 3136]); // (B, 64*7*7)
     const [mu, logvar] = this.eFc.forward(h).chunk(2, 1); // (B, 16) each
     const z = mu.add(logvar.mul(0.5).exp().mul(randn([B, 16], rng)));
-    const g = this.dFc.forward(z).relu().reshape([B, 64, 7, 7]);
+    const g = this.dFc.forward(z, RELU).reshape([B, 64, 7, 7]);
     const logits = this.d2.forward(this.d1.forward(g).relu()); // (B, 1, 28, 28)
     // Negative ELBO per image: Bernoulli reconstruction (summed over pixels) + KL.
     const rec = bceWithLogits(logits, x, { reduction: 'sum' }).div(B);
@@ -278,7 +280,7 @@ class Mlp2 extends Module {
     this.l3 = this.registerModule('4', new Linear(256, 2, rng));
   }
   forward(x: Tensor): Tensor {
-    const y = this.l3.forward(this.l2.forward(this.l1.forward(x).relu()).relu());
+    const y = this.l3.forward(this.l2.forward(this.l1.forward(x, RELU), RELU));
     return this.tanhOut ? y.tanh() : y;
   }
 }

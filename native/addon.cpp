@@ -103,8 +103,18 @@ napi_value Gemm(napi_env env, napi_callback_info info) {
   a.within(aOff, tA ? extent(K, M, lda) : extent(M, K, lda), la, "gemm A");
   a.within(bOff, tB ? extent(N, K, ldb) : extent(K, N, ldb), lb, "gemm B");
   a.within(cOff, extent(M, N, ldc), lc, "gemm C");
+  // Optional epilogue: bias (Float32Array or null), its offset, ReLU.
+  gl::GemmEpilogue epi;
+  if (a.argc > 15) {
+    size_t lbias;
+    const float* bias = a.f32opt(15, &lbias);
+    const long biasOff = a.lng(16);
+    epi.relu = a.flag(17);
+    if (bias) a.within(biasOff, N, lbias, "gemm bias");
+    epi.bias = bias ? bias + biasOff : nullptr;
+  }
   if (a.failed) return nullptr;
-  gl::gemm(tA, tB, M, N, K, A + aOff, lda, B + bOff, ldb, beta, C + cOff, ldc);
+  gl::gemm(tA, tB, M, N, K, A + aOff, lda, B + bOff, ldb, beta, C + cOff, ldc, epi);
   return undef(env);
 }
 

@@ -33,9 +33,14 @@ int numThreads();
 void setNumThreads(int n);
 
 // Kernels; argument meanings as in src/engine/backends/backend.ts.
+// What gemm does to each finished element of C: add bias[column] (when not null), then ReLU.
+struct GemmEpilogue {
+  const float* bias = nullptr;
+  bool relu = false;
+};
 void gemm(bool transA, bool transB, long M, long N, long K,
           const float* A, long lda, const float* B, long ldb,
-          float beta, float* C, long ldc);
+          float beta, float* C, long ldc, const GemmEpilogue& epi = GemmEpilogue());
 // Which GEMM microkernel runs: "avx512", "avx2", "simd128" or "scalar".
 const char* gemmKernelName();
 // Force a microkernel (tests run each one); false if this CPU/target lacks it.

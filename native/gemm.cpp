@@ -320,13 +320,26 @@ Buffers buffers() {
 }
 #endif
 
+// The epilogue on rows [0, m) and columns [0, n) of C (bias from the first column's entry).
+GL_CLONES void finish(float* GL_RESTRICT C, long ldc, long m, long n, const float* GL_RESTRICT bias, bool relu) {
+  for (long r = 0; r < m; r++) {
+    float* GL_RESTRICT c = C + r * ldc;
+    if (bias)
+      for (long j = 0; j < n; j++) c[j] += bias[j];
+    if (relu)
+      for (long j = 0; j < n; j++) c[j] = 0.f > c[j] ? 0.f : c[j];  // a max instruction; NaN stays NaN
+  }
+}
+
 void gemmSerial(bool tA, bool tB, long M, long N, long K, const float* A, long lda, const float* B, long ldb,
-                bool accumulate, float* C, long ldc) {
+                bool accumulate, float* C, long ldc, const GemmEpilogue& epi = GemmEpilogue()) {
   if (M <= 0 || N <= 0) return;
+  const bool epilogue = epi.bias || epi.relu;
   if (K <= 0) {
     if (!accumulate)
       for (long i = 0; i < M; i++)
         for (long j = 0; j < N; j++) C[i * ldc + j] = 0.f;
+    if (epilogue) finish(C, ldc, M, N, epi.bias, epi.relu);
     return;
   }
   const Kernel& kr = pickKernel();
@@ -386,6 +399,8 @@ void gemmSerial(bool tA, bool tB, long M, long N, long K, const float* A, long l
               for (long r = 0; r < m; r++)
                 for (long j = 0; j < n; j++) cp[r * ldc + j] = load ? cp[r * ldc + j] + tmp[r * w + j] : tmp[r * w + j];
             }
+            // The tile is complete after the last K block: finish it while it is in L1.
+            if (epilogue && pc + kc == K) finish(cp, ldc, m, n, epi.bias ? epi.bias + jc + jr : nullptr, epi.relu);
           }
         }
       }
@@ -403,6 +418,7 @@ struct GemmTask {
   const float* A;
   const float* B;
   float* C;
+  GemmEpilogue epi;
 };
 
 void gemmChunk(const GemmTask& t, long c) {
@@ -411,13 +427,14 @@ void gemmChunk(const GemmTask& t, long c) {
     if (j0 >= t.N) return;
     const long n = t.N - j0 < t.step ? t.N - j0 : t.step;
     const float* Bj = t.tB ? t.B + j0 * t.ldb : t.B + j0;
-    gemmSerial(t.tA, t.tB, t.M, n, t.K, t.A, t.lda, Bj, t.ldb, t.accumulate, t.C + j0, t.ldc);
+    const GemmEpilogue e = {t.epi.bias ? t.epi.bias + j0 : nullptr, t.epi.relu};
+    gemmSerial(t.tA, t.tB, t.M, n, t.K, t.A, t.lda, Bj, t.ldb, t.accumulate, t.C + j0, t.ldc, e);
   } else {
     const long i0 = c * t.step;
     if (i0 >= t.M) return;
     const long m = t.M - i0 < t.step ? t.M - i0 : t.step;
     const float* Ai = t.tA ? t.A + i0 : t.A + i0 * t.lda;
-    gemmSerial(t.tA, t.tB, m, t.N, t.K, Ai, t.lda, t.B, t.ldb, t.accumulate, t.C + i0 * t.ldc, t.ldc);
+    gemmSerial(t.tA, t.tB, m, t.N, t.K, Ai, t.lda, t.B, t.ldb, t.accumulate, t.C + i0 * t.ldc, t.ldc, t.epi);
   }
 }
 
@@ -462,14 +479,14 @@ bool setGemmKernel(const char* name) {
 
 namespace {
 void gemmThreaded(bool transA, bool transB, long M, long N, long K, const float* A, long lda, const float* B,
-                  long ldb, bool accumulate, float* C, long ldc) {
+                  long ldb, bool accumulate, float* C, long ldc, const GemmEpilogue& epi = GemmEpilogue()) {
   int nt = numThreads();
   const double flops = 2.0 * (double)M * (double)N * (double)K;
   // Below ~1 MFLOP a second thread costs more in wake-up than it saves.
   if (flops < 1.5e6) nt = 1;
   if (nt > 1) {
     const Kernel& kr = pickKernel();
-    GemmTask t = {transA, transB, accumulate, false, M, N, K, lda, ldb, ldc, 0, 0, 0, A, B, C};
+    GemmTask t = {transA, transB, accumulate, false, M, N, K, lda, ldb, ldc, 0, 0, 0, A, B, C, epi};
     // Split the larger side. Chunks: whole register tiles (wide panels when there are
     // plenty), about 4 per thread but none below ~4 MFLOP.
     t.splitN = N >= M || M < (long)kr.mr * nt;
@@ -505,7 +522,7 @@ void gemmThreaded(bool transA, bool transB, long M, long N, long K, const float*
       return;
     }
   }
-  gemmSerial(transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc);
+  gemmSerial(transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc, epi);
 }
 
 // ---------------------------------------------------------------- thin products
@@ -628,9 +645,12 @@ bool gemmThin(bool tA, bool tB, long M, long N, long K, const float* A, long lda
 }  // namespace
 
 void gemm(bool transA, bool transB, long M, long N, long K, const float* A, long lda, const float* B, long ldb,
-          float beta, float* C, long ldc) {
+          float beta, float* C, long ldc, const GemmEpilogue& epi) {
   const bool accumulate = beta != 0.f;
-  if (gemmThin(transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc)) return;
+  if (gemmThin(transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc)) {
+    if (epi.bias || epi.relu) finish(C, ldc, M, N, epi.bias, epi.relu);
+    return;
+  }
 #if !GL_WASM
   // A . B^T with few rows (a weight gradient: dY . X^T over a long K): B would need a
   // transposed pack of K x N. Compute C^T = B . A^T instead, where B is read in place
@@ -642,11 +662,20 @@ void gemm(bool transA, bool transB, long M, long N, long K, const float* A, long
       for (long i = 0; i < M; i++)
         for (long j = 0; j < N; j++) C[i * ldc + j] = accumulate ? C[i * ldc + j] + ct[j * M + i] : ct[j * M + i];
       free(ct);
+      if (epi.bias || epi.relu) finish(C, ldc, M, N, epi.bias, epi.relu);
       return;
     }
   }
 #endif
-  gemmThreaded(transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc);
+  // With a short K a tile is finished as soon as it is made, and a pass over all of C
+  // afterwards costs less than the per-tile calls (512x256x2 with bias and ReLU: 52 us
+  // tile by tile, 37 as one pass after the product, 23 without).
+  if (K < 32 && (epi.bias || epi.relu)) {
+    gemmThreaded(transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc);
+    finish(C, ldc, M, N, epi.bias, epi.relu);
+    return;
+  }
+  gemmThreaded(transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc, epi);
 }
 
 }  // namespace gl

@@ -86,7 +86,7 @@ export class CVAE extends Module implements GenerativeModel, LatentModel {
   /** q(z|x, y): mean and log-variance [B, latentDim]. */
   encode(x: Tensor, y: Tensor): { mu: Tensor; logvar: Tensor } {
     const B = x.shape[0];
-    const h = this.enc2.forward(this.enc1.forward(concat([x.reshape([B, -1]), this.onehot(y)], 1)).relu());
+    const h = this.enc2.forward(this.enc1.forward(concat([x.reshape([B, -1]), this.onehot(y)], 1), { activation: 'relu' }));
     const L = this.config.latentDim;
     return { mu: h.slice(1, 0, L), logvar: h.slice(1, L, 2 * L) };
   }
@@ -94,7 +94,7 @@ export class CVAE extends Module implements GenerativeModel, LatentModel {
   /** Bernoulli logits of p(x|z, y), shaped like x. */
   decode(z: Tensor, y: Tensor): Tensor {
     const B = z.shape[0];
-    return this.dec2.forward(this.dec1.forward(concat([z, this.onehot(y)], 1)).relu()).reshape([B, ...this.shape]);
+    return this.dec2.forward(this.dec1.forward(concat([z, this.onehot(y)], 1), { activation: 'relu' })).reshape([B, ...this.shape]);
   }
 
   /** log p(x|z, y) per example [B]. */

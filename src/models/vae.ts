@@ -89,7 +89,7 @@ class Encoder extends Module {
       const h = (l1 as Conv2d).forward((l0 as Conv2d).forward(x).relu()).relu(); // (B, 64, 7, 7)
       return l2.forward(h.reshape([x.shape[0], -1]));
     }
-    return (l1 as Linear).forward((l0 as Linear).forward(x.reshape([x.shape[0], -1])).relu());
+    return (l1 as Linear).forward((l0 as Linear).forward(x.reshape([x.shape[0], -1]), { activation: 'relu' }));
   }
 }
 
@@ -113,11 +113,11 @@ class Decoder extends Module {
     const B = z.shape[0];
     if (this.conv) {
       const [l0, l1, l2] = this.layers as [Linear, ConvTranspose2d, ConvTranspose2d];
-      const h = l0.forward(z).relu().reshape([B, 64, 7, 7]);
+      const h = l0.forward(z, { activation: 'relu' }).reshape([B, 64, 7, 7]);
       return l2.forward(l1.forward(h).relu()); // (B, C, 28, 28)
     }
     const [l0, l1] = this.layers as [Linear, Linear];
-    return l1.forward(l0.forward(z).relu()).reshape([B, ...this.shape]);
+    return l1.forward(l0.forward(z, { activation: 'relu' })).reshape([B, ...this.shape]);
   }
 }
 

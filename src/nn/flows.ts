@@ -659,8 +659,7 @@ export class CouplingMLP extends Module {
   forward(x: Tensor): Tensor {
     let h = x;
     for (let i = 0; i < this.layers.length; i++) {
-      h = this.layers[i].forward(h);
-      if (i < this.layers.length - 1) h = h.relu();
+      h = this.layers[i].forward(h, i < this.layers.length - 1 ? { activation: 'relu' } : {});
     }
     return h;
   }

@@ -160,3 +160,15 @@ test('double backward through layers: a WGAN-GP gradient penalty has correct par
     });
   checkGradFD(penalty, [randn([5, 4], rng)], 1e-2, 3e-2, 3e-3);
 });
+
+test('Linear with activation relu = Linear then relu (with and without bias); other activations are refused', () => {
+  const rng = new Rng(31);
+  const x = randn([6, 5], rng);
+  for (const bias of [true, false]) {
+    const fc = new Linear(5, 40, rng, { bias });
+    assertClose(fc.forward(x, { activation: 'relu' }), fc.forward(x).relu(), 1e-6, 1e-6, `bias ${bias}`);
+    assertClose(linear(x, fc.weight, fc.bias, { activation: 'relu' }), linear(x, fc.weight, fc.bias).relu(), 1e-6, 1e-6, `functional, bias ${bias}`);
+  }
+  const fc = new Linear(5, 4, rng);
+  assert.throws(() => linear(x, fc.weight, fc.bias, { activation: 'gelu' as 'relu' }), /linear: activation must be 'relu' or absent, got "gelu"/);
+});

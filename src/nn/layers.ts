@@ -35,16 +35,24 @@ function resetLinearLike(weight: Tensor, bias: Tensor | null, rng: Rng): void {
 }
 
 /**
- * y = x W^T + b over the last axis (torch.nn.functional.linear).
+ * y = x W^T + b over the last axis (torch.nn.functional.linear); with
+ * `{ activation: 'relu' }`, relu(x W^T + b) computed by one fused kernel (the GEMM adds
+ * the bias and applies the ReLU as it finishes each tile of y).
  * @example
  * const y = linear(x, w, b); // x [B, T, in], w [out, in] -> [B, T, out]
+ * const h = linear(x, w, b, { activation: 'relu' }); // = linear(x, w, b).relu()
  */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: { activation?: 'relu' } = {}): Tensor {
   const inF = weight.shape[1];
   if (x.rank === 0 || x.shape[x.rank - 1] !== inF) {
     throw new ShapeError(`linear: input ${fmtShape(x.shape)} does not end in in_features ${inF} (weight ${fmtShape(weight.shape)})`);
   }
-  return bias ? matmulBias(x, weight.T, bias) : x.matmul(weight.T);
+  if (opts.activation !== undefined && opts.activation !== 'relu') {
+    throw new RangeError(`linear: activation must be 'relu' or absent, got ${JSON.stringify(opts.activation)}`);
+  }
+  if (bias) return matmulBias(x, weight.T, bias, opts.activation);
+  const y = x.matmul(weight.T);
+  return opts.activation === 'relu' ? y.relu() : y;
 }
 
 /**
@@ -81,11 +89,12 @@ export class Linear extends Module {
     resetLinearLike(this.weight, this.bias, rng);
   }
 
-  forward(x: Tensor): Tensor {
+  /** x W^T + b; with `{ activation: 'relu' }` its ReLU, fused (see linear()). */
+  forward(x: Tensor, opts: { activation?: 'relu' } = {}): Tensor {
     if (x.rank === 0 || x.shape[x.rank - 1] !== this.inFeatures) {
       throw new ShapeError(`Linear(${this.inFeatures}, ${this.outFeatures}): input ${fmtShape(x.shape)} should end in ${this.inFeatures}`);
     }
-    return linear(x, this.weight, this.bias);
+    return linear(x, this.weight, this.bias, opts);
   }
 
   override extraRepr(): string {

@@ -15,6 +15,13 @@ export type BinaryOp =
   | 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum'
   | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
 
+/** What gemm does to each element of C once its sum is complete: + bias[biasOff + column] (bias not null), then ReLU. */
+export interface GemmEpilogue {
+  bias: Float32Array | null;
+  biasOff: number;
+  relu: boolean;
+}
+
 /** Activations whose gradient g f'(x) is one kernel (Backend.activationGrad). */
 export type ActivationGrad = 'relu' | 'leakyRelu' | 'gelu' | 'silu';
 
@@ -87,13 +94,15 @@ export interface Backend {
   /**
    * C[cOff..] = op(A) . op(B) + beta * C, row-major. op(A) is M x K (A is K x M when
    * transA), op(B) is K x N (B is N x K when transB). lda/ldb/ldc are row strides.
-   * beta is 0 (overwrite) or 1 (accumulate).
+   * beta is 0 (overwrite) or 1 (accumulate). An epilogue then adds a bias per column
+   * and/or applies ReLU to each element (a Linear layer and its activation in one pass).
    */
   gemm(
     transA: boolean, transB: boolean, M: number, N: number, K: number,
     A: Float32Array, aOff: number, lda: number,
     B: Float32Array, bOff: number, ldb: number,
     beta: number, C: Float32Array, cOff: number, ldc: number,
+    epilogue?: GemmEpilogue,
   ): void;
 
   /**

@@ -3,7 +3,7 @@
  * and wasm backends must agree with these loops (see engine tests). Written for
  * clarity first; the GEMM is blocked so that tests and small models stay usable.
  */
-import type { Backend, BinaryOp, ReduceOp, TypedArray, UnaryOp } from './backend.js';
+import type { Backend, BinaryOp, GemmEpilogue, ReduceOp, TypedArray, UnaryOp } from './backend.js';
 import { convBackwardDataVia, convBackwardWeightVia, convForwardVia } from './conv_ref.js';
 import { memoryKernels } from './memory_ref.js';
 
@@ -587,7 +587,7 @@ export const jsBackend: Backend = {
     }
   },
 
-  gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc) {
+  gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, epilogue) {
     if (beta === 0) for (let i = 0; i < M; i++) C.fill(0, cOff + i * ldc, cOff + i * ldc + N);
     // i-k-j loop order: the inner loop runs over contiguous rows of B and C.
     const bt = transB ? transposeBlock(B, bOff, ldb, N, K) : null;
@@ -602,6 +602,7 @@ export const jsBackend: Backend = {
         for (let j = 0; j < N; j++) C[ci + j] += a * Bm[bk + j];
       }
     }
+    if (epilogue) gemmEpilogue(C, cOff, ldc, M, N, epilogue);
   },
 
   im2col(x, xOff, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols) {
@@ -720,6 +721,15 @@ export const jsBackend: Backend = {
   },
 };
 
+
+/** Backend.gemm's epilogue on C's M x N block at cOff (row stride ldc); the wasm backend's too. */
+export function gemmEpilogue(C: Float32Array, cOff: number, ldc: number, M: number, N: number, e: GemmEpilogue): void {
+  for (let i = 0; i < M; i++) {
+    const ci = cOff + i * ldc;
+    if (e.bias) for (let j = 0; j < N; j++) C[ci + j] += e.bias[e.biasOff + j];
+    if (e.relu) for (let j = 0; j < N; j++) if (0 > C[ci + j]) C[ci + j] = 0; // NaN (and -0) stay
+  }
+}
 
 function transposeBlock(B: Float32Array, bOff: number, ldb: number, N: number, K: number): Float32Array {
   // B is N x K (row stride ldb); return its transpose K x N, contiguous.

@@ -113,6 +113,56 @@ test('native gemm = js gemm: every microkernel, transposes, odd sizes, offsets, 
   }
 });
 
+test('native gemm epilogue (bias, ReLU) = js: threaded, thin, transposed-B and empty-K paths, NaN kept', { skip }, () => {
+  const rng = new Rng(7);
+  // [M, N, K, tA, tB]: threaded tiles, a thin C (rows, columns), the transposed-B path
+  // (tB with M < N), K = 0, and a product small enough for one thread.
+  const cases: [number, number, number, boolean, boolean][] = [
+    [150, 70, 300, false, false], [512, 256, 64, false, true], [3, 700, 200, false, false], [900, 2, 300, true, false],
+    [40, 600, 300, false, true], [20, 30, 0, false, false], [7, 9, 5, true, true],
+  ];
+  const prevThreads = N().threads();
+  try {
+    for (const [M, Nn, K, tA, tB] of cases) {
+      const lda = (tA ? M : K) + 1, ldb = (tB ? K : Nn) + 2, ldc = Nn + 3, cOff = 4, biasOff = 2;
+      const A = rand(rng, (tA ? K : M) * lda), B = rand(rng, (tB ? Nn : K) * ldb), bias = rand(rng, biasOff + Nn);
+      if (K > 0) A[tA ? 1 : lda + 1] = NaN; // row 1 of C is NaN, and ReLU keeps it NaN
+      for (const beta of [0, 1]) {
+        for (const [withBias, relu] of [[true, false], [false, true], [true, true]]) {
+          const C0 = rand(rng, cOff + M * ldc);
+          const epi = { bias: withBias ? bias : null, biasOff, relu };
+          const Cj = C0.slice();
+          jsBackend.gemm(tA, tB, M, Nn, K, A, 0, lda, B, 0, ldb, beta, Cj, cOff, ldc, epi);
+          // The definition: the product, then + bias per column, then ReLU.
+          const Cr = C0.slice();
+          jsBackend.gemm(tA, tB, M, Nn, K, A, 0, lda, B, 0, ldb, beta, Cr, cOff, ldc);
+          for (let i = 0; i < M; i++) {
+            for (let j = 0; j < Nn; j++) {
+              let v = Cr[cOff + i * ldc + j] + (withBias ? bias[biasOff + j] : 0);
+              if (relu && v <= 0) v = 0;
+              Cr[cOff + i * ldc + j] = v;
+            }
+          }
+          close(Cj, Cr, 0, 0, `js epilogue ${M}x${Nn}x${K}`);
+          for (const threads of [1, 2]) {
+            N().setThreads(threads);
+            const Cn = C0.slice();
+            N().gemm(tA, tB, M, Nn, K, A, 0, lda, B, 0, ldb, beta, Cn, cOff, ldc, epi.bias, biasOff, relu);
+            close(Cn, Cj, 1e-5, 1e-5, `native epilogue ${M}x${Nn}x${K} tA=${tA} tB=${tB} beta=${beta} bias=${withBias} relu=${relu} threads=${threads}`);
+            if (K > 0) assert.ok(Number.isNaN(Cn[cOff + ldc]), 'NaN through ReLU');
+            // Elements between rows (ldc > N) are untouched.
+            assert.equal(Cn[cOff + Nn], C0[cOff + Nn]);
+          }
+        }
+      }
+    }
+  } finally {
+    N().setThreads(prevThreads);
+  }
+  const A = new Float32Array(4), B = new Float32Array(4), C = new Float32Array(4);
+  assert.throws(() => N().gemm(false, false, 2, 2, 2, A, 0, 2, B, 0, 2, 0, C, 0, 2, new Float32Array(2), 1, false), /gemm bias/);
+});
+
 test('native keepHeap sets glibc malloc, and rejects bad byte counts', { skip }, () => {
   // Loading the addon already applied the defaults; setting them again must succeed on glibc.
   const glibc = process.platform === 'linux' && !!(process.report?.getReport() as { header?: { glibcVersionRuntime?: string } })?.header?.glibcVersionRuntime;

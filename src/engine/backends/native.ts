@@ -22,6 +22,7 @@ export interface NativeAddon {
     transA: boolean, transB: boolean, M: number, N: number, K: number,
     A: Float32Array, aOff: number, lda: number, B: Float32Array, bOff: number, ldb: number,
     beta: number, C: Float32Array, cOff: number, ldc: number,
+    bias?: Float32Array | null, biasOff?: number, relu?: boolean,
   ): void;
   unary(op: number, x: Float32Array, xOff: number, out: Float32Array, n: number, p0: number, p1: number): boolean;
   binary(op: number, a: Float32Array, aOff: number, b: Float32Array, bOff: number, out: Float32Array, meta: Int32Array): boolean;
@@ -245,8 +246,9 @@ export function loadNative(): Backend {
       if (outer * len * inner < T.elementwise) jsBackend.softmax(x, outer, len, inner, log, out);
       else a.softmax(x, outer, len, inner, log, out);
     },
-    gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc) {
-      if (M * N * K < T.gemm) jsBackend.gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
+    gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, epi) {
+      if (M * N * K < T.gemm) jsBackend.gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, epi);
+      else if (epi) a.gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, epi.bias, epi.biasOff, epi.relu);
       else a.gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
     },
     im2col(x, xOff, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols) {

@@ -79,6 +79,21 @@ test('wasm gemm = js gemm: transposes, odd sizes, offsets, leading dims, beta', 
   }
 }));
 
+test('wasm gemm epilogue (bias, ReLU) = js', { skip }, () => allSizes(() => {
+  const rng = new Rng(13);
+  const [M, N, K, ldc, cOff] = [37, 70, 45, 73, 2];
+  const A = rand(rng, M * K), B = rand(rng, K * N), bias = rand(rng, N + 1);
+  A[K + 1] = NaN;
+  for (const relu of [false, true]) {
+    const C0 = rand(rng, cOff + M * ldc);
+    const Cw = C0.slice(), Cj = C0.slice();
+    W().gemm(false, false, M, N, K, A, 0, K, B, 0, N, 0, Cw, cOff, ldc, { bias, biasOff: 1, relu });
+    jsBackend.gemm(false, false, M, N, K, A, 0, K, B, 0, N, 0, Cj, cOff, ldc, { bias, biasOff: 1, relu });
+    close(Cw, Cj, 1e-5, 1e-5, `gemm epilogue relu=${relu}`);
+    assert.ok(Number.isNaN(Cw[cOff + ldc]));
+  }
+}));
+
 test('wasm unary = js unary for every op (sin/cos through js), NaN/Inf/extremes', { skip }, () => allSizes(() => {
   const rng = new Rng(12);
   const n = 1500;

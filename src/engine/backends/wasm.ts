@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend } from './backend.js';
 import { convBackwardDataVia, convBackwardWeightVia, convForwardVia } from './conv_ref.js';
-import { headStart, jsBackend } from './js.js';
+import { gemmEpilogue, headStart, jsBackend } from './js.js';
 import { BINARY_CODES, REDUCE_CODES, UNARY_CODES } from './native.js';
 
 /** The module's exports (native/wasm_api.cpp); pointers are byte offsets into memory. */
@@ -322,14 +322,14 @@ export function loadWasm(): Backend {
       get(po, out, 0, n);
     },
 
-    gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc) {
-      if (M * N * K < T.gemm) return jsBackend.gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
+    gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, epi) {
+      if (M * N * K < T.gemm) return jsBackend.gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, epi);
       const na = transA ? extent(K, M, lda) : extent(M, K, lda);
       const nb = transB ? extent(N, K, ldb) : extent(K, N, ldb);
       const nc = extent(M, N, ldc);
       mem.reset();
       const pa = mem.alloc(na), pb = mem.alloc(nb), pc = mem.alloc(nc);
-      if (!mem.commit()) return jsBackend.gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
+      if (!mem.commit()) return jsBackend.gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, epi);
       put(pa, A, aOff, na);
       put(pb, B, bOff, nb);
       // C comes in when accumulating, or when its rows have gaps that the copy back
@@ -337,6 +337,8 @@ export function loadWasm(): Backend {
       if (beta !== 0 || ldc !== N) put(pc, C, cOff, nc);
       ex.gemm(transA ? 1 : 0, transB ? 1 : 0, M, N, K, pa, lda, pb, ldb, beta, pc, ldc);
       get(pc, C, cOff, nc);
+      // (The module has no epilogue: a JS pass after the product.)
+      if (epi) gemmEpilogue(C, cOff, ldc, M, N, epi);
     },
 
     im2col(x, xOff, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols) {

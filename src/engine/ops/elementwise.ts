@@ -78,7 +78,12 @@ export function sigmoid(x: Tensor): Tensor {
   return unary('sigmoid', x, (g, y) => mul(g, mul(y, sub(1, y))));
 }
 export function relu(x: Tensor): Tensor {
-  return unary('relu', x, (g) => (isGradEnabled() ? mul(g, step(x)) : activationGrad('relu', x, g)));
+  return unary('relu', x, (g) => reluGrad(x, g));
+}
+
+/** g relu'(x); also g relu'(y) for y = relu(x), as the two agree everywhere (NaN too). */
+export function reluGrad(x: Tensor, g: Tensor): Tensor {
+  return isGradEnabled() ? mul(g, step(x)) : activationGrad('relu', x, g);
 }
 export function leakyRelu(x: Tensor, slope = 0.01): Tensor {
   // d/dx = 1 for x > 0 else slope: slope + (1 - slope) * step(x).

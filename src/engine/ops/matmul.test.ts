@@ -93,18 +93,34 @@ test('matmulBias = matmul + add: values, gradients and second-order gradients, f
         [[3, 5], [5, 4], false],
       ];
       for (const [as, bs, tb] of cases) {
-        const a0 = randn(as, rng), w0 = randn(bs, rng), c0 = randn([tb ? bs[0] : bs[1]], rng);
-        const run = (fused: boolean) => {
-          const a = a0.clone().requiresGrad_(), w = w0.clone().requiresGrad_(), c = c0.clone().requiresGrad_();
-          const b = tb ? w.T : w;
-          const y = fused ? matmulBias(a, b, c) : matmul(a, b).add(c);
-          const gy = randn(y.shape, new Rng(3));
-          const gs = grad(y.mul(gy).sum(), [a, w, c], { createGraph: true });
-          const second = grad(gs.reduce((s: Tensor, g) => s.add(g!.square().sum()), tensor(0)), [a, w], { allowUnused: true });
-          return [y, ...gs, ...second] as (Tensor | null)[];
-        };
-        const f = run(true), r = run(false);
-        f.forEach((t, i) => assertClose(t!, r[i]!, 1e-5, 1e-5, `${be} ${JSON.stringify(as)} x ${JSON.stringify(bs)}${tb ? '^T' : ''}: output ${i}`));
+        for (const act of [undefined, 'relu'] as const) {
+          const a0 = randn(as, rng), w0 = randn(bs, rng), c0 = randn([2 * (tb ? bs[0] : bs[1])], rng);
+          const what = `${be} ${JSON.stringify(as)} x ${JSON.stringify(bs)}${tb ? '^T' : ''} ${act ?? ''}`;
+          const make = (fused: boolean) => {
+            // The bias a strided view half the time (the epilogue then reads a copy).
+            const a = a0.clone().requiresGrad_(), w = w0.clone().requiresGrad_(), cc = c0.clone().requiresGrad_();
+            const c = tb ? cc.slice(0, 0, undefined, 2) : cc.slice(0, 0, bs[1]);
+            const b = tb ? w.T : w;
+            const z = fused ? matmulBias(a, b, c, act) : matmul(a, b).add(c);
+            return { a, w, cc, y: fused || !act ? z : z.relu() };
+          };
+          const run = (fused: boolean) => {
+            const { a, w, cc, y } = make(fused);
+            const gy = randn(y.shape, new Rng(3));
+            const gs = grad(y.mul(gy).sum(), [a, w, cc], { createGraph: true });
+            const second = grad(gs.reduce((s: Tensor, g) => s.add(g!.square().sum()), tensor(0)), [a, w], { allowUnused: true });
+            return [y, ...gs, ...second] as (Tensor | null)[];
+          };
+          const f = run(true), r = run(false);
+          f.forEach((t, i) => assertClose(t!, r[i]!, 1e-5, 1e-5, `${what}: output ${i}`));
+          // A plain backward (no graph recorded) takes the kernels' path.
+          const leaves = [true, false].map((fused) => {
+            const { a, w, cc, y } = make(fused);
+            y.mul(randn(y.shape, new Rng(3))).sum().backward();
+            return [a.grad!, w.grad!, cc.grad!];
+          });
+          leaves[0].forEach((t, i) => assertClose(t, leaves[1][i], 1e-5, 1e-5, `${what}: backward ${i}`));
+        }
       }
       // A transposed batch view of a, and a batched b, take the fallback with the same values.
       const a = randn([2, 5, 3], rng), b3 = randn([2, 5, 4], rng), c = randn([4], rng);

@@ -8,7 +8,7 @@ import { Tensor, emptyF32, fromOp } from '../tensor.js';
 import { DTypeError, ShapeError, broadcastShapes, fmtShape, sizeOf } from '../shape.js';
 import { sumTo } from './reduce.js';
 import { clone, expand, squeeze, transpose, unsqueeze } from './shape_ops.js';
-import { add } from './elementwise.js';
+import { add, relu as reluOp, reluGrad } from './elementwise.js';
 
 interface Operand {
   t: Tensor;
@@ -117,32 +117,41 @@ function operandGrad(a: Tensor, g: Tensor, b: Tensor): Tensor {
 
 /**
  * a @ b + bias for a [..., M, K], b [K, N] and bias [N] (torch.addmm; what a Linear layer
- * computes with b = W^T): the bias is copied into the result and the GEMM adds the
- * product onto it, so the layer makes one result array instead of two and one pass over
- * it fewer. Other operands (batched b, a transposed view of a batch) fall back to
- * matmul then add, with the same values.
+ * computes with b = W^T), and with activation 'relu' the ReLU of that: the GEMM adds the
+ * bias and applies the ReLU to each finished tile of the result (its epilogue), so the
+ * layer makes one result array instead of two or three and no passes over it. ReLU's
+ * gradient is read off the result (relu'(z) = relu'(relu(z))), so nothing else is saved.
+ * Other operands (batched b, a transposed view of a batch) fall back to matmul, add and
+ * relu, with the same values.
  * @example
  * const y = matmulBias(x, w.T, b); // = x.matmul(w.T).add(b)
+ * const h = matmulBias(x, w.T, b, 'relu'); // = x.matmul(w.T).add(b).relu()
  */
-export function matmulBias(a: Tensor, b: Tensor, bias: Tensor): Tensor {
+export function matmulBias(a: Tensor, b: Tensor, bias: Tensor, activation?: 'relu'): Tensor {
+  const relu = activation === 'relu';
   const N = b.rank === 2 ? b.shape[1] : -1;
+  const composite = (): Tensor => {
+    const z = add(matmul(a, b), bias);
+    return relu ? reluOp(z) : z;
+  };
   if (a.rank < 2 || b.rank !== 2 || bias.rank !== 1 || bias.shape[0] !== N || a.dtype !== 'float32' ||
       b.dtype !== 'float32' || bias.dtype !== 'float32' || a.shape[a.rank - 1] !== b.shape[0]) {
-    return add(matmul(a, b), bias);
+    return composite();
   }
   const batch = a.shape.slice(0, -2);
   const M = a.shape[a.rank - 2], K = b.shape[0], rows = sizeOf(batch) * M;
   const A = operand(a);
-  if (A.trans || !collapsible(A.t, batch, A.ld) || rows === 0 || N === 0) return add(matmul(a, b), bias);
+  if (A.trans || !collapsible(A.t, batch, A.ld) || rows === 0 || N === 0) return composite();
   const B = operand(b);
   const out = emptyF32(rows * N);
-  const bk = backend();
-  bk.copy(bias.data, bias.offset, [0, bias.strides[0]], out, [rows, N]);
-  bk.gemm(false, B.trans, rows, N, K, A.t.data as Float32Array, A.t.offset, A.ld, B.t.data as Float32Array, B.t.offset, B.ld, 1, out, 0, N);
-  return fromOp('matmulBias', out, [...batch, M, N], [a, b, bias], (g) => [
-    ...productGrads(a, b, g, batch, rows > M),
-    bias.requiresGrad ? sumTo(g, bias.shape) : null,
-  ]);
+  const unit = bias.strides[0] === 1;
+  const epilogue = { bias: unit ? (bias.data as Float32Array) : bias.f32('matmulBias'), biasOff: unit ? bias.offset : 0, relu };
+  backend().gemm(false, B.trans, rows, N, K, A.t.data as Float32Array, A.t.offset, A.ld, B.t.data as Float32Array, B.t.offset, B.ld, 0, out, 0, N, epilogue);
+  const y: Tensor = fromOp(relu ? 'matmulBiasRelu' : 'matmulBias', out, [...batch, M, N], [a, b, bias], (g) => {
+    const gz = relu ? reluGrad(y, g) : g;
+    return [...productGrads(a, b, gz, batch, rows > M), bias.requiresGrad ? sumTo(gz, bias.shape) : null];
+  });
+  return y;
 }
 
 /** The gradient of a b [..., K, N] broadcast over `batch`: a^T g with the batch folded into the rows. */
