@@ -535,34 +535,70 @@ void gemmThreaded(bool transA, bool transB, long M, long N, long K, const float*
 constexpr long THIN = 4;
 constexpr long KB = 512;
 
-// out[r * os] (+)= X[r, 0..K) . v for r in [r0, r1).
-GL_CLONES void dotRows(const float* GL_RESTRICT X, long ldx, long r0, long r1, const float* GL_RESTRICT v, long K,
-                       float* GL_RESTRICT out, long os, bool accumulate) {
+// out[r * os + v * ov] (+)= X[r, 0..K) . V[v, 0..K) for r in [r0, r1) and v < NV
+// (V's rows ldv apart): each row of X is read once for all NV products.
+template <int NV>
+__attribute__((always_inline)) inline void dotRowsN(const float* GL_RESTRICT X, long ldx, long r0, long r1, const float* GL_RESTRICT V, long ldv,
+                        long K, float* GL_RESTRICT out, long os, long ov, bool accumulate) {
   for (long r = r0; r < r1; r++) {
     const float* x = X + r * ldx;
-    float acc[32] = {0.f};
+    float acc[NV][32];
+    for (int v = 0; v < NV; v++)
+      for (int l = 0; l < 32; l++) acc[v][l] = 0.f;
     long k = 0;
     for (; k + 32 <= K; k += 32)
-      for (int l = 0; l < 32; l++) acc[l] += x[k + l] * v[k + l];
-    float t = 0.f;
-    for (; k < K; k++) t += x[k] * v[k];
-    for (int l = 0; l < 32; l++) t += acc[l];
-    out[r * os] = accumulate ? out[r * os] + t : t;
+      for (int v = 0; v < NV; v++)
+        for (int l = 0; l < 32; l++) acc[v][l] += x[k + l] * V[v * ldv + k + l];
+    for (int v = 0; v < NV; v++) {
+      float t = 0.f;
+      for (long q = k; q < K; q++) t += x[q] * V[v * ldv + q];
+      for (int l = 0; l < 32; l++) t += acc[v][l];
+      float* o = out + r * os + v * ov;
+      *o = accumulate ? *o + t : t;
+    }
   }
 }
 
-// out[j] (+)= sum_k v[k] X[k, j] for j in [j0, j1), in column blocks that stay in L1.
-GL_CLONES void axpyRows(const float* GL_RESTRICT X, long ldx, long j0, long j1, const float* GL_RESTRICT v, long K,
-                        float* GL_RESTRICT out, bool accumulate) {
+GL_CLONES void dotRows(const float* GL_RESTRICT X, long ldx, long r0, long r1, const float* GL_RESTRICT V, long ldv,
+                       int nv, long K, float* GL_RESTRICT out, long os, long ov, bool accumulate) {
+  switch (nv) {
+    case 1: dotRowsN<1>(X, ldx, r0, r1, V, ldv, K, out, os, ov, accumulate); break;
+    case 2: dotRowsN<2>(X, ldx, r0, r1, V, ldv, K, out, os, ov, accumulate); break;
+    case 3: dotRowsN<3>(X, ldx, r0, r1, V, ldv, K, out, os, ov, accumulate); break;
+    default: dotRowsN<4>(X, ldx, r0, r1, V, ldv, K, out, os, ov, accumulate); break;
+  }
+}
+
+// out[v * ldo + j] (+)= sum_k V[v, k] X[k, j] for j in [j0, j1) and v < NV, in column
+// blocks that stay in L1: each row of X is read once for all NV sums.
+template <int NV>
+__attribute__((always_inline)) inline void axpyRowsN(const float* GL_RESTRICT X, long ldx, long j0, long j1,
+                                                     const float* GL_RESTRICT V, long ldv, long K,
+                                                     float* GL_RESTRICT out, long ldo, bool accumulate) {
   for (long jb = j0; jb < j1; jb += 1024) {
     const long je = j1 - jb < 1024 ? j1 : jb + 1024;
     if (!accumulate)
-      for (long j = jb; j < je; j++) out[j] = 0.f;
+      for (int v = 0; v < NV; v++)
+        for (long j = jb; j < je; j++) out[v * ldo + j] = 0.f;
     for (long k = 0; k < K; k++) {
-      const float a = v[k];
-      const float* x = X + k * ldx;
-      for (long j = jb; j < je; j++) out[j] += a * x[j];
+      const float* GL_RESTRICT x = X + k * ldx;
+      float a[NV];
+      for (int v = 0; v < NV; v++) a[v] = V[v * ldv + k];
+      for (long j = jb; j < je; j++) {
+        const float xj = x[j];
+        for (int v = 0; v < NV; v++) out[v * ldo + j] += a[v] * xj;
+      }
     }
+  }
+}
+
+GL_CLONES void axpyRows(const float* GL_RESTRICT X, long ldx, long j0, long j1, const float* GL_RESTRICT V, long ldv,
+                        int nv, long K, float* GL_RESTRICT out, long ldo, bool accumulate) {
+  switch (nv) {
+    case 1: axpyRowsN<1>(X, ldx, j0, j1, V, ldv, K, out, ldo, accumulate); break;
+    case 2: axpyRowsN<2>(X, ldx, j0, j1, V, ldv, K, out, ldo, accumulate); break;
+    case 3: axpyRowsN<3>(X, ldx, j0, j1, V, ldv, K, out, ldo, accumulate); break;
+    default: axpyRowsN<4>(X, ldx, j0, j1, V, ldv, K, out, ldo, accumulate); break;
   }
 }
 
@@ -575,47 +611,49 @@ struct ThinTask {
 
 // Outputs [lo, hi) of the long side of C.
 void thinRange(const ThinTask& t, long lo, long hi) {
-  float vbuf[KB], cbuf[KB];
+  float vbuf[THIN * KB], cbuf[THIN * KB];
   if (t.rows) {
-    // C[m, lo..hi) = op(A)[m, :] . op(B)[:, lo..hi)
-    for (long m = 0; m < t.M; m++) {
-      float* c = t.C + m * t.ldc;
-      for (long k0 = 0; k0 < t.K; k0 += KB) {
-        const long kc = t.K - k0 < KB ? t.K - k0 : KB;
-        const float* a = t.A + m * t.lda + k0;
-        if (t.tA) {
-          for (long k = 0; k < kc; k++) vbuf[k] = t.A[(k0 + k) * t.lda + m];
-          a = vbuf;
-        }
-        const bool acc = t.accumulate || k0 > 0;
-        if (t.tB) dotRows(t.B + k0, t.ldb, lo, hi, a, kc, c, 1, acc);
-        else axpyRows(t.B + k0 * t.ldb, t.ldb, lo, hi, a, kc, c, acc);
+    // C[:, lo..hi) = op(A) . op(B)[:, lo..hi), the M <= THIN rows of op(A) as V.
+    for (long k0 = 0; k0 < t.K; k0 += KB) {
+      const long kc = t.K - k0 < KB ? t.K - k0 : KB;
+      const float* V = t.A + k0;
+      long ldv = t.lda;
+      if (t.tA) {
+        for (long k = 0; k < kc; k++)
+          for (long m = 0; m < t.M; m++) vbuf[m * KB + k] = t.A[(k0 + k) * t.lda + m];
+        V = vbuf;
+        ldv = KB;
       }
+      const bool acc = t.accumulate || k0 > 0;
+      if (t.tB) dotRows(t.B + k0, t.ldb, lo, hi, V, ldv, (int)t.M, kc, t.C, 1, t.ldc, acc);
+      else axpyRows(t.B + k0 * t.ldb, t.ldb, lo, hi, V, ldv, (int)t.M, kc, t.C, t.ldc, acc);
     }
     return;
   }
-  // C[lo..hi), n] = op(A)[lo..hi), :] . op(B)[:, n]
-  for (long n = 0; n < t.N; n++) {
-    for (long k0 = 0; k0 < t.K; k0 += KB) {
-      const long kc = t.K - k0 < KB ? t.K - k0 : KB;
-      const float* b = t.B + n * t.ldb + k0;
-      if (!t.tB) {
-        for (long k = 0; k < kc; k++) vbuf[k] = t.B[(k0 + k) * t.ldb + n];
-        b = vbuf;
-      }
-      const bool acc = t.accumulate || k0 > 0;
-      if (!t.tA) {
-        dotRows(t.A + k0, t.lda, lo, hi, b, kc, t.C + n, t.ldc, acc);
-        continue;
-      }
-      for (long m0 = lo; m0 < hi; m0 += KB) {
-        const long mc = hi - m0 < KB ? hi - m0 : KB;
-        axpyRows(t.A + k0 * t.lda + m0, t.lda, 0, mc, b, kc, cbuf, false);
-        for (long i = 0; i < mc; i++) {
+  // C[lo..hi), :] = op(A)[lo..hi), :] . op(B), the N <= THIN columns of op(B) as V.
+  for (long k0 = 0; k0 < t.K; k0 += KB) {
+    const long kc = t.K - k0 < KB ? t.K - k0 : KB;
+    const float* V = t.B + k0;
+    long ldv = t.ldb;
+    if (!t.tB) {
+      for (long k = 0; k < kc; k++)
+        for (long n = 0; n < t.N; n++) vbuf[n * KB + k] = t.B[(k0 + k) * t.ldb + n];
+      V = vbuf;
+      ldv = KB;
+    }
+    const bool acc = t.accumulate || k0 > 0;
+    if (!t.tA) {
+      dotRows(t.A + k0, t.lda, lo, hi, V, ldv, (int)t.N, kc, t.C, t.ldc, 1, acc);
+      continue;
+    }
+    for (long m0 = lo; m0 < hi; m0 += KB) {
+      const long mc = hi - m0 < KB ? hi - m0 : KB;
+      axpyRows(t.A + k0 * t.lda + m0, t.lda, 0, mc, V, ldv, (int)t.N, kc, cbuf, KB, false);
+      for (long i = 0; i < mc; i++)
+        for (long n = 0; n < t.N; n++) {
           float* o = t.C + (m0 + i) * t.ldc + n;
-          *o = acc ? *o + cbuf[i] : cbuf[i];
+          *o = acc ? *o + cbuf[n * KB + i] : cbuf[n * KB + i];
         }
-      }
     }
   }
 }
