@@ -393,10 +393,43 @@ GL_CLONES void reduceRows(int op, const float* GL_RESTRICT x, long len, long inn
   }
 }
 
+// Rows [o0, o1) of [outer, len] reduced along len < 16, many rows per call (one call per
+// row cost ~20 ns of overhead each: the 2x2 block sums of a nearest-upsampling's
+// gradient, 1.6M pairs, took 4.7 ms). Sums run in order, as js.
+GL_CLONES void reduceShortRows(int op, const float* GL_RESTRICT x, long len, long o0, long o1, float* GL_RESTRICT out) {
+  if (op == 0) {
+    if (len == 2) {
+      for (long o = o0; o < o1; o++) out[o] = x[2 * o] + x[2 * o + 1];
+      return;
+    }
+    for (long o = o0; o < o1; o++) {
+      float s = 0.f;
+      for (long k = 0; k < len; k++) s += x[o * len + k];
+      out[o] = s;
+    }
+    return;
+  }
+  const bool isMax = op == 1;
+  for (long o = o0; o < o1; o++) {
+    const float* r = x + o * len;
+    float cur = len > 0 ? r[0] : isMax ? -__builtin_inff() : __builtin_inff();
+    for (long k = 1; k < len; k++) {
+      const float v = r[k];
+      const bool take = (v != v || (isMax ? v > cur : v < cur)) && cur == cur;
+      cur = take ? v : cur;
+    }
+    out[o] = cur;
+  }
+}
+
 }  // namespace
 
 void reduce(int op, const float* x, long outer, long len, long inner, float* out) {
   const double cost = (double)outer * len * inner;
+  if (inner == 1 && len < 16) {
+    parallelFor(outer, cost, [&](long lo, long hi) { reduceShortRows(op, x, len, lo, hi, out); });
+    return;
+  }
   if (outer >= 2 || inner == 1) {
     parallelFor(outer, cost, [&](long lo, long hi) {
       for (long o = lo; o < hi; o++) reduceRows(op, x + o * len * inner, len, inner, out + o * inner, 0, inner);
