@@ -751,6 +751,52 @@ napi_value ChannelAffineBackward(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+// batchNormStats(x, outer, C, inner, mean, var)
+napi_value BatchNormStats(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lx, lm, lv;
+  const float* x = a.f32(0, &lx);
+  const long outer = a.lng(1), C = a.lng(2), inner = a.lng(3);
+  float* mean = a.f32(4, &lm);
+  float* var = a.f32(5, &lv);
+  if (a.failed) return nullptr;
+  if (outer < 1 || C < 1 || inner < 1) a.fail("genlab native: batchNormStats: bad size");
+  a.within(0, outer * C * inner, lx, "batchNormStats x");
+  a.within(0, C, lm, "batchNormStats mean");
+  a.within(0, C, lv, "batchNormStats var");
+  if (a.failed) return nullptr;
+  gl::batchNormStats(x, outer, C, inner, mean, var);
+  return undef(env);
+}
+
+// batchNormBackward(x, g, outer, C, inner, mean, rstd, w | null, dx | null, dw | null, db | null)
+napi_value BatchNormBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lx, lg, lm, lr, lw, ld, ldw, ldb;
+  const float* x = a.f32(0, &lx);
+  const float* g = a.f32(1, &lg);
+  const long outer = a.lng(2), C = a.lng(3), inner = a.lng(4);
+  const float* mean = a.f32(5, &lm);
+  const float* rstd = a.f32(6, &lr);
+  const float* w = a.f32opt(7, &lw);
+  float* dx = a.f32opt(8, &ld);
+  float* dw = a.f32opt(9, &ldw);
+  float* db = a.f32opt(10, &ldb);
+  if (a.failed) return nullptr;
+  if (outer < 1 || C < 1 || inner < 1) a.fail("genlab native: batchNormBackward: bad size");
+  a.within(0, outer * C * inner, lx, "batchNormBackward x");
+  a.within(0, outer * C * inner, lg, "batchNormBackward g");
+  a.within(0, C, lm, "batchNormBackward mean");
+  a.within(0, C, lr, "batchNormBackward rstd");
+  if (w) a.within(0, C, lw, "batchNormBackward w");
+  if (dx) a.within(0, outer * C * inner, ld, "batchNormBackward dx");
+  if (dw) a.within(0, C, ldw, "batchNormBackward dw");
+  if (db) a.within(0, C, ldb, "batchNormBackward db");
+  if (a.failed) return nullptr;
+  gl::batchNormBackward(x, g, outer, C, inner, mean, rstd, w, dx, dw, db);
+  return undef(env);
+}
+
 // Memory kernels (memory.cpp): sizes checked against B, N, M, S.
 // ntmAddress(mem, key, beta, g, wPrev, shift, gamma, B, N, M, S, w, act)
 napi_value NtmAddress(napi_env env, napi_callback_info info) {
@@ -957,6 +1003,7 @@ NAPI_MODULE_INIT() {
       {"gruCellBackward", GruCellBackward}, {"attention", Attention}, {"attentionBackward", AttentionBackward},
       {"normRows", NormRows}, {"normRowsBackward", NormRowsBackward},
       {"channelAffine", ChannelAffine}, {"channelAffineBackward", ChannelAffineBackward},
+      {"batchNormStats", BatchNormStats}, {"batchNormBackward", BatchNormBackward},
       {"layerNormRows", LayerNormRows}, {"layerNormRowsBackward", LayerNormRowsBackward},
       {"ntmAddress", NtmAddress}, {"ntmAddressBackward", NtmAddressBackward}, {"memoryRead", MemoryRead},
       {"memoryReadBackward", MemoryReadBackward}, {"memoryWrite", MemoryWrite},

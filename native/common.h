@@ -129,6 +129,12 @@ void channelAffine(const float* x, long outer, long C, long inner, const float* 
 // dx = du * w[c], du = g * act'(x w + b); sums[2 r] = sum du * x, sums[2 r + 1] = sum du per row r = (o, c).
 void channelAffineBackward(const float* x, const float* g, long outer, long C, long inner, const float* w,
                            const float* b, int act, float* dx, float* sums);
+// BatchNorm over x [outer, C, inner] per channel c: mean and biased variance.
+void batchNormStats(const float* x, long outer, long C, long inner, float* mean, float* var);
+// Its gradient given mean and rstd = 1/sqrt(var + eps): dx = w rstd (g - mean(g) - xhat mean(g xhat)),
+// dw = sum g xhat, db = sum g (w, dx, dw, db nullable).
+void batchNormBackward(const float* x, const float* g, long outer, long C, long inner, const float* mean, const float* rstd,
+                       const float* w, float* dx, float* dw, float* db);
 
 // External memory (memory.cpp): NTM addressing over mem [B, N, M] with key [B, M],
 // beta, g, gamma [B], wPrev [B, N], shift [B, S] -> w [B, N] and act [B, 5N + 1]

@@ -314,6 +314,72 @@ GL_CLONES void channelAffineBackRows(const float* GL_RESTRICT x, const float* GL
   }
 }
 
+// BatchNorm over channel c of x [outer, C, inner]: the rows (o, c), inner floats each.
+// The 16 lane sums run across all of a channel's rows and are reduced once per channel
+// (rows are short: 49 floats at 7x7, where a reduction per row cost more than the
+// sums). The variance is a second pass, read again from cache: sum (x - mean)^2, not
+// E[x^2] - mean^2.
+template <class F>
+__attribute__((always_inline)) inline double channelSum(long outer, long rowStride, long inner, F f) {
+  float lanes[NL] = {0.f};
+  double tail = 0.0, total = 0.0;
+  const long nb = inner / NL * NL;
+  for (long o = 0; o < outer; o++) {
+    const long r = o * rowStride;
+    for (long j0 = 0; j0 < nb; j0 += NL)
+      for (int l = 0; l < NL; l++) lanes[l] += f(r + j0 + l);
+    for (long j = nb; j < inner; j++) tail += f(r + j);
+    if ((o & 63) == 63) {  // keep the float lanes short (64 rows at a time)
+      for (int l = 0; l < NL; l++) {
+        total += lanes[l];
+        lanes[l] = 0.f;
+      }
+    }
+  }
+  for (int l = 0; l < NL; l++) total += lanes[l];
+  return total + tail;
+}
+
+GL_CLONES void batchNormStatsChannels(const float* GL_RESTRICT x, long outer, long C, long inner, long c0, long c1,
+                                      float* GL_RESTRICT mean, float* GL_RESTRICT var) {
+  const double n = (double)outer * inner;
+  for (long c = c0; c < c1; c++) {
+    const float* xc = x + c * inner;
+    const float m = (float)(channelSum(outer, C * inner, inner, [=](long i) { return xc[i]; }) / n);
+    const double q = channelSum(outer, C * inner, inner, [=](long i) {
+      const float d = xc[i] - m;
+      return d * d;
+    });
+    mean[c] = m;
+    var[c] = (float)(q / n);
+  }
+}
+
+// The gradient of y = (x - mean) rstd w + b over channels [c0, c1): with the channel
+// sums Sg = sum g and Sh = sum g xhat, dx = w rstd (g - Sg / n - xhat Sh / n), dw = Sh,
+// db = Sg (dx, dw, db nullable; w null means 1).
+GL_CLONES void batchNormBackChannels(const float* GL_RESTRICT x, const float* GL_RESTRICT g, long outer, long C, long inner,
+                                     const float* mean, const float* rstd, const float* w, long c0, long c1,
+                                     float* GL_RESTRICT dx, float* dw, float* db) {
+  const double n = (double)outer * inner;
+  for (long c = c0; c < c1; c++) {
+    const float m = mean[c], rs = rstd[c];
+    const float *xc = x + c * inner, *gc = g + c * inner;
+    const double sg = channelSum(outer, C * inner, inner, [=](long i) { return gc[i]; });
+    const double sgd = channelSum(outer, C * inner, inner, [=](long i) { return gc[i] * (xc[i] - m); });
+    const double sh = sgd * rs;
+    if (dw) dw[c] = (float)sh;
+    if (db) db[c] = (float)sg;
+    if (!dx) continue;
+    const float k = (w ? w[c] : 1.f) * rs, a = (float)(sg / n), bh = (float)(sh / n) * rs;
+    for (long o = 0; o < outer; o++) {
+      const float *xr = x + (o * C + c) * inner, *gr = g + (o * C + c) * inner;
+      float* dr = dx + (o * C + c) * inner;
+      for (long j = 0; j < inner; j++) dr[j] = k * (gr[j] - a - (xr[j] - m) * bh);
+    }
+  }
+}
+
 }  // namespace
 
 void channelAffine(const float* x, long outer, long C, long inner, const float* w, const float* b, int act, float* y) {
@@ -325,6 +391,16 @@ void channelAffineBackward(const float* x, const float* g, long outer, long C, l
                            const float* b, int act, float* dx, float* sums) {
   parallelFor(outer * C, (double)outer * C * inner * (act ? 16 : 4),
               [&](long lo, long hi) { channelAffineBackRows(x, g, C, inner, w, b, act, lo, hi, dx, sums); });
+}
+
+void batchNormStats(const float* x, long outer, long C, long inner, float* mean, float* var) {
+  parallelFor(C, (double)outer * C * inner * 3, [&](long lo, long hi) { batchNormStatsChannels(x, outer, C, inner, lo, hi, mean, var); });
+}
+
+void batchNormBackward(const float* x, const float* g, long outer, long C, long inner, const float* mean, const float* rstd,
+                       const float* w, float* dx, float* dw, float* db) {
+  parallelFor(C, (double)outer * C * inner * 6,
+              [&](long lo, long hi) { batchNormBackChannels(x, g, outer, C, inner, mean, rstd, w, lo, hi, dx, dw, db); });
 }
 
 void normRows(const float* x, long R, long N, float eps, float* y, float* rstd) {

@@ -12,13 +12,15 @@
  *
  * LayerNorm and GroupNorm normalise with one fused primitive (normalizeLastAxis in
  * src/engine/ops/fused.ts: statistics, normalisation and its backward in one kernel
- * each); layerNormCore is the unfused definition.
+ * each); layerNormCore is the unfused definition. BatchNorm on [N, C, ...] inputs of
+ * rank >= 3 with batch statistics runs as kernels too (batchNormTrain: statistics, one
+ * affine pass, a two-pass backward); [N, C] inputs and eval mode use the ops.
  */
 import { Tensor, noGrad } from '../engine/tensor.js';
 import { ShapeError, fmtShape, shapesEqual } from '../engine/shape.js';
 import { zeros, ones, full } from '../engine/creation.js';
 import { Module } from './module.js';
-import { channelAffine, layerNormAffine, normalizeLastAxis } from '../engine/ops/fused.js';
+import { batchNormTrain, channelAffine, layerNormAffine, normalizeLastAxis } from '../engine/ops/fused.js';
 
 export interface BatchNormOptions {
   /** Added to the variance (default 1e-5). */
@@ -45,15 +47,23 @@ export function batchNorm(
   if (training || !runningMean || !runningVar) {
     const n = x.size / C;
     if (training && n <= 1) throw new ShapeError(`batchNorm: expected more than 1 value per channel when training, got input ${fmtShape(x.shape)}`);
-    const mean = x.mean(axes, true);
-    const v = x.sub(mean).square().mean(axes, true); // biased, for normalising
-    const out = affineOf(x, mean.reshape([C]), v.add(eps).rsqrt().reshape([C]), weight, bias);
+    let out: Tensor;
+    let mv: ArrayLike<number>;
+    let vv: ArrayLike<number>;
+    if (x.rank >= 3 && x.size > 0) {
+      // Statistics, normalisation and affine part as kernels (and a two-pass backward).
+      const r = batchNormTrain(x, weight, bias, eps);
+      [out, mv, vv] = [r.y, r.mean, r.variance];
+    } else {
+      const mean = x.mean(axes, true);
+      const v = x.sub(mean).square().mean(axes, true); // biased, for normalising
+      out = affineOf(x, mean.reshape([C]), v.add(eps).rsqrt().reshape([C]), weight, bias);
+      [mv, vv] = noGrad(() => [mean.values(), v.values()]);
+    }
     if (training && runningMean && runningVar) {
       noGrad(() => {
         const rm = runningMean.data as Float32Array;
         const rv = runningVar.data as Float32Array;
-        const mv = mean.values();
-        const vv = v.values();
         const unbias = n / (n - 1);
         for (let c = 0; c < C; c++) {
           rm[runningMean.offset + c] = (1 - momentum) * rm[runningMean.offset + c] + momentum * mv[c];

@@ -255,6 +255,22 @@ export interface Backend {
     b: Float32Array | null, act: number, dx: Float32Array, sums: Float32Array,
   ): void;
 
+  /**
+   * BatchNorm's statistics: per channel c of x [outer, C, inner] (outer, inner >= 1), the
+   * mean and the biased variance of its outer * inner elements.
+   */
+  batchNormStats(x: Float32Array, outer: number, C: number, inner: number, mean: Float32Array, variance: Float32Array): void;
+
+  /**
+   * BatchNorm's gradient from g, given each channel's mean and rstd = 1/sqrt(var + eps):
+   * with xhat = (x - mean) rstd, dx = w rstd (g - mean(g) - xhat mean(g xhat)) (w null: 1),
+   * dw = sum g xhat, db = sum g per channel. Writes the ones that are not null.
+   */
+  batchNormBackward(
+    x: Float32Array, g: Float32Array, outer: number, C: number, inner: number, mean: Float32Array, rstd: Float32Array,
+    w: Float32Array | null, dx: Float32Array | null, dw: Float32Array | null, db: Float32Array | null,
+  ): void;
+
   // ---- External memory (src/engine/ops/memory.ts; native/memory.cpp) -----------------
 
   /**

@@ -216,7 +216,7 @@ const sigmoid = (v: number): number => (v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.e
 /** Fused kernels (definitions for native/fused.cpp). */
 const fusedKernels: Pick<
   Backend, 'lstmCell' | 'lstmCellBackward' | 'gruCell' | 'gruCellBackward' | 'attention' | 'attentionBackward' | 'normRows' | 'normRowsBackward'
-  | 'channelAffine' | 'channelAffineBackward' | 'layerNormRows' | 'layerNormRowsBackward'
+  | 'channelAffine' | 'channelAffineBackward' | 'batchNormStats' | 'batchNormBackward' | 'layerNormRows' | 'layerNormRowsBackward'
 > = {
   layerNormRows(x, R, N, eps, w, b, y, mean, rstd) {
     for (let r = 0; r < R; r++) {
@@ -297,6 +297,46 @@ const fusedKernels: Pick<
       }
       sums[2 * r] = sx;
       sums[2 * r + 1] = s1;
+    }
+  },
+
+  batchNormStats(x, outer, C, inner, mean, variance) {
+    const n = outer * inner;
+    for (let c = 0; c < C; c++) {
+      let s = 0;
+      for (let o = 0; o < outer; o++) for (let j = 0, r = (o * C + c) * inner; j < inner; j++) s += x[r + j];
+      const m = Math.fround(s / n);
+      let q = 0;
+      for (let o = 0; o < outer; o++) {
+        for (let j = 0, r = (o * C + c) * inner; j < inner; j++) {
+          const d = Math.fround(x[r + j] - m);
+          q += d * d;
+        }
+      }
+      mean[c] = m;
+      variance[c] = q / n;
+    }
+  },
+
+  batchNormBackward(x, g, outer, C, inner, mean, rstd, w, dx, dw, db) {
+    const n = outer * inner;
+    for (let c = 0; c < C; c++) {
+      const m = mean[c], rs = rstd[c];
+      let sg = 0, sgd = 0;
+      for (let o = 0; o < outer; o++) {
+        for (let j = 0, r = (o * C + c) * inner; j < inner; j++) {
+          sg += g[r + j];
+          sgd += g[r + j] * Math.fround(x[r + j] - m);
+        }
+      }
+      const sh = sgd * rs;
+      if (dw) dw[c] = sh;
+      if (db) db[c] = sg;
+      if (!dx) continue;
+      const k = Math.fround((w ? w[c] : 1) * rs), a = Math.fround(sg / n), bh = Math.fround(Math.fround(sh / n) * rs);
+      for (let o = 0; o < outer; o++) {
+        for (let j = 0, r = (o * C + c) * inner; j < inner; j++) dx[r + j] = k * (g[r + j] - a - Math.fround(x[r + j] - m) * bh);
+      }
     }
   },
 

@@ -70,6 +70,8 @@ export interface NativeAddon {
   normRowsBackward(y: Float32Array, rstd: Float32Array, g: Float32Array, R: number, N: number, dx: Float32Array): void;
   channelAffine: Backend['channelAffine'];
   channelAffineBackward: Backend['channelAffineBackward'];
+  batchNormStats: Backend['batchNormStats'];
+  batchNormBackward: Backend['batchNormBackward'];
   layerNormRows: Backend['layerNormRows'];
   layerNormRowsBackward: Backend['layerNormRowsBackward'];
   ntmAddress: Backend['ntmAddress'];
@@ -296,6 +298,14 @@ export function loadNative(): Backend {
     channelAffineBackward(x, g, outer, C, inner, w, b, act, dx, sums) {
       if (outer * C * inner < T.elementwise) jsBackend.channelAffineBackward(x, g, outer, C, inner, w, b, act, dx, sums);
       else a.channelAffineBackward(x, g, outer, C, inner, w, b, act, dx, sums);
+    },
+    batchNormStats(x, outer, C, inner, mean, variance) {
+      if (outer * C * inner < T.elementwise) jsBackend.batchNormStats(x, outer, C, inner, mean, variance);
+      else a.batchNormStats(x, outer, C, inner, mean, variance);
+    },
+    batchNormBackward(x, g, outer, C, inner, mean, rstd, w, dx, dw, db) {
+      if (outer * C * inner < T.elementwise) jsBackend.batchNormBackward(x, g, outer, C, inner, mean, rstd, w, dx, dw, db);
+      else a.batchNormBackward(x, g, outer, C, inner, mean, rstd, w, dx, dw, db);
     },
     lstmCell(gates, c, B, H, h2, c2, act) {
       if (B * H < T.cell) jsBackend.lstmCell(gates, c, B, H, h2, c2, act);

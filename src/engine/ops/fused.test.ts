@@ -13,7 +13,7 @@ import { tensor } from '../creation.js';
 import { add, mul, sub, sigmoid, tanh, where, gt } from './elementwise.js';
 import { sum } from './reduce.js';
 import { matmul } from './matmul.js';
-import { lstmCell, gruCell, attention, attentionWeightsOps, canFuseAttention, lstmSequence, gruSequence, normalizeLastAxis, channelAffine, layerNormAffine } from './fused.js';
+import { lstmCell, gruCell, attention, attentionWeightsOps, canFuseAttention, lstmSequence, gruSequence, normalizeLastAxis, channelAffine, layerNormAffine, batchNormTrain } from './fused.js';
 import { rsqrt, square } from './elementwise.js';
 import { mean } from './reduce.js';
 import { concat, select, transpose } from './shape_ops.js';
@@ -274,6 +274,36 @@ for (const be of testBackends()) {
         if (act) compare(`${tag} b`, (x, b) => [channelAffine(x, null, b, act)], (x, b) => [composite(x, null, b)], [x, b], 1e-4, 1e-5);
         if (act) compare(`${tag} none`, (x) => [channelAffine(x, null, null, act)], (x) => [composite(x, null, null)], [x], 1e-4, 1e-5);
       }
+    });
+  });
+}
+
+for (const be of testBackends()) {
+  test(`batchNormTrain matches the composite on ${be}: values, statistics, first and second order, weight and bias or none`, () => {
+    withBackend(be, () => {
+      const rng = new Rng(14);
+      // Small (js below the native threshold), dcgan's [B, 128, 7, 7] scaled down, rank 3,
+      // and an off-centre input (mean 5) for the variance's cancellation.
+      for (const [shape, centre] of [[[4, 3, 5, 6], 0], [[16, 32, 7, 7], 0], [[6, 8, 50], 0], [[8, 16, 14, 14], 5]] as const) {
+        const C = shape[1];
+        const axes = [0, ...shape.slice(2).map((_, i) => i + 2)];
+        const bshape = [1, C, ...shape.slice(2).map(() => 1)];
+        const composite = (x: Tensor, w: Tensor | null, b: Tensor | null): Tensor => {
+          const xc = sub(x, mean(x, axes, true));
+          let y = mul(xc, rsqrt(add(mean(square(xc), axes, true), 1e-5)));
+          if (w) y = mul(y, w.reshape(bshape));
+          return b ? add(y, b.reshape(bshape)) : y;
+        };
+        const x = randn([...shape], rng, centre, 2), w = randn([C], rng, 1, 0.5), b = randn([C], rng, 0, 0.5);
+        const tag = `batchNormTrain ${JSON.stringify(shape)}`;
+        compare(`${tag} w+b`, (x, w, b) => [batchNormTrain(x, w, b, 1e-5).y], (x, w, b) => [composite(x, w, b)], [x, w, b], 1e-4, 1e-5);
+        compare(`${tag} none`, (x) => [batchNormTrain(x, null, null, 1e-5).y], (x) => [composite(x, null, null)], [x], 1e-4, 1e-5);
+        const { mean: m, variance: v } = batchNormTrain(x, null, null, 1e-5);
+        const xc = sub(x, mean(x, axes, true));
+        assertClose(tensor(m, [C]), mean(x, axes), 1e-5, 1e-5, `${tag} mean`);
+        assertClose(tensor(v, [C]), mean(square(xc), axes), 1e-4, 1e-5, `${tag} variance`);
+      }
+      assert.throws(() => batchNormTrain(randn([4, 3], rng), null, null, 1e-5), /batchNorm: expected a non-empty x \[N, C, \.\.\.\] of rank >= 3/);
     });
   });
 }

@@ -581,6 +581,66 @@ export function layerNormAffine(x: Tensor, weight: Tensor | null, bias: Tensor |
 }
 
 /**
+ * Training-mode BatchNorm of x [N, C, ...] (rank >= 3) with its affine part, as kernels:
+ * one pass (over each channel's rows, twice from cache) for the batch mean and biased
+ * variance, one channelAffine pass for y = (x - mean) rstd weight + bias, and a
+ * two-pass backward (channel sums of g and g xhat, then dx), where the composite makes
+ * about fifteen passes and broadcasts. Returns the statistics for the running averages.
+ * Gradients of gradients go through the composite definition.
+ * @example
+ * const { y, mean, variance } = batchNormTrain(x, bn.weight, bn.bias, 1e-5);
+ */
+export function batchNormTrain(
+  x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number,
+): { y: Tensor; mean: Float32Array; variance: Float32Array } {
+  const op = 'batchNorm';
+  const C = x.rank >= 3 ? x.shape[1] : -1;
+  if (C < 1 || x.size === 0 || (weight && !shapesEqual(weight.shape, [C])) || (bias && !shapesEqual(bias.shape, [C]))) {
+    throw new ShapeError(
+      `${op}: expected a non-empty x [N, C, ...] of rank >= 3 and weight, bias [C]; got x ${fmtShape(x.shape)}` +
+        `${weight ? `, weight ${fmtShape(weight.shape)}` : ''}${bias ? `, bias ${fmtShape(bias.shape)}` : ''}`,
+    );
+  }
+  const outer = x.shape[0], inner = x.size / (outer * C);
+  const xv = x.f32(op), wv = weight ? weight.f32(op) : null, bv = bias ? bias.f32(op) : null;
+  const mean = new Float32Array(C), variance = new Float32Array(C), rstd = new Float32Array(C);
+  const scale = new Float32Array(C), shift = new Float32Array(C);
+  const bk = backend();
+  bk.batchNormStats(xv, outer, C, inner, mean, variance);
+  for (let c = 0; c < C; c++) {
+    rstd[c] = 1 / Math.sqrt(variance[c] + eps);
+    scale[c] = rstd[c] * (wv ? wv[c] : 1);
+    shift[c] = (bv ? bv[c] : 0) - mean[c] * scale[c];
+  }
+  const out = emptyF32(x.size);
+  bk.channelAffine(xv, outer, C, inner, scale, shift, 0, out);
+  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  const y = fromOp(op, out, x.shape, inputs, (g) => {
+    if (isGradEnabled()) return compositeGrads(inputs, g, (xs) => batchNormOps(xs[0], weight ? xs[1] : null, bias ? xs[xs.length - 1] : null, eps));
+    const dx = x.requiresGrad ? emptyF32(x.size) : null;
+    const dw = weight?.requiresGrad ? emptyF32(C) : null;
+    const db = bias?.requiresGrad ? emptyF32(C) : null;
+    bk.batchNormBackward(xv, g.f32(`${op} backward`), outer, C, inner, mean, rstd, wv, dx, dw, db);
+    return [
+      dx && new Tensor(dx, x.shape),
+      ...(weight ? [dw && new Tensor(dw, [C])] : []),
+      ...(bias ? [db && new Tensor(db, [C])] : []),
+    ];
+  });
+  return { y, mean, variance };
+}
+
+/** batchNormTrain's definition in differentiable ops (for gradients of gradients, and tests). */
+export function batchNormOps(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): Tensor {
+  const axes = [0, ...Array.from({ length: x.rank - 2 }, (_, i) => i + 2)];
+  const perChannel = [1, x.shape[1], ...Array<number>(x.rank - 2).fill(1)];
+  const d = sub(x, x.mean(axes, true));
+  let y = mul(d, rsqrt(add(square(d).mean(axes, true), eps)));
+  if (weight) y = mul(y, reshape(weight, perChannel));
+  return bias ? add(y, reshape(bias, perChannel)) : y;
+}
+
+/**
  * act(x * weight[c] + bias[c]) over the channel axis 1 of x [N, C, ...] in one pass:
  * GroupNorm's (and BatchNorm's) affine part, optionally with the SiLU that follows it in
  * diffusion U-Nets, fused so that the activation is not another pass over memory (and
