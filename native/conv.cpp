@@ -412,8 +412,9 @@ bool isDirect(const ConvShape& s) {
   return s.kh == 1 && s.kw == 1 && s.sh == 1 && s.sw == 1 && s.ph == 0 && s.pw == 0 && s.oh == s.H && s.ow == s.W;
 }
 
-// Add columns [Cin*kh*kw, ld] (image b's columns at b*L) into images x [m, Cin, H, W].
-void col2imBatch(const float* cols, long ld, long m, const ConvShape& s, float* x) {
+// Add columns into images x [m, Cin, H, W]: row r = (c, ki, kj) of image b at cols +
+// b * bs + r * ld, L = oh * ow floats.
+void col2imBatch(const float* cols, long ld, long bs, long m, const ConvShape& s, float* x) {
   const long L = s.oh * s.ow, HW = s.H * s.W, C = s.Cin;
   forRange(m * C, (double)m * C * s.kh * s.kw * L, [&](long lo, long hi) {
     for (long t = lo; t < hi; t++) {
@@ -422,7 +423,7 @@ void col2imBatch(const float* cols, long ld, long m, const ConvShape& s, float* 
       // The (ki, kj, y, q) order of js's col2im, so that the sums round identically.
       for (long ki = 0; ki < s.kh; ki++)
         for (long kj = 0; kj < s.kw; kj++) {
-          const float* row = cols + ((c * s.kh + ki) * s.kw + kj) * ld + b * L;
+          const float* row = cols + ((c * s.kh + ki) * s.kw + kj) * ld + b * bs;
           const long off = kj * s.dw - s.pw;
           for (long y = 0; y < s.oh; y++) {
             const long iy = y * s.sh - s.ph + ki * s.dh;
@@ -433,10 +434,11 @@ void col2imBatch(const float* cols, long ld, long m, const ConvShape& s, float* 
               long q0 = -off > 0 ? -off : 0, q1 = s.W - off < s.ow ? s.W - off : s.ow;
               for (long q = q0; q < q1; q++) xb[q + off] += ro[q];
             } else {
-              for (long q = 0; q < s.ow; q++) {
-                const long ix = q * s.sw + off;
-                if (ix >= 0 && ix < s.W) xb[ix] += ro[q];
-              }
+              // Valid q: 0 <= q sw + off < W, without a test per element.
+              const long q0 = off < 0 ? (-off + s.sw - 1) / s.sw : 0;
+              long q1 = (s.W - 1 - off) / s.sw + 1;
+              if (q1 > s.ow) q1 = s.ow;
+              for (long q = q0; q < q1; q++) xb[q * s.sw + off] += ro[q];
             }
           }
         }
@@ -842,12 +844,14 @@ void convBackwardData(const float* y, const float* w, const ConvShape& s, float*
   for (long n0 = 0; n0 < s.N; n0 += m) {
     const long mb = s.N - n0 < m ? s.N - n0 : m;
     const long mL = mb * L;
+    // Columns image by image, [mb, Cin*kh*kw, L]: col2im then reads each image's rows
+    // from one contiguous block instead of Cin*kh*kw rows mb*L floats apart.
     for (long g = 0; g < s.groups; g++) {
-      const Out C = {cols + g * K * mL, mL, 0, 0};
+      const Out C = {cols + g * K * L, L, L, CK * L};
       gemmV(true, false, K, mL, Og, dense(w + g * Og * K, K), blocked(y + n0 * s.Cout * L + g * Og * L, L, L, s.Cout * L),
             false, C);
     }
-    col2imBatch(cols, mL, mb, s, out + n0 * s.Cin * HW);
+    col2imBatch(cols, L, CK * L, mb, s, out + n0 * s.Cin * HW);
   }
 }
 
