@@ -698,12 +698,74 @@ bool gemmThin(bool tA, bool tB, long M, long N, long K, const float* A, long lda
   }, &t);
   return true;
 }
+// ---------------------------------------------------------------- short products
+// C with K <= 4 (a rank-1 update: a one-output layer's input gradient g [B, 1] . W [1, N]):
+// packing and register tiles are all overhead there. Each row of C is the sum of K
+// scaled rows of op(B), kept in L1 (dcgan's 64x6272x1: 231 -> ~3x us).
+constexpr long SHORT_K = 4;
+
+struct ShortTask {
+  const float* A;
+  long lda;
+  bool tA, accumulate;
+  const float* Bt;  // op(B) as K rows of N, ldb apart
+  long ldb, M, N, K;
+  float* C;
+  long ldc;
+};
+
+GL_CLONES void shortRows(const ShortTask& t, long i0, long i1) {
+  for (long i = i0; i < i1; i++) {
+    float* GL_RESTRICT c = t.C + i * t.ldc;
+    for (long k = 0; k < t.K; k++) {
+      const float a = t.tA ? t.A[k * t.lda + i] : t.A[i * t.lda + k];
+      const float* GL_RESTRICT b = t.Bt + k * t.ldb;
+      if (k == 0 && !t.accumulate)
+        for (long j = 0; j < t.N; j++) c[j] = a * b[j];
+      else
+        for (long j = 0; j < t.N; j++) c[j] += a * b[j];
+    }
+  }
+}
+
+bool gemmShort(bool tA, bool tB, long M, long N, long K, const float* A, long lda, const float* B, long ldb,
+               bool accumulate, float* C, long ldc) {
+  if (K <= 0 || K > SHORT_K || M <= THIN || N <= THIN) return false;
+  float* bt = nullptr;
+  if (tB) {
+#if GL_WASM
+    return false;  // (no heap in the wasm build: the general path)
+#else
+    // B is N x K: its K columns as rows.
+    bt = (float*)aligned_alloc(64, ((size_t)K * N * sizeof(float) + 63) / 64 * 64);
+    if (!bt) return false;
+    for (long j = 0; j < N; j++)
+      for (long k = 0; k < K; k++) bt[k * N + j] = B[j * ldb + k];
+#endif
+  }
+  ShortTask t = {A, lda, tA, accumulate, tB ? bt : B, tB ? N : ldb, M, N, K, C, ldc};
+  int nt = numThreads();
+  if ((double)M * N * (K + 1) < 2e6) nt = 1;
+  if (nt <= 1) {
+    shortRows(t, 0, M);
+  } else {
+    parallel(nt, [](void* c, int tid, int n) {
+      const ShortTask& x = *(const ShortTask*)c;
+      shortRows(x, x.M * tid / n, x.M * (tid + 1) / n);
+    }, &t);
+  }
+#if !GL_WASM
+  free(bt);
+#endif
+  return true;
+}
 }  // namespace
 
 void gemm(bool transA, bool transB, long M, long N, long K, const float* A, long lda, const float* B, long ldb,
           float beta, float* C, long ldc, const GemmEpilogue& epi) {
   const bool accumulate = beta != 0.f;
-  if (gemmThin(transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc)) {
+  if (gemmThin(transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc) ||
+      gemmShort(transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc)) {
     if (epi.bias || epi.relu) finish(C, ldc, M, N, epi.bias, epi.relu);
     return;
   }

@@ -64,6 +64,8 @@ test('native gemm = js gemm: every microkernel, transposes, odd sizes, offsets, 
     [1, 1100, 37], [4, 77, 129], [5, 4, 33], [3, 700, 2000], [1000, 1, 40], [2000, 3, 700],
     // A^T . B split into row chunks that read B in place (one chunk, and more than MC rows).
     [100, 300, 200], [300, 400, 64],
+    // Short K (rank-1 to rank-4 updates), one and two threads' worth.
+    [70, 90, 1], [33, 200, 3], [600, 3000, 2],
   ];
   const kernels = (['avx512', 'avx2', 'scalar'] as const).filter((k) => N().setKernel(k));
   N().setKernel('best');
