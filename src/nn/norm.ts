@@ -14,7 +14,7 @@
  * src/engine/ops/fused.ts: statistics, normalisation and its backward in one kernel
  * each); layerNormCore is the unfused definition. BatchNorm on [N, C, ...] inputs of
  * rank >= 3 with batch statistics runs as kernels too (batchNormTrain: statistics, one
- * affine pass, a two-pass backward); [N, C] inputs and eval mode use the ops.
+ * affine pass, a three-pass backward); [N, C] inputs and eval mode use the ops.
  */
 import { Tensor, noGrad } from '../engine/tensor.js';
 import { ShapeError, fmtShape, shapesEqual } from '../engine/shape.js';
@@ -51,7 +51,7 @@ export function batchNorm(
     let mv: ArrayLike<number>;
     let vv: ArrayLike<number>;
     if (x.rank >= 3 && x.size > 0) {
-      // Statistics, normalisation and affine part as kernels (and a two-pass backward).
+      // Statistics, normalisation and affine part as kernels (and the backward).
       const r = batchNormTrain(x, weight, bias, eps);
       [out, mv, vv] = [r.y, r.mean, r.variance];
     } else {

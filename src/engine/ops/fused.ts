@@ -584,8 +584,8 @@ export function layerNormAffine(x: Tensor, weight: Tensor | null, bias: Tensor |
  * Training-mode BatchNorm of x [N, C, ...] (rank >= 3) with its affine part, as kernels:
  * one pass (over each channel's rows, twice from cache) for the batch mean and biased
  * variance, one channelAffine pass for y = (x - mean) rstd weight + bias, and a
- * two-pass backward (channel sums of g and g xhat, then dx), where the composite makes
- * about fifteen passes and broadcasts. Returns the statistics for the running averages.
+ * backward of three passes (the channel sums of g and of g (x - mean), then dx), where
+ * the composite makes about fifteen passes and broadcasts. Returns the statistics for the running averages.
  * Gradients of gradients go through the composite definition.
  * @example
  * const { y, mean, variance } = batchNormTrain(x, bn.weight, bn.bias, 1e-5);
@@ -630,7 +630,7 @@ export function batchNormTrain(
   return { y, mean, variance };
 }
 
-/** batchNormTrain's definition in differentiable ops (for gradients of gradients, and tests). */
+/** batchNormTrain's definition in differentiable ops (its gradients of gradients go through it). */
 export function batchNormOps(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): Tensor {
   const axes = [0, ...Array.from({ length: x.rank - 2 }, (_, i) => i + 2)];
   const perChannel = [1, x.shape[1], ...Array<number>(x.rank - 2).fill(1)];
