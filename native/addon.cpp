@@ -751,6 +751,61 @@ napi_value ChannelAffineBackward(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+// groupNormRows(x, N, G, Cg, S, eps, w | null, b | null, act, y, mean, rstd)
+napi_value GroupNormRows(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lx, lw, lb, ly, lm, lr;
+  const float* x = a.f32(0, &lx);
+  const long N = a.lng(1), G = a.lng(2), Cg = a.lng(3), S = a.lng(4);
+  const float eps = (float)a.num(5);
+  const float* w = a.f32opt(6, &lw);
+  const float* b = a.f32opt(7, &lb);
+  const long act = a.lng(8);
+  float* y = a.f32(9, &ly);
+  float* mean = a.f32(10, &lm);
+  float* rstd = a.f32(11, &lr);
+  if (a.failed) return nullptr;
+  if (N < 1 || G < 1 || Cg < 1 || S < 1 || act < 0 || act > 1) a.fail("genlab native: groupNormRows: bad size or activation");
+  a.within(0, N * G * Cg * S, lx, "groupNormRows x");
+  if (w) a.within(0, G * Cg, lw, "groupNormRows w");
+  if (b) a.within(0, G * Cg, lb, "groupNormRows b");
+  a.within(0, N * G * Cg * S, ly, "groupNormRows y");
+  a.within(0, N * G, lm, "groupNormRows mean");
+  a.within(0, N * G, lr, "groupNormRows rstd");
+  if (a.failed) return nullptr;
+  gl::groupNormRows(x, N, G, Cg, S, eps, w, b, (int)act, y, mean, rstd);
+  return undef(env);
+}
+
+// groupNormRowsBackward(x, g, N, G, Cg, S, mean, rstd, w | null, b | null, act, dx, sums)
+napi_value GroupNormRowsBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t lx, lg, lm, lr, lw, lb, ld, ls;
+  const float* x = a.f32(0, &lx);
+  const float* g = a.f32(1, &lg);
+  const long N = a.lng(2), G = a.lng(3), Cg = a.lng(4), S = a.lng(5);
+  const float* mean = a.f32(6, &lm);
+  const float* rstd = a.f32(7, &lr);
+  const float* w = a.f32opt(8, &lw);
+  const float* b = a.f32opt(9, &lb);
+  const long act = a.lng(10);
+  float* dx = a.f32(11, &ld);
+  float* sums = a.f32(12, &ls);
+  if (a.failed) return nullptr;
+  if (N < 1 || G < 1 || Cg < 1 || S < 1 || act < 0 || act > 1) a.fail("genlab native: groupNormRowsBackward: bad size or activation");
+  a.within(0, N * G * Cg * S, lx, "groupNormRowsBackward x");
+  a.within(0, N * G * Cg * S, lg, "groupNormRowsBackward g");
+  a.within(0, N * G, lm, "groupNormRowsBackward mean");
+  a.within(0, N * G, lr, "groupNormRowsBackward rstd");
+  if (w) a.within(0, G * Cg, lw, "groupNormRowsBackward w");
+  if (b) a.within(0, G * Cg, lb, "groupNormRowsBackward b");
+  a.within(0, N * G * Cg * S, ld, "groupNormRowsBackward dx");
+  a.within(0, 2 * N * G * Cg, ls, "groupNormRowsBackward sums");
+  if (a.failed) return nullptr;
+  gl::groupNormRowsBackward(x, g, N, G, Cg, S, mean, rstd, w, b, (int)act, dx, sums);
+  return undef(env);
+}
+
 // batchNormStats(x, outer, C, inner, mean, var)
 napi_value BatchNormStats(napi_env env, napi_callback_info info) {
   Args a(env, info);
@@ -1004,6 +1059,7 @@ NAPI_MODULE_INIT() {
       {"normRows", NormRows}, {"normRowsBackward", NormRowsBackward},
       {"channelAffine", ChannelAffine}, {"channelAffineBackward", ChannelAffineBackward},
       {"batchNormStats", BatchNormStats}, {"batchNormBackward", BatchNormBackward},
+      {"groupNormRows", GroupNormRows}, {"groupNormRowsBackward", GroupNormRowsBackward},
       {"layerNormRows", LayerNormRows}, {"layerNormRowsBackward", LayerNormRowsBackward},
       {"ntmAddress", NtmAddress}, {"ntmAddressBackward", NtmAddressBackward}, {"memoryRead", MemoryRead},
       {"memoryReadBackward", MemoryReadBackward}, {"memoryWrite", MemoryWrite},

@@ -129,6 +129,13 @@ void channelAffine(const float* x, long outer, long C, long inner, const float* 
 // dx = du * w[c], du = g * act'(x w + b); sums[2 r] = sum du * x, sums[2 r + 1] = sum du per row r = (o, c).
 void channelAffineBackward(const float* x, const float* g, long outer, long C, long inner, const float* w,
                            const float* b, int act, float* dx, float* sums);
+// GroupNorm over x [N, C, S] with G groups of Cg channels, affine part (w, b nullable) and
+// activation (0 none, 1 SiLU): y, and each row's (n, g) mean and rstd.
+void groupNormRows(const float* x, long N, long G, long Cg, long S, float eps, const float* w, const float* b, int act,
+                   float* y, float* mean, float* rstd);
+// Its gradient: dx, and per (n, channel) sums[2 (n C + c)] = sum du xhat, [+1] = sum du.
+void groupNormRowsBackward(const float* x, const float* g, long N, long G, long Cg, long S, const float* mean,
+                           const float* rstd, const float* w, const float* b, int act, float* dx, float* sums);
 // BatchNorm over x [outer, C, inner] per channel c: mean and biased variance.
 void batchNormStats(const float* x, long outer, long C, long inner, float* mean, float* var);
 // Its gradient given mean and rstd = 1/sqrt(var + eps): dx = w rstd (g - mean(g) - xhat mean(g xhat)),

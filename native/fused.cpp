@@ -314,6 +314,78 @@ GL_CLONES void channelAffineBackRows(const float* GL_RESTRICT x, const float* GL
   }
 }
 
+// GroupNorm with its affine part and activation over x [N, C, S], G groups of Cg = C / G
+// channels: row r = (n, g) is Cg * S contiguous floats. Forward rows [r0, r1): the row's
+// mean and 1/std, then y = act(x * sc + sh) channel by channel (sc = rstd w[c], sh =
+// b[c] - mean sc), read again from cache.
+GL_CLONES void groupNormRowsLoop(const float* GL_RESTRICT x, long G, long Cg, long S, float eps, const float* w,
+                                 const float* b, int act, long r0, long r1, float* GL_RESTRICT y, float* mean, float* rstd) {
+  for (long r = r0; r < r1; r++) {
+    const float* xr = x + r * Cg * S;
+    float* yr = y + r * Cg * S;
+    float m, rs;
+    rowStats(xr, Cg * S, eps, m, rs);
+    mean[r] = m;
+    rstd[r] = rs;
+    for (long c = 0; c < Cg; c++) {
+      const long ch = r % G * Cg + c;
+      const float sc = rs * (w ? w[ch] : 1.f), sh = (b ? b[ch] : 0.f) - m * sc;
+      const float* xc = xr + c * S;
+      float* yc = yr + c * S;
+      if (act == 1)
+        for (long j = 0; j < S; j++) yc[j] = fsilu(xc[j] * sc + sh);
+      else
+        for (long j = 0; j < S; j++) yc[j] = xc[j] * sc + sh;
+    }
+  }
+}
+
+// Its gradient for rows [r0, r1): du = g act'(u), u = xhat w + b, dxhat = du w; per
+// channel ch of image n the sums sums[2 (n C + ch)] = sum du xhat and [+1] = sum du
+// (the weight and bias gradients, summed over n by the caller); then dx = rstd (dxhat -
+// mean(dxhat) - xhat mean(dxhat xhat)) over the row, recomputing du from cache.
+GL_CLONES void groupNormBackLoop(const float* GL_RESTRICT x, const float* GL_RESTRICT g, long G, long Cg, long S,
+                                 const float* mean, const float* rstd, const float* w, const float* b, int act, long r0,
+                                 long r1, float* GL_RESTRICT dx, float* GL_RESTRICT sums) {
+  const long C = G * Cg;
+  for (long r = r0; r < r1; r++) {
+    const float m = mean[r], rs = rstd[r];
+    const long n = r / G, g0 = r % G * Cg;
+    double sA = 0.0, sB = 0.0;  // sum dxhat, sum dxhat xhat over the row
+    for (long c = 0; c < Cg; c++) {
+      const long ch = g0 + c;
+      const float wc = w ? w[ch] : 1.f, bc = b ? b[ch] : 0.f;
+      const float *xc = x + (r * Cg + c) * S, *gc = g + (r * Cg + c) * S;
+      float* out = sums + 2 * (n * C + ch);
+      pairSums(S, [=](long j, float& uxh, float& u) {
+        const float xh = (xc[j] - m) * rs;
+        u = act == 1 ? gc[j] * fsiluGrad(xh * wc + bc) : gc[j];
+        uxh = u * xh;
+      }, out[0], out[1]);
+      sA += (double)wc * out[1];
+      sB += (double)wc * out[0];
+    }
+    const double len = (double)Cg * S;
+    const float a = (float)(sA / len), bq = (float)(sB / len);
+    for (long c = 0; c < Cg; c++) {
+      const long ch = g0 + c;
+      const float wc = w ? w[ch] : 1.f, bc = b ? b[ch] : 0.f;
+      const float *xc = x + (r * Cg + c) * S, *gc = g + (r * Cg + c) * S;
+      float* dc = dx + (r * Cg + c) * S;
+      if (act == 1)
+        for (long j = 0; j < S; j++) {
+          const float xh = (xc[j] - m) * rs;
+          dc[j] = rs * (gc[j] * fsiluGrad(xh * wc + bc) * wc - a - xh * bq);
+        }
+      else
+        for (long j = 0; j < S; j++) {
+          const float xh = (xc[j] - m) * rs;
+          dc[j] = rs * (gc[j] * wc - a - xh * bq);
+        }
+    }
+  }
+}
+
 // BatchNorm over channel c of x [outer, C, inner]: the rows (o, c), inner floats each.
 // The 16 lane sums run across all of a channel's rows and are reduced once per channel
 // (rows are short: 49 floats at 7x7, where a reduction per row cost more than the
@@ -393,6 +465,18 @@ void channelAffineBackward(const float* x, const float* g, long outer, long C, l
   // [32, 128, 49] 253 us on one thread, 76-144 us on two).
   parallelFor(outer * C, (double)outer * C * inner * 24,
               [&](long lo, long hi) { channelAffineBackRows(x, g, C, inner, w, b, act, lo, hi, dx, sums); });
+}
+
+void groupNormRows(const float* x, long N, long G, long Cg, long S, float eps, const float* w, const float* b, int act,
+                   float* y, float* mean, float* rstd) {
+  parallelFor(N * G, (double)N * G * Cg * S * (act ? 12 : 4),
+              [&](long lo, long hi) { groupNormRowsLoop(x, G, Cg, S, eps, w, b, act, lo, hi, y, mean, rstd); });
+}
+
+void groupNormRowsBackward(const float* x, const float* g, long N, long G, long Cg, long S, const float* mean,
+                           const float* rstd, const float* w, const float* b, int act, float* dx, float* sums) {
+  parallelFor(N * G, (double)N * G * Cg * S * (act ? 24 : 8),
+              [&](long lo, long hi) { groupNormBackLoop(x, g, G, Cg, S, mean, rstd, w, b, act, lo, hi, dx, sums); });
 }
 
 void batchNormStats(const float* x, long outer, long C, long inner, float* mean, float* var) {

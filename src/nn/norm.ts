@@ -10,9 +10,10 @@
  * (momentum null means a cumulative average, momentum = 1 / num_batches_tracked).
  * In eval mode it normalises with the running statistics.
  *
- * LayerNorm and GroupNorm normalise with one fused primitive (normalizeLastAxis in
+ * LayerNorm normalises with one fused primitive (normalizeLastAxis in
  * src/engine/ops/fused.ts: statistics, normalisation and its backward in one kernel
- * each); layerNormCore is the unfused definition. BatchNorm on [N, C, ...] inputs of
+ * each); layerNormCore is the unfused definition. GroupNorm's normalisation, affine
+ * part and optional SiLU are one kernel each way (groupNormAffine). BatchNorm on [N, C, ...] inputs of
  * rank >= 3 with batch statistics runs as kernels too (batchNormTrain: statistics, one
  * affine pass, a three-pass backward); [N, C] inputs and eval mode use the ops.
  */
@@ -20,7 +21,7 @@ import { Tensor, noGrad } from '../engine/tensor.js';
 import { ShapeError, fmtShape, shapesEqual } from '../engine/shape.js';
 import { zeros, ones, full } from '../engine/creation.js';
 import { Module } from './module.js';
-import { batchNormTrain, channelAffine, layerNormAffine, normalizeLastAxis } from '../engine/ops/fused.js';
+import { batchNormTrain, channelAffine, groupNormAffine, layerNormAffine, normalizeLastAxis } from '../engine/ops/fused.js';
 
 export interface BatchNormOptions {
   /** Added to the variance (default 1e-5). */
@@ -239,6 +240,8 @@ export function groupNorm(
   const [N, C] = x.shape;
   if (C % numGroups !== 0) throw new ShapeError(`groupNorm: ${C} channels are not divisible into ${numGroups} groups`);
   const g = x.reshape([N, numGroups, -1]); // (N, G, C/G * spatial)
+  // Normalisation, affine part and activation as one kernel each way.
+  if (g.shape[2] > 0 && N > 0) return groupNormAffine(x, numGroups, weight, bias, eps, activation);
   let y: Tensor;
   if (g.shape[2] > 0) {
     y = normalizeLastAxis(g, eps).reshape(x.shape);

@@ -256,6 +256,28 @@ export interface Backend {
   ): void;
 
   /**
+   * GroupNorm with its affine part and activation over x [N, C, S] in G groups of Cg =
+   * C / G channels (row r = (n, g) is Cg * S contiguous floats): y = act(xhat w[c] + b[c])
+   * with xhat = (x - mean_r) rstd_r (biased variance + eps); act 0 none, 1 SiLU; w, b
+   * nullable. Writes y and each row's mean and rstd.
+   */
+  groupNormRows(
+    x: Float32Array, N: number, G: number, Cg: number, S: number, eps: number, w: Float32Array | null,
+    b: Float32Array | null, act: number, y: Float32Array, mean: Float32Array, rstd: Float32Array,
+  ): void;
+
+  /**
+   * Gradient of groupNormRows from g: with du = g act'(xhat w + b), dx = rstd (du w -
+   * mean(du w) - xhat mean(du w xhat)) over each row, and per (n, channel c) the sums
+   * sums[2 (n C + c)] = sum du xhat and sums[2 (n C + c) + 1] = sum du (the weight and
+   * bias gradients, summed over n by the caller). Overwrites dx and sums.
+   */
+  groupNormRowsBackward(
+    x: Float32Array, g: Float32Array, N: number, G: number, Cg: number, S: number, mean: Float32Array, rstd: Float32Array,
+    w: Float32Array | null, b: Float32Array | null, act: number, dx: Float32Array, sums: Float32Array,
+  ): void;
+
+  /**
    * BatchNorm's statistics: per channel c of x [outer, C, inner] (outer, inner >= 1), the
    * mean and the biased variance of its outer * inner elements.
    */

@@ -216,7 +216,8 @@ const sigmoid = (v: number): number => (v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.e
 /** Fused kernels (definitions for native/fused.cpp). */
 const fusedKernels: Pick<
   Backend, 'lstmCell' | 'lstmCellBackward' | 'gruCell' | 'gruCellBackward' | 'attention' | 'attentionBackward' | 'normRows' | 'normRowsBackward'
-  | 'channelAffine' | 'channelAffineBackward' | 'batchNormStats' | 'batchNormBackward' | 'layerNormRows' | 'layerNormRowsBackward'
+  | 'channelAffine' | 'channelAffineBackward' | 'batchNormStats' | 'batchNormBackward' | 'groupNormRows' | 'groupNormRowsBackward'
+  | 'layerNormRows' | 'layerNormRowsBackward'
 > = {
   layerNormRows(x, R, N, eps, w, b, y, mean, rstd) {
     for (let r = 0; r < R; r++) {
@@ -297,6 +298,58 @@ const fusedKernels: Pick<
       }
       sums[2 * r] = sx;
       sums[2 * r + 1] = s1;
+    }
+  },
+
+  groupNormRows(x, N, G, Cg, S, eps, w, b, act, y, mean, rstd) {
+    const L = Cg * S;
+    for (let r = 0; r < N * G; r++) {
+      const o = r * L;
+      const [m, rs] = rowStats(x, o, L, eps);
+      mean[r] = m;
+      rstd[r] = rs;
+      for (let c = 0; c < Cg; c++) {
+        const ch = (r % G) * Cg + c;
+        const sc = Math.fround(rs * (w ? w[ch] : 1)), sh = Math.fround((b ? b[ch] : 0) - Math.fround(m * sc));
+        for (let j = o + c * S; j < o + (c + 1) * S; j++) {
+          const u = Math.fround(x[j] * sc + sh);
+          y[j] = act === 1 ? u * sigmoid(u) : u;
+        }
+      }
+    }
+  },
+
+  groupNormRowsBackward(x, g, N, G, Cg, S, mean, rstd, w, b, act, dx, sums) {
+    const L = Cg * S, C = G * Cg;
+    for (let r = 0; r < N * G; r++) {
+      const o = r * L, m = mean[r], rs = rstd[r], n = Math.floor(r / G), g0 = (r % G) * Cg;
+      const du = (c: number, j: number, xh: number): number => {
+        if (act !== 1) return g[j];
+        const u = Math.fround(xh * (w ? w[g0 + c] : 1) + (b ? b[g0 + c] : 0)), s = sigmoid(u);
+        return g[j] * s * (1 + u * (1 - s));
+      };
+      let sA = 0, sB = 0;
+      for (let c = 0; c < Cg; c++) {
+        const wc = w ? w[g0 + c] : 1;
+        let su = 0, suxh = 0;
+        for (let j = o + c * S; j < o + (c + 1) * S; j++) {
+          const xh = Math.fround(Math.fround(x[j] - m) * rs), d = du(c, j, xh);
+          su += d;
+          suxh += d * xh;
+        }
+        sums[2 * (n * C + g0 + c)] = suxh;
+        sums[2 * (n * C + g0 + c) + 1] = su;
+        sA += wc * su;
+        sB += wc * suxh;
+      }
+      const a = sA / L, bq = sB / L;
+      for (let c = 0; c < Cg; c++) {
+        const wc = w ? w[g0 + c] : 1;
+        for (let j = o + c * S; j < o + (c + 1) * S; j++) {
+          const xh = Math.fround(Math.fround(x[j] - m) * rs);
+          dx[j] = rs * (du(c, j, xh) * wc - a - xh * bq);
+        }
+      }
     }
   },
 

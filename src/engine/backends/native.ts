@@ -71,6 +71,8 @@ export interface NativeAddon {
   channelAffine: Backend['channelAffine'];
   channelAffineBackward: Backend['channelAffineBackward'];
   batchNormStats: Backend['batchNormStats'];
+  groupNormRows: Backend['groupNormRows'];
+  groupNormRowsBackward: Backend['groupNormRowsBackward'];
   batchNormBackward: Backend['batchNormBackward'];
   layerNormRows: Backend['layerNormRows'];
   layerNormRowsBackward: Backend['layerNormRowsBackward'];
@@ -298,6 +300,14 @@ export function loadNative(): Backend {
     channelAffineBackward(x, g, outer, C, inner, w, b, act, dx, sums) {
       if (outer * C * inner < T.elementwise) jsBackend.channelAffineBackward(x, g, outer, C, inner, w, b, act, dx, sums);
       else a.channelAffineBackward(x, g, outer, C, inner, w, b, act, dx, sums);
+    },
+    groupNormRows(x, N, G, Cg, S, eps, w, b, act, y, mean, rstd) {
+      if (N * G * Cg * S < T.elementwise) jsBackend.groupNormRows(x, N, G, Cg, S, eps, w, b, act, y, mean, rstd);
+      else a.groupNormRows(x, N, G, Cg, S, eps, w, b, act, y, mean, rstd);
+    },
+    groupNormRowsBackward(x, g, N, G, Cg, S, mean, rstd, w, b, act, dx, sums) {
+      if (N * G * Cg * S < T.elementwise) jsBackend.groupNormRowsBackward(x, g, N, G, Cg, S, mean, rstd, w, b, act, dx, sums);
+      else a.groupNormRowsBackward(x, g, N, G, Cg, S, mean, rstd, w, b, act, dx, sums);
     },
     batchNormStats(x, outer, C, inner, mean, variance) {
       if (outer * C * inner < T.elementwise) jsBackend.batchNormStats(x, outer, C, inner, mean, variance);

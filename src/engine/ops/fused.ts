@@ -581,6 +581,58 @@ export function layerNormAffine(x: Tensor, weight: Tensor | null, bias: Tensor |
 }
 
 /**
+ * GroupNorm of x [N, C, ...] in G groups with its affine part and optional SiLU as one
+ * kernel each way: forward reads x (each group's row twice, the second time from cache)
+ * and writes the result; the backward recomputes the normalised values from x and the
+ * saved row statistics. The unfused path (normalizeLastAxis, then channelAffine) writes
+ * and reads the normalised tensor in between, both ways. Gradients of gradients go
+ * through that path.
+ * @example
+ * const h = groupNormAffine(x, 8, gn.weight, gn.bias, 1e-5, 'silu');
+ */
+export function groupNormAffine(
+  x: Tensor, G: number, weight: Tensor | null, bias: Tensor | null, eps: number, activation: 'silu' | null = null,
+): Tensor {
+  const op = 'groupNorm';
+  const [N, C] = x.shape;
+  if (x.rank < 2 || x.size === 0 || !Number.isInteger(G) || G < 1 || C % G !== 0 ||
+      (weight && !shapesEqual(weight.shape, [C])) || (bias && !shapesEqual(bias.shape, [C]))) {
+    throw new ShapeError(
+      `${op}: expected a non-empty x [N, C, ...] with C divisible by ${G} groups and weight, bias [C]; got x ${fmtShape(x.shape)}` +
+        `${weight ? `, weight ${fmtShape(weight.shape)}` : ''}${bias ? `, bias ${fmtShape(bias.shape)}` : ''}`,
+    );
+  }
+  if (activation !== null && activation !== 'silu') throw new RangeError(`${op}: activation must be 'silu' or null, got ${JSON.stringify(activation)}`);
+  const Cg = C / G, S = x.size / (N * C), act = activation === 'silu' ? 1 : 0;
+  const xv = x.f32(op), wv = weight ? weight.f32(op) : null, bv = bias ? bias.f32(op) : null;
+  const out = emptyF32(x.size), mean = new Float32Array(N * G), rstd = new Float32Array(N * G);
+  const bk = backend();
+  bk.groupNormRows(xv, N, G, Cg, S, eps, wv, bv, act, out, mean, rstd);
+  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  return fromOp(op, out, x.shape, inputs, (g) => {
+    if (isGradEnabled()) {
+      return compositeGrads(inputs, g, (xs) => {
+        const y = reshape(normalizeLastAxis(reshape(xs[0], [N, G, Cg * S]), eps), x.shape);
+        return weight || bias || activation ? channelAffine(y, weight ? xs[1] : null, bias ? xs[xs.length - 1] : null, activation) : y;
+      });
+    }
+    const dx = emptyF32(x.size), sums = emptyF32(2 * N * C);
+    bk.groupNormRowsBackward(xv, g.f32(`${op} backward`), N, G, Cg, S, mean, rstd, wv, bv, act, dx, sums);
+    const dw = weight?.requiresGrad ? allocF32(C) : null;
+    const db = bias?.requiresGrad ? allocF32(C) : null;
+    for (let r = 0; r < N * C; r++) {
+      if (dw) dw[r % C] += sums[2 * r];
+      if (db) db[r % C] += sums[2 * r + 1];
+    }
+    return [
+      x.requiresGrad ? new Tensor(dx, x.shape) : null,
+      ...(weight ? [dw && new Tensor(dw, [C])] : []),
+      ...(bias ? [db && new Tensor(db, [C])] : []),
+    ];
+  });
+}
+
+/**
  * Training-mode BatchNorm of x [N, C, ...] (rank >= 3) with its affine part, as kernels:
  * one pass (over each channel's rows, twice from cache) for the batch mean and biased
  * variance, one channelAffine pass for y = (x - mean) rstd weight + bias, and a
