@@ -282,17 +282,21 @@ GL_CLONES void layerNormParamCols(const float* GL_RESTRICT x, const float* GL_RE
   }
 }
 
+// y[0, n) = act(x * scale + shift), act 0 none, 1 SiLU.
+__attribute__((always_inline)) inline void affineRow(const float* GL_RESTRICT x, long n, float scale, float shift, int act,
+                                                     float* GL_RESTRICT y) {
+  if (act == 1)
+    for (long j = 0; j < n; j++) y[j] = fsilu(x[j] * scale + shift);
+  else
+    for (long j = 0; j < n; j++) y[j] = x[j] * scale + shift;
+}
+
 GL_CLONES void channelAffineRows(const float* GL_RESTRICT x, long C, long inner, const float* w, const float* b, int act,
                                  long r0, long r1, float* GL_RESTRICT y) {
   for (long r = r0; r < r1; r++) {
     const long c = r % C;
     const float wc = w ? w[c] : 1.f, bc = b ? b[c] : 0.f;
-    const float* xr = x + r * inner;
-    float* yr = y + r * inner;
-    if (act == 1)
-      for (long j = 0; j < inner; j++) yr[j] = fsilu(xr[j] * wc + bc);
-    else
-      for (long j = 0; j < inner; j++) yr[j] = xr[j] * wc + bc;
+    affineRow(x + r * inner, inner, wc, bc, act, y + r * inner);
   }
 }
 
@@ -330,12 +334,7 @@ GL_CLONES void groupNormRowsLoop(const float* GL_RESTRICT x, long G, long Cg, lo
     for (long c = 0; c < Cg; c++) {
       const long ch = r % G * Cg + c;
       const float sc = rs * (w ? w[ch] : 1.f), sh = (b ? b[ch] : 0.f) - m * sc;
-      const float* xc = xr + c * S;
-      float* yc = yr + c * S;
-      if (act == 1)
-        for (long j = 0; j < S; j++) yc[j] = fsilu(xc[j] * sc + sh);
-      else
-        for (long j = 0; j < S; j++) yc[j] = xc[j] * sc + sh;
+      affineRow(xr + c * S, S, sc, sh, act, yr + c * S);
     }
   }
 }

@@ -618,17 +618,7 @@ export function groupNormAffine(
     }
     const dx = emptyF32(x.size), sums = emptyF32(2 * N * C);
     bk.groupNormRowsBackward(xv, g.f32(`${op} backward`), N, G, Cg, S, mean, rstd, wv, bv, act, dx, sums);
-    const dw = weight?.requiresGrad ? allocF32(C) : null;
-    const db = bias?.requiresGrad ? allocF32(C) : null;
-    for (let r = 0; r < N * C; r++) {
-      if (dw) dw[r % C] += sums[2 * r];
-      if (db) db[r % C] += sums[2 * r + 1];
-    }
-    return [
-      x.requiresGrad ? new Tensor(dx, x.shape) : null,
-      ...(weight ? [dw && new Tensor(dw, [C])] : []),
-      ...(bias ? [db && new Tensor(db, [C])] : []),
-    ];
+    return affineGrads(x, weight, bias, dx, sums);
   });
 }
 
@@ -720,18 +710,28 @@ export function channelAffine(x: Tensor, weight: Tensor | null, bias: Tensor | n
     const dx = emptyF32(x.size);
     const sums = emptyF32(2 * outer * C);
     backend().channelAffineBackward(xv, g.f32(`${op} backward`), outer, C, inner, wv, bv, act, dx, sums);
-    const dw = weight?.requiresGrad ? allocF32(C) : null;
-    const db = bias?.requiresGrad ? allocF32(C) : null;
-    for (let r = 0; r < outer * C; r++) {
-      if (dw) dw[r % C] += sums[2 * r];
-      if (db) db[r % C] += sums[2 * r + 1];
-    }
-    return [
-      x.requiresGrad ? new Tensor(dx, x.shape) : null,
-      ...(weight ? [dw && new Tensor(dw, [C])] : []),
-      ...(bias ? [db && new Tensor(db, [C])] : []),
-    ];
+    return affineGrads(x, weight, bias, dx, sums);
   });
+}
+
+/**
+ * The gradients of a per-channel affine map's inputs (x, then weight and bias where
+ * given) from dx and the kernels' per (n, channel) sums: sums[2 (n C + c)] for the
+ * weight, sums[2 (n C + c) + 1] for the bias, summed over n here.
+ */
+function affineGrads(x: Tensor, weight: Tensor | null, bias: Tensor | null, dx: Float32Array, sums: Float32Array): (Tensor | null)[] {
+  const C = x.shape[1];
+  const dw = weight?.requiresGrad ? allocF32(C) : null;
+  const db = bias?.requiresGrad ? allocF32(C) : null;
+  for (let r = 0; r < sums.length / 2; r++) {
+    if (dw) dw[r % C] += sums[2 * r];
+    if (db) db[r % C] += sums[2 * r + 1];
+  }
+  return [
+    x.requiresGrad ? new Tensor(dx, x.shape) : null,
+    ...(weight ? [dw && new Tensor(dw, [C])] : []),
+    ...(bias ? [db && new Tensor(db, [C])] : []),
+  ];
 }
 
 /** channelAffine's gradient with differentiable ops (for createGraph). */
