@@ -334,12 +334,11 @@ GL_CLONES void finish(float* GL_RESTRICT C, long ldc, long m, long n, const floa
 void gemmSerial(bool tA, bool tB, long M, long N, long K, const float* A, long lda, const float* B, long ldb,
                 bool accumulate, float* C, long ldc, const GemmEpilogue& epi = GemmEpilogue()) {
   if (M <= 0 || N <= 0) return;
-  const bool epilogue = epi.bias || epi.relu;
+  const bool epilogue = epi.bias || epi.relu;  // (gemm sends products with K < 32 here without one)
   if (K <= 0) {
     if (!accumulate)
       for (long i = 0; i < M; i++)
         for (long j = 0; j < N; j++) C[i * ldc + j] = 0.f;
-    if (epilogue) finish(C, ldc, M, N, epi.bias, epi.relu);
     return;
   }
   const Kernel& kr = pickKernel();

@@ -538,6 +538,21 @@ export function normalizeLastAxis(x: Tensor, eps: number): Tensor {
   });
 }
 
+/** ", weight [..], bias [..]" of the parameters given, for an affine op's error message. */
+function paramShapes(weight: Tensor | null, bias: Tensor | null): string {
+  return `${weight ? `, weight ${fmtShape(weight.shape)}` : ''}${bias ? `, bias ${fmtShape(bias.shape)}` : ''}`;
+}
+
+/** An affine op's inputs: x, then weight and bias where given. */
+function withParams(x: Tensor, weight: Tensor | null, bias: Tensor | null): Tensor[] {
+  return [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+}
+
+/** The gradients of the weight and bias given ([n] each, null where not wanted), after x's. */
+function paramGrads(weight: Tensor | null, bias: Tensor | null, dw: Float32Array | null, db: Float32Array | null, n: number): (Tensor | null)[] {
+  return [...(weight ? [dw && new Tensor(dw, [n])] : []), ...(bias ? [db && new Tensor(db, [n])] : [])];
+}
+
 /**
  * LayerNorm of the rows of x [R, N] with its affine part, normalizeLastAxis(x) * weight
  * + bias (weight, bias [N] or null), as one kernel forward and one backward. Saves x,
@@ -552,14 +567,14 @@ export function layerNormAffine(x: Tensor, weight: Tensor | null, bias: Tensor |
   if (N < 1 || (weight && !shapesEqual(weight.shape, [N])) || (bias && !shapesEqual(bias.shape, [N]))) {
     throw new ShapeError(
       `${op}: expected x [R, N] with N >= 1 and weight, bias [N]; got x ${fmtShape(x.shape)}` +
-        `${weight ? `, weight ${fmtShape(weight.shape)}` : ''}${bias ? `, bias ${fmtShape(bias.shape)}` : ''}`,
+        paramShapes(weight, bias),
     );
   }
   const R = x.shape[0];
   const xv = x.f32(op), wv = weight ? weight.f32(op) : null, bv = bias ? bias.f32(op) : null;
   const y = emptyF32(R * N), mean = emptyF32(R), rstd = emptyF32(R);
   backend().layerNormRows(xv, R, N, eps, wv, bv, y, mean, rstd);
-  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  const inputs = withParams(x, weight, bias);
   return fromOp(op, y, x.shape, inputs, (g) => {
     if (isGradEnabled()) {
       return compositeGrads(inputs, g, (xs) => {
@@ -572,11 +587,7 @@ export function layerNormAffine(x: Tensor, weight: Tensor | null, bias: Tensor |
     const dw = weight?.requiresGrad ? emptyF32(N) : null;
     const db = bias?.requiresGrad ? emptyF32(N) : null;
     backend().layerNormRowsBackward(xv, mean, rstd, wv, g.f32(`${op} backward`), R, N, dx, dw, db);
-    return [
-      dx && new Tensor(dx, x.shape),
-      ...(weight ? [dw && new Tensor(dw, [N])] : []),
-      ...(bias ? [db && new Tensor(db, [N])] : []),
-    ];
+    return [dx && new Tensor(dx, x.shape), ...paramGrads(weight, bias, dw, db, N)];
   });
 }
 
@@ -599,7 +610,7 @@ export function groupNormAffine(
       (weight && !shapesEqual(weight.shape, [C])) || (bias && !shapesEqual(bias.shape, [C]))) {
     throw new ShapeError(
       `${op}: expected a non-empty x [N, C, ...] with C divisible by ${G} groups and weight, bias [C]; got x ${fmtShape(x.shape)}` +
-        `${weight ? `, weight ${fmtShape(weight.shape)}` : ''}${bias ? `, bias ${fmtShape(bias.shape)}` : ''}`,
+        paramShapes(weight, bias),
     );
   }
   if (activation !== null && activation !== 'silu') throw new RangeError(`${op}: activation must be 'silu' or null, got ${JSON.stringify(activation)}`);
@@ -608,7 +619,7 @@ export function groupNormAffine(
   const out = emptyF32(x.size), mean = new Float32Array(N * G), rstd = new Float32Array(N * G);
   const bk = backend();
   bk.groupNormRows(xv, N, G, Cg, S, eps, wv, bv, act, out, mean, rstd);
-  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  const inputs = withParams(x, weight, bias);
   return fromOp(op, out, x.shape, inputs, (g) => {
     if (isGradEnabled()) {
       return compositeGrads(inputs, g, (xs) => {
@@ -640,7 +651,7 @@ export function batchNormTrain(
   if (C < 1 || x.size === 0 || (weight && !shapesEqual(weight.shape, [C])) || (bias && !shapesEqual(bias.shape, [C]))) {
     throw new ShapeError(
       `${op}: expected a non-empty x [N, C, ...] of rank >= 3 and weight, bias [C]; got x ${fmtShape(x.shape)}` +
-        `${weight ? `, weight ${fmtShape(weight.shape)}` : ''}${bias ? `, bias ${fmtShape(bias.shape)}` : ''}`,
+        paramShapes(weight, bias),
     );
   }
   const outer = x.shape[0], inner = x.size / (outer * C);
@@ -656,18 +667,14 @@ export function batchNormTrain(
   }
   const out = emptyF32(x.size);
   bk.channelAffine(xv, outer, C, inner, scale, shift, 0, out);
-  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  const inputs = withParams(x, weight, bias);
   const y = fromOp(op, out, x.shape, inputs, (g) => {
     if (isGradEnabled()) return compositeGrads(inputs, g, (xs) => batchNormOps(xs[0], weight ? xs[1] : null, bias ? xs[xs.length - 1] : null, eps));
     const dx = x.requiresGrad ? emptyF32(x.size) : null;
     const dw = weight?.requiresGrad ? emptyF32(C) : null;
     const db = bias?.requiresGrad ? emptyF32(C) : null;
     bk.batchNormBackward(xv, g.f32(`${op} backward`), outer, C, inner, mean, rstd, wv, dx, dw, db);
-    return [
-      dx && new Tensor(dx, x.shape),
-      ...(weight ? [dw && new Tensor(dw, [C])] : []),
-      ...(bias ? [db && new Tensor(db, [C])] : []),
-    ];
+    return [dx && new Tensor(dx, x.shape), ...paramGrads(weight, bias, dw, db, C)];
   });
   return { y, mean, variance };
 }
@@ -696,7 +703,7 @@ export function channelAffine(x: Tensor, weight: Tensor | null, bias: Tensor | n
   if (C < 1 || (weight && !shapesEqual(weight.shape, [C])) || (bias && !shapesEqual(bias.shape, [C]))) {
     throw new ShapeError(
       `${op}: expected x [N, C, ...] with C >= 1 and weight, bias [C]; got x ${fmtShape(x.shape)}` +
-        `${weight ? `, weight ${fmtShape(weight.shape)}` : ''}${bias ? `, bias ${fmtShape(bias.shape)}` : ''}`,
+        paramShapes(weight, bias),
     );
   }
   if (activation !== null && activation !== 'silu') throw new RangeError(`${op}: activation must be 'silu' or null, got ${JSON.stringify(activation)}`);
@@ -704,7 +711,7 @@ export function channelAffine(x: Tensor, weight: Tensor | null, bias: Tensor | n
   const xv = x.f32(op), wv = weight ? weight.f32(op) : null, bv = bias ? bias.f32(op) : null;
   const y = emptyF32(x.size);
   backend().channelAffine(xv, outer, C, inner, wv, bv, act, y);
-  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  const inputs = withParams(x, weight, bias);
   return fromOp(op, y, x.shape, inputs, (g) => {
     if (isGradEnabled()) return channelAffineGradOps(x, weight, bias, act, g);
     const dx = emptyF32(x.size);
@@ -727,11 +734,7 @@ function affineGrads(x: Tensor, weight: Tensor | null, bias: Tensor | null, dx: 
     if (dw) dw[r % C] += sums[2 * r];
     if (db) db[r % C] += sums[2 * r + 1];
   }
-  return [
-    x.requiresGrad ? new Tensor(dx, x.shape) : null,
-    ...(weight ? [dw && new Tensor(dw, [C])] : []),
-    ...(bias ? [db && new Tensor(db, [C])] : []),
-  ];
+  return [x.requiresGrad ? new Tensor(dx, x.shape) : null, ...paramGrads(weight, bias, dw, db, C)];
 }
 
 /** channelAffine's gradient with differentiable ops (for createGraph). */
