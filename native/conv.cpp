@@ -4,6 +4,8 @@
 // from the NCHW input (Caffe's im2col, one packed panel at a time), and the GEMM writes
 // its [Cout, N*oh*ow] result straight into the NCHW output, so no layout transposes or
 // column buffers surround the GEMM.
+// - 3x3 stride 1 with at least 16 channels each side: Winograd F(2x2, 3x3) in blocks
+//   of tiles (winograd.cpp), forward, data gradient and weight gradient.
 // - Stride 1 with AVX-512: the padded images are read in place through a table of row
 //   pointers (indirectForward): no packing of the input at all.
 // - Stride 1 otherwise, images at least 14 wide: the images are padded once and the
@@ -452,8 +454,8 @@ void col2imBatch(const float* cols, long ld, long bs, long m, const ConvShape& s
 // stride-2 forward. Allocating such buffers per call made
 // malloc keep the freed blocks and raised a training step's peak (ddpm-unet +25 MB).
 float* scratchBuffer(int slot, size_t n) {
-  static float* buf[4] = {nullptr, nullptr, nullptr, nullptr};
-  static size_t cap[4] = {0, 0, 0, 0};
+  static float* buf[6] = {nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+  static size_t cap[6] = {0, 0, 0, 0, 0, 0};
   if (n > cap[slot]) {
     free(buf[slot]);
     buf[slot] = alignedFloats(n);
@@ -736,12 +738,15 @@ bool smallKWeight(const float* x, const float* y, const ConvShape& s, float* out
   return true;
 }
 
+#include "winograd.cpp"
+
 // y (+)= conv(x, w) + bias; accumulate adds onto y (then bias must be null).
 void convForwardImpl(const float* x, const float* w, const float* bias, const ConvShape& s, float* out, bool accumulate) {
   const long L = s.oh * s.ow, Og = s.Cout / s.groups, Cg = s.Cin / s.groups, K = Cg * s.kh * s.kw;
   const long HW = s.H * s.W;
   if (s.N * s.Cout * L == 0) return;
-  if (indirectForward(x, w, bias, s, out, accumulate) || shiftedForward(x, w, bias, s, out, accumulate)) return;
+  if (winogradForward(x, w, bias, s, out, accumulate) || indirectForward(x, w, bias, s, out, accumulate) ||
+      shiftedForward(x, w, bias, s, out, accumulate)) return;
   if (bias) {
     forRange(s.N * s.Cout, (double)s.N * s.Cout * L, [&](long lo, long hi) {
       for (long t = lo; t < hi; t++) {
@@ -969,7 +974,7 @@ void convBackwardWeight(const float* x, const float* y, const ConvShape& s, floa
   const long L = s.oh * s.ow, Og = s.Cout / s.groups, Cg = s.Cin / s.groups, K = Cg * s.kh * s.kw;
   const long HW = s.H * s.W;
   if (Og * K == 0) return;
-  if (smallKWeight(x, y, s, out) || shiftedWeight(x, y, s, out)) return;
+  if (smallKWeight(x, y, s, out) || winogradWeight(x, y, s, out) || shiftedWeight(x, y, s, out)) return;
   const bool direct = isDirect(s);
   // dw^T [K, Og] = im2col(x) [K, N*L] . y^T: the large im2col operand is the one whose
   // rows are copied as they are (packAV), and the few rows of y are packed transposed.

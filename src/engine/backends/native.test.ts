@@ -406,6 +406,13 @@ const CONV_CASES: ConvGeometry[] = [
   [2, 5, 20, 18, 3, 2, 4, 1, 1, 0, 0, 1, 1, 1],
   // ... in two passes of images (a ~4 MB widened result holds 8 of these).
   [10, 4, 14, 14, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1],
+  // 3x3 stride 1 with >= 16 channels each side (Winograd F(2x2, 3x3)): odd output sizes
+  // (tiles past the edge), padding 0 and 2, channel counts off multiples of 16, and blocks
+  // of tile rows that start inside an image (9x9: 28-row blocks of 5-row images).
+  [7, 24, 9, 9, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1],
+  [3, 16, 10, 11, 20, 3, 3, 1, 1, 0, 0, 1, 1, 1],
+  [2, 18, 6, 7, 16, 3, 3, 1, 1, 2, 2, 1, 1, 1],
+  [2, 40, 13, 28, 48, 3, 3, 1, 1, 1, 1, 1, 1, 1],
   // Stride 2 with even kernels (the forward over four phase images): odd sizes with a 2x2
   // kernel, uneven padding and groups.
   [3, 4, 9, 7, 5, 2, 2, 2, 2, 0, 0, 1, 1, 1],
