@@ -24,7 +24,7 @@ struct WinoPlan {
   long Hq, Wq;  // the padded images' size, 2 th + 2 by 2 tw + 2 (every tile's 4x4 patch inside)
   long rows;    // tile rows in all: N * th
   long R;       // tile rows per block
-  long P;       // tiles per block: R * tw
+  long P;       // rows of a block's matrices: R * tw tiles rounded up to a multiple of 6
   long blocks;
   // The 16 matrices of a block lie vs = P Cin + 16, ms = P Cout + 16 floats apart: at
   // multiples of 4 KB the 16 rows a tile's transform reads or writes would share L1 sets.
@@ -44,7 +44,7 @@ WinoPlan winoPlan(const ConvShape& s) {
   target = target < 32 ? 32 : target > 144 ? 144 : target;
   p.R = target / p.tw < 1 ? 1 : target / p.tw;
   if (p.R > p.rows) p.R = p.rows;
-  p.P = p.R * p.tw;
+  p.P = (p.R * p.tw + 5) / 6 * 6;  // whole 6-row panels for the GEMMs (rows past the tiles are zero)
   p.blocks = (p.rows + p.R - 1) / p.R;
   p.vs = p.P * s.Cin + 16;
   p.ms = p.P * s.Cout + 16;
@@ -74,38 +74,6 @@ void winoWeights(const float* w, long O, long C, float* UT) {
     }
 }
 
-// Images x [n, C, H, W] zero-padded into channel-last dst [n, Hq, Wq, C], the image at
-// (top, left): each tile's patch is then 16 runs of C floats.
-struct ChannelLast {
-  long C, H, W, top, left, Hq, Wq;
-};
-
-GL_CLONES void toChannelLast(const float* GL_RESTRICT x, long n0, long n1, const ChannelLast& g, float* GL_RESTRICT dst) {
-  const long C = g.C, HW = g.H * g.W, rowLen = g.Wq * C;
-  for (long n = n0; n < n1; n++) {
-    float* d = dst + n * g.Hq * rowLen;
-    const float* xn = x + n * C * HW;
-    for (long y = 0; y < g.Hq; y++) {
-      float* dr = d + y * rowLen;
-      const long iy = y - g.top;
-      if (iy < 0 || iy >= g.H) {
-        for (long q = 0; q < rowLen; q++) dr[q] = 0.f;
-        continue;
-      }
-      for (long q = 0; q < g.left * C; q++) dr[q] = 0.f;
-      for (long q = (g.left + g.W) * C; q < rowLen; q++) dr[q] = 0.f;
-      const float* xr = xn + iy * g.W;
-      for (long ix = 0; ix < g.W; ix++) {
-        float* dp = dr + (ix + g.left) * C;
-        for (long c = 0; c < C; c++) dp[c] = xr[c * HW + ix];
-      }
-    }
-  }
-}
-
-// The padded channel-last copy of a convolution's input that the tiles read.
-ChannelLast inputLayout(const ConvShape& s, const WinoPlan& p) { return {s.Cin, s.H, s.W, s.ph, s.pw, p.Hq, p.Wq}; }
-
 // 16 floats as one value (GCC vector extension: one AVX-512 register, two AVX2 ones or
 // four SSE ones in the clones), loaded and stored at any alignment through ld / st.
 typedef float F16 __attribute__((vector_size(64)));
@@ -119,6 +87,79 @@ template <class T>
 __attribute__((always_inline)) inline void st(float* p, T v) {
   __builtin_memcpy(p, &v, sizeof v);
 }
+
+typedef int I16 __attribute__((vector_size(64)));
+
+// r[i][j] <- r[j][i] for a 16x16 block held as 16 rows: four rounds that swap the
+// off-diagonal d x d blocks (d = 8, 4, 2, 1), two two-source shuffles per row pair.
+__attribute__((always_inline)) inline void transpose16(F16* r) {
+  static const I16 lo[4] = {{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
+                            {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
+                            {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
+                            {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}};
+  static const I16 hi[4] = {{8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31},
+                            {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31},
+                            {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31},
+                            {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}};
+#pragma GCC unroll 4
+  for (int s = 0; s < 4; s++)
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++)
+      if (!(i & (8 >> s))) {
+        const int d = 8 >> s;
+        const F16 a = r[i], b = r[i + d];
+        r[i] = __builtin_shuffle(a, b, lo[s]);
+        r[i + d] = __builtin_shuffle(a, b, hi[s]);
+      }
+}
+
+// Images x [n, C, H, W] zero-padded into channel-last dst [n, Hq, Wq, C], the image at
+// (top, left): each tile's patch is then 16 runs of C floats.
+struct ChannelLast {
+  long C, H, W, top, left, Hq, Wq;
+};
+
+GL_CLONES void toChannelLast(const float* GL_RESTRICT x, long n0, long n1, const ChannelLast& g, float* GL_RESTRICT dst) {
+  const long C = g.C, HW = g.H * g.W, rowLen = g.Wq * C;
+  for (long n = n0; n < n1; n++) {
+    float* d = dst + n * g.Hq * rowLen;
+    const float* xn = x + n * C * HW;
+    // The border: rows above and below the image, columns left and right of it.
+    for (long y = 0; y < g.Hq; y++) {
+      float* dr = d + y * rowLen;
+      if (y < g.top || y >= g.top + g.H) {
+        for (long q = 0; q < rowLen; q++) dr[q] = 0.f;
+        continue;
+      }
+      for (long q = 0; q < g.left * C; q++) dr[q] = 0.f;
+      for (long q = (g.left + g.W) * C; q < rowLen; q++) dr[q] = 0.f;
+    }
+    // Pixel q of the image goes to row q / W + top, column q % W + left: 16 pixels by 16
+    // channels at a time through a register transpose, the rest one float at a time.
+    const auto at = [&](long q) { return d + ((q / g.W + g.top) * g.Wq + q % g.W + g.left) * C; };
+    long c = 0;
+    for (; c + 16 <= C; c += 16) {
+      long q = 0;
+      for (; q + 16 <= HW; q += 16) {
+        F16 r[16];
+        #pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) r[j] = ld<F16>(xn + (c + j) * HW + q);
+        transpose16(r);
+        #pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) st<F16>(at(q + i) + c, r[i]);
+      }
+      for (; q < HW; q++) {
+        float* dp = at(q) + c;
+        for (long j = 0; j < 16; j++) dp[j] = xn[(c + j) * HW + q];
+      }
+    }
+    for (; c < C; c++)
+      for (long q = 0; q < HW; q++) at(q)[c] = xn[c * HW + q];
+  }
+}
+
+// The padded channel-last copy of a convolution's input that the tiles read.
+ChannelLast inputLayout(const ConvShape& s, const WinoPlan& p) { return {s.Cin, s.H, s.W, s.ph, s.pw, p.Hq, p.Wq}; }
 
 // B^T d B for 4x4 patches d given as rows d + i ldd, columns j step apart, into 16 outputs
 // vs apart; T = F16 (16 channels at a time) or float.
@@ -194,25 +235,39 @@ GL_CLONES void winoOutput(const float* GL_RESTRICT M, long O, const WinoPlan& p,
 }
 
 // out (+)= the channel-last rows Y [R, 2, 2 tw, O] of tile rows [r0, r1) in NCHW, + bias
-// when not accumulating; rows and columns past oh, ow are dropped.
+// when not accumulating; rows and columns past oh, ow are dropped. The block's output
+// rows of image n are one run of its planes, whose pixel q = (oy, ox) is at Y row
+// 2 (n th - r0) + oy: 16 pixels by 16 channels at a time through a register transpose.
 GL_CLONES void winoStore(const float* GL_RESTRICT Y, const ConvShape& s, const WinoPlan& p, long r0, long r1,
                          const float* GL_RESTRICT bias, bool accumulate, float* GL_RESTRICT out) {
-  const long O = s.Cout, L = s.oh * s.ow, yRow = 2 * p.tw * O;
-  for (long r = r0; r < r1; r++) {
-    const long n = r / p.th, ty = r % p.th;
-    for (long a = 0; a < 2 && 2 * ty + a < s.oh; a++) {
-      const float* yr = Y + (2 * (r - r0) + a) * yRow;
-      float* on = out + n * O * L + (2 * ty + a) * s.ow;
-      for (long o = 0; o < O; o++) {
-        float* orow = on + o * L;
-        if (accumulate)
-          for (long q = 0; q < s.ow; q++) orow[q] += yr[q * O + o];
-        else {
-          const float b0 = bias ? bias[o] : 0.f;
-          for (long q = 0; q < s.ow; q++) orow[q] = yr[q * O + o] + b0;
+  const long O = s.Cout, L = s.oh * s.ow, yRow = 2 * p.tw;
+  for (long n = r0 / p.th; n * p.th < r1; n++) {
+    const long t0 = n * p.th > r0 ? 0 : r0 - n * p.th, t1 = (n + 1) * p.th < r1 ? p.th : r1 - n * p.th;
+    const long q0 = 2 * t0 * s.ow, q1 = (2 * t1 < s.oh ? 2 * t1 : s.oh) * s.ow;
+    const long row0 = 2 * (n * p.th - r0);  // Y row of the image's output row 0 (rows < 2 t0 are not read)
+    float* on = out + n * O * L;
+    const auto at = [&](long q) { return Y + ((row0 + q / s.ow) * yRow + q % s.ow) * O; };
+    const auto put = [&](float* dst, float v, long o) { *dst = accumulate ? *dst + v : v + (bias ? bias[o] : 0.f); };
+    long o = 0;
+    for (; o + 16 <= O; o += 16) {
+      long q = q0;
+      for (; q + 16 <= q1; q += 16) {
+        F16 r[16];
+        #pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) r[i] = ld<F16>(at(q + i) + o);
+        transpose16(r);
+        #pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) {
+          float* dst = on + (o + j) * L + q;
+          if (accumulate) st<F16>(dst, ld<F16>(dst) + r[j]);
+          else st<F16>(dst, r[j] + (bias ? bias[o + j] : 0.f));
         }
       }
+      for (; q < q1; q++)
+        for (long j = 0; j < 16; j++) put(on + (o + j) * L + q, at(q)[o + j], o + j);
     }
+    for (; o < O; o++)
+      for (long q = q0; q < q1; q++) put(on + o * L + q, at(q)[o], o);
   }
 }
 
@@ -329,6 +384,74 @@ void winoWeightGrad(const float* dU, long parts, long dUs, long O, long C, float
   }
 }
 
+#if defined(__x86_64__)
+// c [MR, 16 NV] += a^T b over k < kc, with a [kc, MR] rows lda apart (k-major: the
+// transposed operand read in place) and b [kc, 16 NV] rows ldb apart; the last vector
+// of each row masked to `last` columns. The weight gradient's dM^T V without packing dM
+// transposed (which took a quarter of a 32-channel weight gradient).
+template <int NV, int MR>
+__attribute__((target("avx512f,fma"))) void ukrTA(long kc, const float* GL_RESTRICT a, long lda,
+                                                  const float* GL_RESTRICT b, long ldb, float* GL_RESTRICT c, long ldc,
+                                                  __mmask16 last) {
+  __m512 acc[MR][NV];
+  for (int r = 0; r < MR; r++)
+    for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
+  // (Columns past `last` are read, at most 15 floats past a row, but never stored: the
+  // caller's b has that much slack after its last row.)
+#pragma GCC unroll 4
+  for (long k = 0; k < kc; k++) {
+    __m512 bv[NV];
+    for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(b + k * ldb + v * 16);
+    for (int r = 0; r < MR; r++) {
+      const __m512 av = _mm512_set1_ps(a[k * lda + r]);
+      for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < MR; r++)
+    for (int v = 0; v < NV; v++) {
+      float* p = c + r * ldc + v * 16;
+      const __mmask16 m = v == NV - 1 ? last : (__mmask16)0xFFFF;
+      _mm512_mask_storeu_ps(p, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, p), acc[r][v]));
+    }
+}
+
+template <int MR>
+__attribute__((target("avx512f,fma"))) void ukrTARows(int nv, long kc, const float* a, long lda, const float* b,
+                                                      long ldb, float* c, long ldc, __mmask16 last) {
+  switch (nv) {
+    case 1: ukrTA<1, MR>(kc, a, lda, b, ldb, c, ldc, last); break;
+    case 2: ukrTA<2, MR>(kc, a, lda, b, ldb, c, ldc, last); break;
+    case 3: ukrTA<3, MR>(kc, a, lda, b, ldb, c, ldc, last); break;
+    default: ukrTA<4, MR>(kc, a, lda, b, ldb, c, ldc, last); break;
+  }
+}
+
+// C [M, N] (ldc) += A^T B with A [K, M] (lda) and B [K, N] (ldb), 6 rows by 64 columns a
+// tile; false when this CPU has no AVX-512 (gemmSerial then packs A^T).
+bool gemmTA(long M, long N, long K, const float* A, long lda, const float* B, long ldb, float* C, long ldc) {
+  if (pickKernel().ukr != ukr512) return false;
+  for (long i = 0; i < M; i += 6)
+    for (long j = 0; j < N; j += 64) {
+      const long m = M - i < 6 ? M - i : 6, n = N - j < 64 ? N - j : 64;
+      const int nv = (int)((n + 15) / 16);
+      const __mmask16 last = (__mmask16)(n % 16 ? (1u << (n % 16)) - 1 : 0xFFFF);
+      const float *a = A + i, *b = B + j;
+      float* c = C + i * ldc + j;
+      switch (m) {
+        case 1: ukrTARows<1>(nv, K, a, lda, b, ldb, c, ldc, last); break;
+        case 2: ukrTARows<2>(nv, K, a, lda, b, ldb, c, ldc, last); break;
+        case 3: ukrTARows<3>(nv, K, a, lda, b, ldb, c, ldc, last); break;
+        case 4: ukrTARows<4>(nv, K, a, lda, b, ldb, c, ldc, last); break;
+        case 5: ukrTARows<5>(nv, K, a, lda, b, ldb, c, ldc, last); break;
+        default: ukrTARows<6>(nv, K, a, lda, b, ldb, c, ldc, last); break;
+      }
+    }
+  return true;
+}
+#else
+bool gemmTA(long, long, long, const float*, long, const float*, long, float*, long) { return false; }
+#endif
+
 // dw = the weight gradient of the convolution (overwritten): per block, dU[xi] [O, C] +=
 // dM[xi]^T V[xi] into the thread's own partial sums.
 bool winogradWeight(const float* x, const float* y, const ConvShape& s, float* dw) {
@@ -357,7 +480,8 @@ bool winogradWeight(const float* x, const float* y, const ConvShape& s, float* d
     winoInput(xq, C, p, r0, r1, V);
     winoGrad(yq, O, p, r0, r1, dM);
     for (long xi = 0; xi < 16; xi++)
-      gemmSerial(true, false, O, C, P, dM + xi * p.ms, O, V + xi * p.vs, C, true, dU + xi * OC, C);
+      if (!gemmTA(O, C, P, dM + xi * p.ms, O, V + xi * p.vs, C, dU + xi * OC, C))
+        gemmSerial(true, false, O, C, P, dM + xi * p.ms, O, V + xi * p.vs, C, true, dU + xi * OC, C);
   });
   winoWeightGrad(scratch + 16 * (p.vs + p.ms), nt, per, O, C, dw);
   return true;
