@@ -4,8 +4,9 @@
 // from the NCHW input (Caffe's im2col, one packed panel at a time), and the GEMM writes
 // its [Cout, N*oh*ow] result straight into the NCHW output, so no layout transposes or
 // column buffers surround the GEMM.
-// - 3x3 stride 1 with at least 16 channels each side: Winograd F(2x2, 3x3) in blocks
-//   of tiles (winograd.cpp), forward, data gradient and weight gradient.
+// - 3x3 stride 1 with at least 16 channels each side: Winograd F(2x2, 3x3), or F(4x4,
+//   3x3) where 4x4 tiles cover the output exactly, in blocks of tiles (winograd.cpp):
+//   forward, data gradient and weight gradient.
 // - Stride 1 with AVX-512: the padded images are read in place through a table of row
 //   pointers (indirectForward): no packing of the input at all.
 // - Stride 1 otherwise, images at least 14 wide: the images are padded once and the

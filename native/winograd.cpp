@@ -1,47 +1,147 @@
-// Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions (Lavin & Gray 2016, "Fast
-// Algorithms for Convolutional Neural Networks", arXiv:1509.09308), included by conv.cpp
-// inside its anonymous namespace (namespace gl). Each 2x2 block of outputs ("tile") of an output channel is
-// A^T [sum_c (G g_oc G^T) . (B^T d_c B)] A, with d_c the 4x4 input patch under the
-// tile and "." the elementwise product: 16 multiplications per 4 outputs and input
-// channel instead of 36, as 16 independent GEMMs U[xi] [Cout, Cin] . V[xi] [Cin, tiles].
-// The tiles are taken a block of whole tile rows at a time (about 64-256 tiles, so that
-// a block's transformed inputs and products stay in L2), each thread transforming,
-// multiplying and transforming back its own blocks: nothing of a batch-sized transform
-// goes through memory. (A first attempt in the fourth session transformed the whole
-// batch in memory passes and lost to the implicit GEMM.)
-// The weight gradient is the same algebra transposed: dU[xi] [Cout, Cin] = sum over
-// tiles of dM[xi] [Cout, tiles] . V[xi]^T, dM = A dy_tile A^T, then dw = G^T dU G.
+// Winograd F(m x m, 3x3), m = 2 or 4, for 3x3 stride-1 convolutions (Lavin & Gray 2016,
+// "Fast Algorithms for Convolutional Neural Networks", arXiv:1509.09308), included by
+// conv.cpp inside its anonymous namespace (namespace gl). Each m x m block of outputs
+// ("tile") of an output channel is A^T [sum_c (G g_oc G^T) . (B^T d_c B)] A, with d_c the
+// (m + 2) x (m + 2) input patch under the tile and "." the elementwise product: (m + 2)^2
+// multiplications per m^2 outputs and input channel instead of 9 m^2 (F(2x2): 16 per 4,
+// F(4x4): 36 per 16), as (m + 2)^2 independent GEMMs V[xi] [tiles, Cin] . U[xi]^T [Cin, Cout].
+// The tiles are taken a block of whole tile rows at a time (so that a block's transformed
+// inputs and products stay in L2), each thread transforming, multiplying and
+// transforming back its own blocks: nothing of a batch-sized transform goes through
+// memory. The transforms work on channel-last copies, 16 channels at a time. (A first
+// attempt in the fourth session transformed the whole batch in memory passes and lost to
+// the implicit GEMM.) The weight gradient is the same algebra transposed: dU[xi] [Cout,
+// Cin] = sum over tiles of dM[xi]^T V[xi], dM = A dy_tile A^T, then dw = G^T dU G.
+// F(4x4, 3x3)'s transforms (points 0, +-1, +-2) round a little more than F(2x2, 3x3)'s;
+// both stay within the tests' tolerances against the direct sums.
+
 // A 3x3, stride-1, undilated convolution of one group with at least 16 channels on
-// each side (fewer leave the 16 GEMMs too thin to pay for the transforms).
+// each side (fewer leave the GEMMs too thin to pay for the transforms).
 bool winogradShape(const ConvShape& s) {
   return s.groups == 1 && s.kh == 3 && s.kw == 3 && paddedStride1(s) && s.Cin >= 16 && s.Cout >= 16 &&
          s.oh >= 2 && s.ow >= 2;
 }
 
+// The 1-D transforms of F(m, 3) on T = one float or a vector of them: in (B^T d, m + 2
+// values), out (A^T y, m + 2 -> m), grad (A dy, m -> m + 2), weight (G g, 3 -> m + 2) and
+// weightBack (G^T d, m + 2 -> 3).
+template <int M>
+struct Wino;
+
+template <>
+struct Wino<2> {
+  // B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], A^T = [1 1 1 0; 0 1 -1 -1],
+  // G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1].
+  template <class T>
+  static inline __attribute__((always_inline)) void in(const T* d, T* v) {
+    v[0] = d[0] - d[2];
+    v[1] = d[1] + d[2];
+    v[2] = d[2] - d[1];
+    v[3] = d[1] - d[3];
+  }
+  template <class T>
+  static inline __attribute__((always_inline)) void out(const T* y, T* o) {
+    o[0] = y[0] + y[1] + y[2];
+    o[1] = y[1] - y[2] - y[3];
+  }
+  template <class T>
+  static inline __attribute__((always_inline)) void grad(const T* dy, T* m) {
+    m[0] = dy[0];
+    m[1] = dy[0] + dy[1];
+    m[2] = dy[0] - dy[1];
+    m[3] = -dy[1];
+  }
+  static inline void weight(const float* g, float* u) {
+    u[0] = g[0];
+    u[1] = 0.5f * (g[0] + g[1] + g[2]);
+    u[2] = 0.5f * (g[0] - g[1] + g[2]);
+    u[3] = g[2];
+  }
+  static inline void weightBack(const float* d, float* g) {
+    g[0] = d[0] + 0.5f * (d[1] + d[2]);
+    g[1] = 0.5f * (d[1] - d[2]);
+    g[2] = 0.5f * (d[1] + d[2]) + d[3];
+  }
+};
+
+template <>
+struct Wino<4> {
+  // B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0;
+  // 0 4 0 -5 0 1], A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1],
+  // G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1].
+  template <class T>
+  static inline __attribute__((always_inline)) void in(const T* d, T* v) {
+    const T a = d[4] - d[2], b = d[3] - d[1];
+    const T c = d[4] - 4.f * d[2], e = d[3] - 4.f * d[1];
+    v[0] = 4.f * d[0] - 5.f * d[2] + d[4];
+    v[1] = c + e;
+    v[2] = c - e;
+    v[3] = a + 2.f * b;
+    v[4] = a - 2.f * b;
+    v[5] = 4.f * d[1] - 5.f * d[3] + d[5];
+  }
+  template <class T>
+  static inline __attribute__((always_inline)) void out(const T* y, T* o) {
+    const T a = y[1] + y[2], b = y[1] - y[2], c = y[3] + y[4], e = y[3] - y[4];
+    o[0] = y[0] + a + c;
+    o[1] = b + 2.f * e;
+    o[2] = a + 4.f * c;
+    o[3] = b + 8.f * e + y[5];
+  }
+  template <class T>
+  static inline __attribute__((always_inline)) void grad(const T* dy, T* m) {
+    const T a = dy[0] + dy[2], b = dy[1] + dy[3], c = dy[0] + 4.f * dy[2], e = 2.f * dy[1] + 8.f * dy[3];
+    m[0] = dy[0];
+    m[1] = a + b;
+    m[2] = a - b;
+    m[3] = c + e;
+    m[4] = c - e;
+    m[5] = dy[3];
+  }
+  static inline void weight(const float* g, float* u) {
+    u[0] = g[0] / 4.f;
+    u[1] = -(g[0] + g[1] + g[2]) / 6.f;
+    u[2] = -(g[0] - g[1] + g[2]) / 6.f;
+    u[3] = g[0] / 24.f + g[1] / 12.f + g[2] / 6.f;
+    u[4] = g[0] / 24.f - g[1] / 12.f + g[2] / 6.f;
+    u[5] = g[2];
+  }
+  static inline void weightBack(const float* d, float* g) {
+    g[0] = d[0] / 4.f - (d[1] + d[2]) / 6.f + (d[3] + d[4]) / 24.f;
+    g[1] = (d[2] - d[1]) / 6.f + (d[3] - d[4]) / 12.f;
+    g[2] = -(d[1] + d[2]) / 6.f + (d[3] + d[4]) / 6.f + d[5];
+  }
+};
+
 // Tile geometry and block size of one call.
 struct WinoPlan {
-  long th, tw;  // tiles per image column and row: ceil(oh / 2), ceil(ow / 2)
-  long Hq, Wq;  // the padded images' size, 2 th + 2 by 2 tw + 2 (every tile's 4x4 patch inside)
+  int m, a;     // outputs per tile side (2 or 4) and the patch side m + 2
+  long nx;      // matrices per block: a^2
+  long th, tw;  // tiles per image column and row: ceil(oh / m), ceil(ow / m)
+  long Hq, Wq;  // the padded images' size, m th + 2 by m tw + 2 (every tile's patch inside)
   long rows;    // tile rows in all: N * th
   long R;       // tile rows per block
   long P;       // rows of a block's matrices: R * tw tiles rounded up to a multiple of 6
   long blocks;
-  // The 16 matrices of a block lie vs = P Cin + 16, ms = P Cout + 16 floats apart: at
-  // multiples of 4 KB the 16 rows a tile's transform reads or writes would share L1 sets.
+  // The nx matrices of a block lie vs = P Cin + 16, ms = P Cout + 16 floats apart: at
+  // multiples of 4 KB the rows a tile's transform reads or writes would share L1 sets.
   long vs, ms;
 };
 
-WinoPlan winoPlan(const ConvShape& s) {
+WinoPlan winoPlan(const ConvShape& s, int m) {
   WinoPlan p;
-  p.th = (s.oh + 1) / 2;
-  p.tw = (s.ow + 1) / 2;
-  p.Hq = 2 * p.th + 2;
-  p.Wq = 2 * p.tw + 2;
+  p.m = m;
+  p.a = m + 2;
+  p.nx = (long)p.a * p.a;
+  p.th = (s.oh + m - 1) / m;
+  p.tw = (s.ow + m - 1) / m;
+  p.Hq = m * p.th + 2;
+  p.Wq = m * p.tw + 2;
   p.rows = s.N * p.th;
-  // A block's V [16, P, Cin] and M [16, P, Cout] within ~1 MB, and P at most the
-  // GEMM's row block (its operands are then read in place, nothing packed).
-  long target = 16384 / (s.Cin + s.Cout);
-  target = target < 32 ? 32 : target > 144 ? 144 : target;
+  // A block's V [nx, P, Cin] and M [nx, P, Cout] within ~1 MB, and P at most the GEMM's
+  // row block (its operands are then read in place, nothing packed).
+  long target = (1L << 18) / (p.nx * (s.Cin + s.Cout));
+  target = target < 24 ? 24 : target > 144 ? 144 : target;
   p.R = target / p.tw < 1 ? 1 : target / p.tw;
   if (p.R > p.rows) p.R = p.rows;
   p.P = (p.R * p.tw + 5) / 6 * 6;  // whole 6-row panels for the GEMMs (rows past the tiles are zero)
@@ -51,26 +151,24 @@ WinoPlan winoPlan(const ConvShape& s) {
   return p;
 }
 
-// UT [16, C, O] = G g G^T for every 3x3 kernel g = w[o, c], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1].
+// UT [nx, C, O] = G g G^T for every 3x3 kernel g = w[o, c].
+template <int M>
 void winoWeights(const float* w, long O, long C, float* UT) {
+  constexpr int A = M + 2;
   const long CO = C * O;
   for (long o = 0; o < O; o++)
     for (long c = 0; c < C; c++) {
       const float* g = w + (o * C + c) * 9;
-      float t[4][3];  // G g
-      for (long j = 0; j < 3; j++) {
-        t[0][j] = g[j];
-        t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-        t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-        t[3][j] = g[6 + j];
+      float t[3][A], u[A][A];  // g G^T per kernel row, then G (g G^T) per column
+      for (int i = 0; i < 3; i++) Wino<M>::weight(g + 3 * i, t[i]);
+      for (int j = 0; j < A; j++) {
+        const float col[3] = {t[0][j], t[1][j], t[2][j]};
+        float v[A];
+        Wino<M>::weight(col, v);
+        for (int i = 0; i < A; i++) u[i][j] = v[i];
       }
-      float* u = UT + c * O + o;
-      for (long i = 0; i < 4; i++) {
-        u[(i * 4 + 0) * CO] = t[i][0];
-        u[(i * 4 + 1) * CO] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-        u[(i * 4 + 2) * CO] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-        u[(i * 4 + 3) * CO] = t[i][2];
-      }
+      for (int i = 0; i < A; i++)
+        for (int j = 0; j < A; j++) UT[(i * A + j) * CO + c * O + o] = u[i][j];
     }
 }
 
@@ -161,102 +259,114 @@ GL_CLONES void toChannelLast(const float* GL_RESTRICT x, long n0, long n1, const
 // The padded channel-last copy of a convolution's input that the tiles read.
 ChannelLast inputLayout(const ConvShape& s, const WinoPlan& p) { return {s.Cin, s.H, s.W, s.ph, s.pw, p.Hq, p.Wq}; }
 
-// B^T d B for 4x4 patches d given as rows d + i ldd, columns j step apart, into 16 outputs
-// vs apart; T = F16 (16 channels at a time) or float.
-template <class T>
+// B^T d B of the patch whose rows are d + i ldd and columns d + j step, into the nx
+// outputs v + xi vs; T = F16 (16 channels at a time) or float.
+template <int M, class T>
 __attribute__((always_inline)) inline void inputTile(const float* d, long step, long ldd, float* v, long vs) {
-  T u[4][4];
-  for (long j = 0; j < 4; j++) {
-    const T a = ld<T>(d + j * step), b = ld<T>(d + ldd + j * step), e = ld<T>(d + 2 * ldd + j * step),
-            f = ld<T>(d + 3 * ldd + j * step);
-    u[0][j] = a - e;
-    u[1][j] = b + e;
-    u[2][j] = e - b;
-    u[3][j] = b - f;
+  constexpr int A = M + 2;
+  T u[A][A];
+  for (int j = 0; j < A; j++) {  // B^T d, a column at a time
+    T col[A], t[A];
+    for (int i = 0; i < A; i++) col[i] = ld<T>(d + i * ldd + j * step);
+    Wino<M>::in(col, t);
+    for (int i = 0; i < A; i++) u[i][j] = t[i];
   }
-  for (long i = 0; i < 4; i++) {
-    st<T>(v + (i * 4 + 0) * vs, u[i][0] - u[i][2]);
-    st<T>(v + (i * 4 + 1) * vs, u[i][1] + u[i][2]);
-    st<T>(v + (i * 4 + 2) * vs, u[i][2] - u[i][1]);
-    st<T>(v + (i * 4 + 3) * vs, u[i][1] - u[i][3]);
+  for (int i = 0; i < A; i++) {  // (B^T d) B, a row at a time
+    T t[A];
+    Wino<M>::in(u[i], t);
+    for (int j = 0; j < A; j++) st<T>(v + (i * A + j) * vs, t[j]);
   }
 }
 
-// V [16, P, C] (matrices vs apart), row p = (r - r0) tw + tx: B^T d B of the patch d of
-// tile (r, tx) of the padded channel-last images xq, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0;
-// 0 1 0 -1], for the tile rows [r0, r1) (row r = (n, ty)). Rows past the last tile are zeroed.
-GL_CLONES void winoInput(const float* GL_RESTRICT xq, long C, const WinoPlan& p, long r0, long r1,
-                         float* GL_RESTRICT V) {
+// V [nx, P, C] (matrices vs apart), row p = (r - r0) tw + tx: B^T d B of the patch d of
+// tile (r, tx) of the padded channel-last images xq, for the tile rows [r0, r1) (row r =
+// (n, ty)). Rows past the last tile are zeroed.
+template <int M>
+__attribute__((always_inline)) inline void inputTiles(const float* GL_RESTRICT xq, long C, const WinoPlan& p, long r0,
+                                                      long r1, float* GL_RESTRICT V) {
   const long vs = p.vs, rowLen = p.Wq * C;
   for (long r = r0; r < r1; r++) {
     const long n = r / p.th, ty = r % p.th;
     for (long tx = 0; tx < p.tw; tx++) {
-      const float* d = xq + ((n * p.Hq + 2 * ty) * p.Wq + 2 * tx) * C;
+      const float* d = xq + ((n * p.Hq + M * ty) * p.Wq + M * tx) * C;
       float* v = V + ((r - r0) * p.tw + tx) * C;
       long c = 0;
-      for (; c + 16 <= C; c += 16) inputTile<F16>(d + c, C, rowLen, v + c, vs);
-      for (; c < C; c++) inputTile<float>(d + c, C, rowLen, v + c, vs);
+      for (; c + 16 <= C; c += 16) inputTile<M, F16>(d + c, C, rowLen, v + c, vs);
+      for (; c < C; c++) inputTile<M, float>(d + c, C, rowLen, v + c, vs);
     }
   }
-  for (long xi = 0; xi < 16; xi++)
+  for (long xi = 0; xi < p.nx; xi++)
     for (long q = (r1 - r0) * p.tw * C; q < p.P * C; q++) V[xi * vs + q] = 0.f;
 }
 
-// A^T m A of the 16 values m + xi ms into the 2x2 outputs y0, y0 + step (row 0), y1, y1 + step.
-template <class T>
-__attribute__((always_inline)) inline void outputTile(const float* m, long ms, float* y0, float* y1, long step) {
-  T s0[4], s1[4];
-  for (long j = 0; j < 4; j++) {
-    const T m0 = ld<T>(m + j * ms), m1 = ld<T>(m + (4 + j) * ms), m2 = ld<T>(m + (8 + j) * ms),
-            m3 = ld<T>(m + (12 + j) * ms);
-    s0[j] = m0 + m1 + m2;
-    s1[j] = m1 - m2 - m3;
-  }
-  st<T>(y0, s0[0] + s0[1] + s0[2]);
-  st<T>(y0 + step, s0[1] - s0[2] - s0[3]);
-  st<T>(y1, s1[0] + s1[1] + s1[2]);
-  st<T>(y1 + step, s1[1] - s1[2] - s1[3]);
+GL_CLONES void winoInput(const float* GL_RESTRICT xq, long C, const WinoPlan& p, long r0, long r1,
+                         float* GL_RESTRICT V) {
+  if (p.m == 2) inputTiles<2>(xq, C, p, r0, r1, V);
+  else inputTiles<4>(xq, C, p, r0, r1, V);
 }
 
-// A^T m A for every tile of M [16, P, O] (matrices ms apart), A^T = [1 1 1 0; 0 1 -1 -1],
-// into channel-last rows Y [R, 2, 2 tw, O] (tile p = (r, tx) at rows (r, 0..1), columns
-// 2 tx..2 tx + 1).
-GL_CLONES void winoOutput(const float* GL_RESTRICT M, long O, const WinoPlan& p, long tiles, float* GL_RESTRICT Y) {
-  const long rowLen = 2 * p.tw * O;
+// A^T y A of the nx values y + xi ms into the m x m outputs o + i ldo + j step.
+template <int M, class T>
+__attribute__((always_inline)) inline void outputTile(const float* y, long ms, float* o, long step, long ldo) {
+  constexpr int A = M + 2;
+  T u[M][A];
+  for (int j = 0; j < A; j++) {  // A^T y, a column at a time
+    T col[A], t[M];
+    for (int i = 0; i < A; i++) col[i] = ld<T>(y + (i * A + j) * ms);
+    Wino<M>::out(col, t);
+    for (int i = 0; i < M; i++) u[i][j] = t[i];
+  }
+  for (int i = 0; i < M; i++) {
+    T t[M];
+    Wino<M>::out(u[i], t);
+    for (int j = 0; j < M; j++) st<T>(o + i * ldo + j * step, t[j]);
+  }
+}
+
+// A^T y A for every tile of Y [nx, P, O] (matrices ms apart) into channel-last rows
+// Z [R, m, m tw, O] (tile p = (r, tx) at rows (r, 0..m - 1), columns m tx..m tx + m - 1).
+template <int M>
+__attribute__((always_inline)) inline void outputTiles(const float* GL_RESTRICT Y, long O, const WinoPlan& p, long tiles,
+                                                       float* GL_RESTRICT Z) {
+  const long rowLen = M * p.tw * O;
   for (long t = 0; t < tiles; t++) {
     const long r = t / p.tw, tx = t % p.tw;
-    const float* m = M + t * O;
-    float* y0 = Y + (2 * r * 2 * p.tw + 2 * tx) * O;
-    float* y1 = y0 + rowLen;
+    const float* y = Y + t * O;
+    float* z = Z + (M * r * M * p.tw + M * tx) * O;
     long o = 0;
-    for (; o + 16 <= O; o += 16) outputTile<F16>(m + o, p.ms, y0 + o, y1 + o, O);
-    for (; o < O; o++) outputTile<float>(m + o, p.ms, y0 + o, y1 + o, O);
+    for (; o + 16 <= O; o += 16) outputTile<M, F16>(y + o, p.ms, z + o, O, rowLen);
+    for (; o < O; o++) outputTile<M, float>(y + o, p.ms, z + o, O, rowLen);
   }
 }
 
-// out (+)= the channel-last rows Y [R, 2, 2 tw, O] of tile rows [r0, r1) in NCHW, + bias
+GL_CLONES void winoOutput(const float* GL_RESTRICT Y, long O, const WinoPlan& p, long tiles, float* GL_RESTRICT Z) {
+  if (p.m == 2) outputTiles<2>(Y, O, p, tiles, Z);
+  else outputTiles<4>(Y, O, p, tiles, Z);
+}
+
+// out (+)= the channel-last rows Z [R, m, m tw, O] of tile rows [r0, r1) in NCHW, + bias
 // when not accumulating; rows and columns past oh, ow are dropped. The block's output
-// rows of image n are one run of its planes, whose pixel q = (oy, ox) is at Y row
-// 2 (n th - r0) + oy: 16 pixels by 16 channels at a time through a register transpose.
-GL_CLONES void winoStore(const float* GL_RESTRICT Y, const ConvShape& s, const WinoPlan& p, long r0, long r1,
+// rows of image n are one run of its planes, whose pixel q = (oy, ox) is at Z row
+// m (n th - r0) + oy: 16 pixels by 16 channels at a time through a register transpose.
+GL_CLONES void winoStore(const float* GL_RESTRICT Z, const ConvShape& s, const WinoPlan& p, long r0, long r1,
                          const float* GL_RESTRICT bias, bool accumulate, float* GL_RESTRICT out) {
-  const long O = s.Cout, L = s.oh * s.ow, yRow = 2 * p.tw;
+  const long O = s.Cout, L = s.oh * s.ow, zRow = p.m * p.tw;
   for (long n = r0 / p.th; n * p.th < r1; n++) {
     const long t0 = n * p.th > r0 ? 0 : r0 - n * p.th, t1 = (n + 1) * p.th < r1 ? p.th : r1 - n * p.th;
-    const long q0 = 2 * t0 * s.ow, q1 = (2 * t1 < s.oh ? 2 * t1 : s.oh) * s.ow;
-    const long row0 = 2 * (n * p.th - r0);  // Y row of the image's output row 0 (rows < 2 t0 are not read)
+    const long q0 = p.m * t0 * s.ow, q1 = (p.m * t1 < s.oh ? p.m * t1 : s.oh) * s.ow;
+    const long row0 = p.m * (n * p.th - r0);  // Z row of the image's output row 0 (rows < m t0 are not read)
     float* on = out + n * O * L;
-    const auto at = [&](long q) { return Y + ((row0 + q / s.ow) * yRow + q % s.ow) * O; };
+    const auto at = [&](long q) { return Z + ((row0 + q / s.ow) * zRow + q % s.ow) * O; };
     const auto put = [&](float* dst, float v, long o) { *dst = accumulate ? *dst + v : v + (bias ? bias[o] : 0.f); };
     long o = 0;
     for (; o + 16 <= O; o += 16) {
       long q = q0;
       for (; q + 16 <= q1; q += 16) {
         F16 r[16];
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int i = 0; i < 16; i++) r[i] = ld<F16>(at(q + i) + o);
         transpose16(r);
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int j = 0; j < 16; j++) {
           float* dst = on + (o + j) * L + q;
           if (accumulate) st<F16>(dst, ld<F16>(dst) + r[j]);
@@ -293,94 +403,111 @@ void forBlocks(long blocks, double cost, F f) {
   else task(&ctx, 0, 1);
 }
 
+// F(4x4, 3x3) where its tiles cover the output exactly (28x28 images: 36 products per
+// 16 outputs instead of 16 per 4); F(2x2, 3x3) otherwise. Measured (2 threads, batch 32):
+// 28x28, 32 -> 32 channels, forward 1.9 -> 1.5 ms, 64 -> 64 5.7-5.9 -> 4.8-5.0; but at
+// 14x14 and 7x7, where 4x4 tiles overhang (16 or 8 outputs per 14 or 7), and with more
+// channels, whose 36 transformed kernels no longer stay in cache across a block,
+// F(4x4, 3x3) lost (128 -> 128 at 7x7 2.1 -> 3.6-3.9 ms).
+int winoTile(const ConvShape& s) { return s.oh % 4 == 0 && s.ow % 4 == 0 && s.oh * s.ow >= 256 ? 4 : 2; }
+
 bool winogradForward(const float* x, const float* w, const float* bias, const ConvShape& s, float* out,
                      bool accumulate) {
   if (!winogradShape(s)) return false;
-  const WinoPlan p = winoPlan(s);
-  const long C = s.Cin, O = s.Cout, P = p.P;
+  const WinoPlan p = winoPlan(s, winoTile(s));
+  const long C = s.Cin, O = s.Cout, P = p.P, nx = p.nx;
   const int nt = numThreads();
-  // Per thread: V [16, P, C], M [16, P, O] and the output rows Y [R, 2, 2 tw, O].
-  const long per = 16 * (p.vs + p.ms) + 4 * P * O;
-  float* UT = alignedFloats((size_t)16 * C * O);
+  // Per thread: V [nx, P, C], Y [nx, P, O] and the output rows Z [R, m, m tw, O].
+  const long per = nx * (p.vs + p.ms) + (long)p.m * p.m * P * O;
+  float* UT = alignedFloats((size_t)nx * C * O);
   float* xq = scratchBuffer(1, (size_t)s.N * p.Hq * p.Wq * C);
   float* scratch = scratchBuffer(4, (size_t)nt * per);
   if (!UT || !xq || !scratch) {
     free(UT);
     return false;
   }
-  winoWeights(w, O, C, UT);
+  if (p.m == 2) winoWeights<2>(w, O, C, UT);
+  else winoWeights<4>(w, O, C, UT);
   const ChannelLast lx = inputLayout(s, p);
   forRange(s.N, (double)s.N * p.Hq * p.Wq * C, [&](long lo, long hi) { toChannelLast(x, lo, hi, lx, xq); });
-  forBlocks(p.blocks, 32.0 * O * C * p.rows * p.tw, [&](int tid, long b) {
+  forBlocks(p.blocks, 2.0 * nx * O * C * p.rows * p.tw, [&](int tid, long b) {
     float* V = scratch + tid * per;
-    float* M = V + 16 * p.vs;
-    float* Y = M + 16 * p.ms;
+    float* Y = V + nx * p.vs;
+    float* Z = Y + nx * p.ms;
     const long r0 = b * p.R, r1 = r0 + p.R < p.rows ? r0 + p.R : p.rows;
     winoInput(xq, C, p, r0, r1, V);
-    for (long xi = 0; xi < 16; xi++)
-      gemmSerial(false, false, P, O, C, V + xi * p.vs, C, UT + xi * C * O, O, false, M + xi * p.ms, O);
-    winoOutput(M, O, p, (r1 - r0) * p.tw, Y);
-    winoStore(Y, s, p, r0, r1, bias, accumulate, out);
+    for (long xi = 0; xi < nx; xi++)
+      gemmSerial(false, false, P, O, C, V + xi * p.vs, C, UT + xi * C * O, O, false, Y + xi * p.ms, O);
+    winoOutput(Y, O, p, (r1 - r0) * p.tw, Z);
+    winoStore(Z, s, p, r0, r1, bias, accumulate, out);
   });
   free(UT);
   return true;
 }
 
-// A dy A^T of a 2x2 output gradient (rows y0, y0 + step and y1, y1 + step) into 16
-// values m + xi ms, A^T = [1 1 1 0; 0 1 -1 -1].
-template <class T>
-__attribute__((always_inline)) inline void gradTile(const float* y0, const float* y1, long step, float* m, long ms) {
-  const T a = ld<T>(y0), b = ld<T>(y0 + step), c = ld<T>(y1), d = ld<T>(y1 + step);
-  // u = A dy: rows a b | a+c b+d | a-c b-d | -c -d; then u A^T per row.
-  const T u[4][2] = {{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}};
-  for (long i = 0; i < 4; i++) {
-    st<T>(m + (i * 4 + 0) * ms, u[i][0]);
-    st<T>(m + (i * 4 + 1) * ms, u[i][0] + u[i][1]);
-    st<T>(m + (i * 4 + 2) * ms, u[i][0] - u[i][1]);
-    st<T>(m + (i * 4 + 3) * ms, -u[i][1]);
+// A dy A^T of the m x m output gradient at dy + i ldy + j step into the nx values m + xi ms.
+template <int M, class T>
+__attribute__((always_inline)) inline void gradTile(const float* dy, long step, long ldy, float* m, long ms) {
+  constexpr int A = M + 2;
+  T u[A][M];
+  for (int j = 0; j < M; j++) {  // A dy, a column at a time
+    T col[M], t[A];
+    for (int i = 0; i < M; i++) col[i] = ld<T>(dy + i * ldy + j * step);
+    Wino<M>::grad(col, t);
+    for (int i = 0; i < A; i++) u[i][j] = t[i];
+  }
+  for (int i = 0; i < A; i++) {
+    T t[A];
+    Wino<M>::grad(u[i], t);
+    for (int j = 0; j < A; j++) st<T>(m + (i * A + j) * ms, t[j]);
   }
 }
 
-// dM [16, P, O] (matrices ms apart): A dy A^T for the tiles of tile rows [r0, r1) of the
-// channel-last output gradients yq [N, 2 th, 2 tw, O]; rows past the last tile zeroed.
-GL_CLONES void winoGrad(const float* GL_RESTRICT yq, long O, const WinoPlan& p, long r0, long r1, float* GL_RESTRICT dM) {
-  const long rowLen = 2 * p.tw * O;
+// dM [nx, P, O] (matrices ms apart): A dy A^T for the tiles of tile rows [r0, r1) of the
+// channel-last output gradients yq [N, m th, m tw, O]; rows past the last tile zeroed.
+template <int M>
+__attribute__((always_inline)) inline void gradTiles(const float* GL_RESTRICT yq, long O, const WinoPlan& p, long r0,
+                                                     long r1, float* GL_RESTRICT dM) {
+  const long rowLen = M * p.tw * O;
   for (long r = r0; r < r1; r++) {
     const long n = r / p.th, ty = r % p.th;
     for (long tx = 0; tx < p.tw; tx++) {
-      const float* y0 = yq + ((n * 2 * p.th + 2 * ty) * 2 * p.tw + 2 * tx) * O;
+      const float* dy = yq + ((n * M * p.th + M * ty) * M * p.tw + M * tx) * O;
       float* m = dM + ((r - r0) * p.tw + tx) * O;
       long o = 0;
-      for (; o + 16 <= O; o += 16) gradTile<F16>(y0 + o, y0 + rowLen + o, O, m + o, p.ms);
-      for (; o < O; o++) gradTile<float>(y0 + o, y0 + rowLen + o, O, m + o, p.ms);
+      for (; o + 16 <= O; o += 16) gradTile<M, F16>(dy + o, O, rowLen, m + o, p.ms);
+      for (; o < O; o++) gradTile<M, float>(dy + o, O, rowLen, m + o, p.ms);
     }
   }
-  for (long xi = 0; xi < 16; xi++)
+  for (long xi = 0; xi < p.nx; xi++)
     for (long q = (r1 - r0) * p.tw * O; q < p.P * O; q++) dM[xi * p.ms + q] = 0.f;
 }
 
-// dw [O, C, 3, 3] = G^T dU G from dU [16, O, C] (the sum of nt partials dUs apart).
+GL_CLONES void winoGrad(const float* GL_RESTRICT yq, long O, const WinoPlan& p, long r0, long r1, float* GL_RESTRICT dM) {
+  if (p.m == 2) gradTiles<2>(yq, O, p, r0, r1, dM);
+  else gradTiles<4>(yq, O, p, r0, r1, dM);
+}
+
+// dw [O, C, 3, 3] = G^T dU G from dU [nx, O, C] (the sum of `parts` partials dUs apart).
+template <int M>
 void winoWeightGrad(const float* dU, long parts, long dUs, long O, long C, float* dw) {
+  constexpr int A = M + 2;
   const long OC = O * C;
   for (long oc = 0; oc < OC; oc++) {
-    float d[4][4];
-    for (long xi = 0; xi < 16; xi++) {
+    float d[A][A];
+    for (int xi = 0; xi < A * A; xi++) {
       float v = 0.f;
       for (long t = 0; t < parts; t++) v += dU[t * dUs + xi * OC + oc];
-      d[xi / 4][xi % 4] = v;
+      d[xi / A][xi % A] = v;
     }
-    float t[3][4];  // G^T d, G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1]
-    for (long j = 0; j < 4; j++) {
-      t[0][j] = d[0][j] + 0.5f * (d[1][j] + d[2][j]);
-      t[1][j] = 0.5f * (d[1][j] - d[2][j]);
-      t[2][j] = 0.5f * (d[1][j] + d[2][j]) + d[3][j];
+    float t[3][A];  // G^T d, a column at a time
+    for (int j = 0; j < A; j++) {
+      float col[A], g[3];
+      for (int i = 0; i < A; i++) col[i] = d[i][j];
+      Wino<M>::weightBack(col, g);
+      for (int i = 0; i < 3; i++) t[i][j] = g[i];
     }
-    float* g = dw + oc * 9;
-    for (long i = 0; i < 3; i++) {
-      g[i * 3 + 0] = t[i][0] + 0.5f * (t[i][1] + t[i][2]);
-      g[i * 3 + 1] = 0.5f * (t[i][1] - t[i][2]);
-      g[i * 3 + 2] = 0.5f * (t[i][1] + t[i][2]) + t[i][3];
-    }
+    for (int i = 0; i < 3; i++) Wino<M>::weightBack(t[i], dw + oc * 9 + i * 3);
   }
 }
 
@@ -456,33 +583,35 @@ bool gemmTA(long, long, long, const float*, long, const float*, long, float*, lo
 // dM[xi]^T V[xi] into the thread's own partial sums.
 bool winogradWeight(const float* x, const float* y, const ConvShape& s, float* dw) {
   if (!winogradShape(s)) return false;
-  const WinoPlan p = winoPlan(s);
-  const long C = s.Cin, O = s.Cout, P = p.P, OC = O * C;
+  const WinoPlan p = winoPlan(s, winoTile(s));
+  const long C = s.Cin, O = s.Cout, P = p.P, OC = O * C, nx = p.nx;
   int nt = numThreads();
   if (nt > p.blocks) nt = (int)p.blocks;
-  // Per thread: V [16, P, C], dM [16, P, O] and the partial dU [16, O, C].
-  const long per = 16 * (p.vs + p.ms) + 16 * OC;
+  // Per thread: V [nx, P, C], dM [nx, P, O] and the partial dU [nx, O, C].
+  const long per = nx * (p.vs + p.ms + OC);
   float* xq = scratchBuffer(1, (size_t)s.N * p.Hq * p.Wq * C);
-  float* yq = scratchBuffer(2, (size_t)s.N * 4 * p.th * p.tw * O);
+  float* yq = scratchBuffer(2, (size_t)s.N * p.m * p.th * p.m * p.tw * O);
   float* scratch = scratchBuffer(4, (size_t)nt * per);
   if (!xq || !yq || !scratch) return false;
-  const ChannelLast lx = inputLayout(s, p), ly = {O, s.oh, s.ow, 0, 0, 2 * p.th, 2 * p.tw};
+  const ChannelLast lx = inputLayout(s, p), ly = {O, s.oh, s.ow, 0, 0, p.m * p.th, p.m * p.tw};
   forRange(s.N, (double)s.N * p.Hq * p.Wq * (C + O), [&](long lo, long hi) {
     toChannelLast(x, lo, hi, lx, xq);
     toChannelLast(y, lo, hi, ly, yq);
   });
-  for (int t = 0; t < nt; t++) memset(scratch + t * per + 16 * (p.vs + p.ms), 0, 16 * OC * sizeof(float));
-  forBlocks(p.blocks, 32.0 * O * C * p.rows * p.tw, [&](int tid, long b) {
+  for (int t = 0; t < nt; t++) memset(scratch + t * per + nx * (p.vs + p.ms), 0, nx * OC * sizeof(float));
+  forBlocks(p.blocks, 2.0 * nx * O * C * p.rows * p.tw, [&](int tid, long b) {
     float* V = scratch + tid * per;
-    float* dM = V + 16 * p.vs;
-    float* dU = dM + 16 * p.ms;
+    float* dM = V + nx * p.vs;
+    float* dU = dM + nx * p.ms;
     const long r0 = b * p.R, r1 = r0 + p.R < p.rows ? r0 + p.R : p.rows;
     winoInput(xq, C, p, r0, r1, V);
     winoGrad(yq, O, p, r0, r1, dM);
-    for (long xi = 0; xi < 16; xi++)
+    for (long xi = 0; xi < nx; xi++)
       if (!gemmTA(O, C, P, dM + xi * p.ms, O, V + xi * p.vs, C, dU + xi * OC, C))
         gemmSerial(true, false, O, C, P, dM + xi * p.ms, O, V + xi * p.vs, C, true, dU + xi * OC, C);
   });
-  winoWeightGrad(scratch + 16 * (p.vs + p.ms), nt, per, O, C, dw);
+  const float* dU = scratch + nx * (p.vs + p.ms);
+  if (p.m == 2) winoWeightGrad<2>(dU, nt, per, O, C, dw);
+  else winoWeightGrad<4>(dU, nt, per, O, C, dw);
   return true;
 }
