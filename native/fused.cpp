@@ -356,9 +356,11 @@ GL_CLONES void groupNormBackLoop(const float* GL_RESTRICT x, const float* GL_RES
       const float wc = w ? w[ch] : 1.f, bc = b ? b[ch] : 0.f;
       const float *xc = x + (r * Cg + c) * S, *gc = g + (r * Cg + c) * S;
       float* out = sums + 2 * (n * C + ch);
+      float* dc = dx + (r * Cg + c) * S;  // holds du until the second pass
       pairSums(S, [=](long j, float& uxh, float& u) {
         const float xh = (xc[j] - m) * rs;
         u = act == 1 ? gc[j] * fsiluGrad(xh * wc + bc) : gc[j];
+        if (act == 1) dc[j] = u;
         uxh = u * xh;
       }, out[0], out[1]);
       sA += (double)wc * out[1];
@@ -368,13 +370,13 @@ GL_CLONES void groupNormBackLoop(const float* GL_RESTRICT x, const float* GL_RES
     const float a = (float)(sA / len), bq = (float)(sB / len);
     for (long c = 0; c < Cg; c++) {
       const long ch = g0 + c;
-      const float wc = w ? w[ch] : 1.f, bc = b ? b[ch] : 0.f;
+      const float wc = w ? w[ch] : 1.f;
       const float *xc = x + (r * Cg + c) * S, *gc = g + (r * Cg + c) * S;
       float* dc = dx + (r * Cg + c) * S;
       if (act == 1)
         for (long j = 0; j < S; j++) {
           const float xh = (xc[j] - m) * rs;
-          dc[j] = rs * (gc[j] * fsiluGrad(xh * wc + bc) * wc - a - xh * bq);
+          dc[j] = rs * (dc[j] * wc - a - xh * bq);
         }
       else
         for (long j = 0; j < S; j++) {
