@@ -118,6 +118,33 @@ napi_value Gemm(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+napi_value GemmBatched(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  const bool tA = a.flag(0), tB = a.flag(1);
+  const long batch = a.lng(2), M = a.lng(3), N = a.lng(4), K = a.lng(5);
+  size_t la, lb, lc;
+  const float* A = a.f32(6, &la);
+  const long aOff = a.lng(7), aStride = a.lng(8), lda = a.lng(9);
+  const float* B = a.f32(10, &lb);
+  const long bOff = a.lng(11), bStride = a.lng(12), ldb = a.lng(13);
+  const float beta = (float)a.num(14);
+  float* C = a.f32(15, &lc);
+  const long cOff = a.lng(16), cStride = a.lng(17), ldc = a.lng(18);
+  if (a.failed) return nullptr;
+  if (batch < 0 || M < 0 || N < 0 || K < 0 || aStride < 0 || bStride < 0 || cStride < 0)
+    a.fail("genlab native: gemmBatched: negative size or stride");
+  const long last = batch > 0 ? batch - 1 : 0, ec = extent(M, N, ldc);
+  if (batch > 1 && cStride < ec) a.fail("genlab native: gemmBatched: the C items overlap");
+  if (batch > 0) {
+    a.within(aOff + last * aStride, tA ? extent(K, M, lda) : extent(M, K, lda), la, "gemmBatched A");
+    a.within(bOff + last * bStride, tB ? extent(N, K, ldb) : extent(K, N, ldb), lb, "gemmBatched B");
+    a.within(cOff + last * cStride, ec, lc, "gemmBatched C");
+  }
+  if (a.failed) return nullptr;
+  gl::gemmBatched(tA, tB, batch, M, N, K, A + aOff, aStride, lda, B + bOff, bStride, ldb, beta, C + cOff, cStride, ldc);
+  return undef(env);
+}
+
 napi_value Unary(napi_env env, napi_callback_info info) {
   Args a(env, info);
   const int op = (int)a.lng(0);
@@ -1050,7 +1077,7 @@ NAPI_MODULE_INIT() {
     const char* name;
     napi_callback cb;
   } fns[] = {
-      {"gemm", Gemm},       {"unary", Unary},         {"activationGrad", ActivationGrad}, {"binary", Binary},   {"copy", Copy},       {"addStrided", AddStrided}, {"reduce", Reduce},
+      {"gemm", Gemm},       {"gemmBatched", GemmBatched},       {"unary", Unary},         {"activationGrad", ActivationGrad}, {"binary", Binary},   {"copy", Copy},       {"addStrided", AddStrided}, {"reduce", Reduce},
       {"softmax", Softmax}, {"im2col", Im2col},       {"col2im", Col2im},   {"adam", Adam},
       {"conv2dForward", Conv2dForward}, {"conv2dBackwardData", Conv2dBackwardData},
       {"conv2dBackwardWeight", Conv2dBackwardWeight},

@@ -41,6 +41,11 @@ struct GemmEpilogue {
 void gemm(bool transA, bool transB, long M, long N, long K,
           const float* A, long lda, const float* B, long ldb,
           float beta, float* C, long ldc, const GemmEpilogue& epi = GemmEpilogue());
+// `batch` independent products as gemm's (no epilogue), item i at A + i aStride, B + i
+// bStride, C + i cStride (C items must not overlap): items too small to split are
+// spread over the threads, larger ones run one after another, each threaded.
+void gemmBatched(bool transA, bool transB, long batch, long M, long N, long K, const float* A, long aStride, long lda,
+                 const float* B, long bStride, long ldb, float beta, float* C, long cStride, long ldc);
 // Which GEMM microkernel runs: "avx512", "avx2", "simd128" or "scalar".
 const char* gemmKernelName();
 // Force a microkernel (tests run each one); false if this CPU/target lacks it.

@@ -106,6 +106,19 @@ export interface Backend {
   ): void;
 
   /**
+   * `batch` independent products as gemm's, without an epilogue: item i reads A at
+   * aOff + i * aStride and B at bOff + i * bStride and writes C at cOff + i * cStride
+   * (strides >= 0; C items must not overlap). Native spreads items too small to split
+   * over its threads (batched attention scores at 7x7: 49 x 49 x 128 each).
+   */
+  gemmBatched(
+    transA: boolean, transB: boolean, batch: number, M: number, N: number, K: number,
+    A: Float32Array, aOff: number, aStride: number, lda: number,
+    B: Float32Array, bOff: number, bStride: number, ldb: number,
+    beta: number, C: Float32Array, cOff: number, cStride: number, ldc: number,
+  ): void;
+
+  /**
    * Unfold one image x[xOff..] of shape [C, H, W] into columns [C*kh*kw, oh*ow]
    * (zero padding), as PyTorch's im2col.
    */

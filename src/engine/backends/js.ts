@@ -698,6 +698,12 @@ export const jsBackend: Backend = {
     if (epilogue) gemmEpilogue(C, cOff, ldc, M, N, epilogue);
   },
 
+  gemmBatched(transA, transB, batch, M, N, K, A, aOff, aStride, lda, B, bOff, bStride, ldb, beta, C, cOff, cStride, ldc) {
+    for (let i = 0; i < batch; i++) {
+      jsBackend.gemm(transA, transB, M, N, K, A, aOff + i * aStride, lda, B, bOff + i * bStride, ldb, beta, C, cOff + i * cStride, ldc);
+    }
+  },
+
   im2col(x, xOff, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols) {
     const L = oh * ow;
     for (let c = 0; c < C; c++) {

@@ -196,6 +196,43 @@ test('native gemm rejects out-of-bounds arguments instead of touching memory', {
   assert.throws(() => N().gemm(false, false, 3, 4, 4, A, 0, 4, B, 0, 3, 0, C, 0, 3), RangeError);
 });
 
+test('native gemmBatched = js gemm per item: transposes, a shared (stride 0) B, beta, items split over threads or not', { skip }, () => {
+  const rng = new Rng(29);
+  // [batch, M, N, K]: small items (spread over the threads) and items large enough to be
+  // threaded one by one.
+  for (const [batch, M, Nn, K] of [[1, 5, 7, 9], [32, 49, 49, 128], [7, 13, 33, 65], [3, 200, 150, 120]]) {
+    for (const tA of [false, true]) {
+      for (const tB of [false, true]) {
+        for (const shareB of [false, true]) {
+          const lda = (tA ? M : K) + 1, ldb = (tB ? K : Nn) + 2, ldc = Nn + 3;
+          const aStride = (tA ? K : M) * lda + 4, bStride = shareB ? 0 : (tB ? Nn : K) * ldb + 1, cStride = M * ldc + 5;
+          const A = rand(rng, 2 + batch * aStride), B = rand(rng, 1 + (shareB ? (tB ? Nn : K) * ldb : batch * bStride));
+          for (const beta of [0, 1]) {
+            const C0 = rand(rng, 3 + batch * cStride), Cj = C0.slice();
+            for (let i = 0; i < batch; i++) {
+              jsBackend.gemm(tA, tB, M, Nn, K, A, 2 + i * aStride, lda, B, 1 + i * bStride, ldb, beta, Cj, 3 + i * cStride, ldc);
+            }
+            withThreads((threads) => {
+              const Cn = C0.slice();
+              N().gemmBatched(tA, tB, batch, M, Nn, K, A, 2, aStride, lda, B, 1, bStride, ldb, beta, Cn, 3, cStride, ldc);
+              close(Cn, Cj, 1e-5, 1e-4 * Math.sqrt(K), `gemmBatched ${[batch, M, Nn, K]} tA ${tA} tB ${tB} shareB ${shareB} beta ${beta} (threads ${threads})`);
+            });
+          }
+        }
+      }
+    }
+  }
+});
+
+test('native gemmBatched rejects overlapping results and out-of-bounds items', { skip }, () => {
+  const A = new Float32Array(2 * 12), B = new Float32Array(12), C = new Float32Array(2 * 9);
+  N().gemmBatched(false, false, 2, 3, 3, 4, A, 0, 12, 4, B, 0, 0, 3, 0, C, 0, 9, 3);
+  assert.throws(() => N().gemmBatched(false, false, 2, 3, 3, 4, A, 0, 12, 4, B, 0, 0, 3, 0, C, 0, 8, 3), /overlap/);
+  assert.throws(() => N().gemmBatched(false, false, 2, 3, 3, 4, A, 1, 12, 4, B, 0, 0, 3, 0, C, 0, 9, 3), /gemmBatched A out of bounds/);
+  assert.throws(() => N().gemmBatched(false, false, 2, 3, 3, 4, A, 0, 12, 4, B, 0, 1, 3, 0, C, 0, 9, 3), /gemmBatched B out of bounds/);
+  assert.throws(() => N().gemmBatched(false, false, 3, 3, 3, 4, A, 0, 6, 4, B, 0, 0, 3, 0, C, 0, 9, 3), /gemmBatched C out of bounds/);
+});
+
 const SPECIAL = [NaN, Infinity, -Infinity, 0, -0, 1e-40, -1e-40, 1e-7, -1e-7, 0.5, -0.5, 1, -1, 19.9, 20, 20.1, 88, -88, 89, -104, 200, -200];
 
 test('native unary = js unary for every op, NaN/Inf/extremes included', { skip }, () => {

@@ -24,6 +24,11 @@ export interface NativeAddon {
     beta: number, C: Float32Array, cOff: number, ldc: number,
     bias?: Float32Array | null, biasOff?: number, relu?: boolean,
   ): void;
+  gemmBatched(
+    transA: boolean, transB: boolean, batch: number, M: number, N: number, K: number,
+    A: Float32Array, aOff: number, aStride: number, lda: number, B: Float32Array, bOff: number, bStride: number, ldb: number,
+    beta: number, C: Float32Array, cOff: number, cStride: number, ldc: number,
+  ): void;
   unary(op: number, x: Float32Array, xOff: number, out: Float32Array, n: number, p0: number, p1: number): boolean;
   binary(op: number, a: Float32Array, aOff: number, b: Float32Array, bOff: number, out: Float32Array, meta: Int32Array): boolean;
   activationGrad(kind: number, x: Float32Array, g: Float32Array, out: Float32Array, n: number, slope: number): boolean;
@@ -254,6 +259,10 @@ export function loadNative(): Backend {
       if (M * N * K < T.gemm) jsBackend.gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, epi);
       else if (epi) a.gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, epi.bias, epi.biasOff, epi.relu);
       else a.gemm(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
+    },
+    gemmBatched(transA, transB, batch, M, N, K, A, aOff, aStride, lda, B, bOff, bStride, ldb, beta, C, cOff, cStride, ldc) {
+      if (M * N * K * batch < T.gemm) jsBackend.gemmBatched(transA, transB, batch, M, N, K, A, aOff, aStride, lda, B, bOff, bStride, ldb, beta, C, cOff, cStride, ldc);
+      else a.gemmBatched(transA, transB, batch, M, N, K, A, aOff, aStride, lda, B, bOff, bStride, ldb, beta, C, cOff, cStride, ldc);
     },
     im2col(x, xOff, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols) {
       if (C * kh * kw * oh * ow < T.elementwise) jsBackend.im2col(x, xOff, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols);

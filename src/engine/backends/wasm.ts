@@ -341,6 +341,13 @@ export function loadWasm(): Backend {
       if (epi) gemmEpilogue(C, cOff, ldc, M, N, epi);
     },
 
+    gemmBatched(transA, transB, batch, M, N, K, A, aOff, aStride, lda, B, bOff, bStride, ldb, beta, C, cOff, cStride, ldc) {
+      // (The module runs one thread: the items one after another.)
+      for (let i = 0; i < batch; i++) {
+        overrides.gemm!(transA, transB, M, N, K, A, aOff + i * aStride, lda, B, bOff + i * bStride, ldb, beta, C, cOff + i * cStride, ldc);
+      }
+    },
+
     im2col(x, xOff, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols) {
       const nc = C * kh * kw * oh * ow, nx = C * H * W;
       if (nc < T.elementwise) return jsBackend.im2col(x, xOff, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols);

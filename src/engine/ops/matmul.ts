@@ -44,6 +44,21 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   return y;
 }
 
+/**
+ * The one stride s at which item i of a row-major batch (strides per batch axis) starts
+ * at i * s, or null when the axes' strides do not nest that way (e.g. one broadcast axis
+ * among others).
+ */
+function uniformStride(strides: number[], batch: number[]): number | null {
+  const s = strides[strides.length - 1];
+  let want = s;
+  for (let d = strides.length - 1; d >= 0; d--) {
+    if (batch[d] > 1 && strides[d] !== want) return null;
+    want *= batch[d];
+  }
+  return s;
+}
+
 function matmulNd(a: Tensor, b: Tensor): Tensor {
   if (a.dtype !== 'float32' || b.dtype !== 'float32') {
     throw new DTypeError(`matmul: expected float32 operands, got ${a.dtype} ${fmtShape(a.shape)} and ${b.dtype} ${fmtShape(b.shape)}`);
@@ -69,6 +84,11 @@ function matmulNd(a: Tensor, b: Tensor): Tensor {
     if (!A.trans && bBatchStr.every((s) => s === 0) && collapsible(A.t, batch, A.ld)) {
       // One GEMM for all batches: (nb*M, K) x (K, N).
       bk.gemm(false, B.trans, nb * M, N, K, aData, A.t.offset, A.ld, bData, B.t.offset, B.ld, 0, out, 0, N);
+    } else if (batch.length > 0 && uniformStride(aBatchStr, batch) !== null && uniformStride(bBatchStr, batch) !== null) {
+      // Items at one stride on each side (e.g. [B, M, K] x [B, K, N]): one call, which
+      // spreads small products over the threads.
+      const as = uniformStride(aBatchStr, batch)!, bs = uniformStride(bBatchStr, batch)!;
+      bk.gemmBatched(A.trans, B.trans, nb, M, N, K, aData, A.t.offset, as, A.ld, bData, B.t.offset, bs, B.ld, 0, out, 0, M * N, N);
     } else {
       const idx = new Array<number>(batch.length).fill(0);
       for (let i = 0; i < nb; i++) {
