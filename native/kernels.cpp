@@ -279,6 +279,38 @@ void copyRows(const uint32_t* x, uint32_t* out, const BinShape& s, long r0, long
   }
 }
 
+// Rows of w f values whose last axis repeats each of w elements f times (stride 0:
+// nearest upsampling's [.., W, f] view), rows [r0, r1) over the axes before those two.
+// One row at a time through copyRows cost ~2 ns a value (rows of f = 2): ddpm's DDIM
+// sampling spent 64 ms of 2.9 s there.
+void copyRepeatRows(const uint32_t* x, uint32_t* out, const BinShape& s, long r0, long r1) {
+  const int rank = s.rank;
+  const long f = s.shape[rank - 1], w = s.shape[rank - 2], sw = s.as[rank - 2], n = w * f;
+  long idx[16];
+  long xi = 0, rem = r0;
+  for (int d = rank - 3; d >= 0; d--) {
+    idx[d] = rem % s.shape[d];
+    rem /= s.shape[d];
+    xi += idx[d] * s.as[d];
+  }
+  for (long r = r0; r < r1; r++) {
+    const uint32_t* src = x + xi;
+    uint32_t* dst = out + r * n;
+    if (f == 2)
+      for (long j = 0; j < w; j++) dst[2 * j] = dst[2 * j + 1] = src[j * sw];
+    else
+      for (long j = 0; j < w; j++)
+        for (long k = 0; k < f; k++) dst[j * f + k] = src[j * sw];
+    for (int d = rank - 3; d >= 0; d--) {
+      idx[d]++;
+      xi += s.as[d];
+      if (idx[d] < s.shape[d]) break;
+      xi -= s.as[d] * s.shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
 }  // namespace
 
 // Drop size-1 axes and merge axes that are contiguous under `strides` (into s.shape/as);
@@ -313,6 +345,11 @@ bool copy4(const uint32_t* x, const int64_t* strides, uint32_t* out, const int64
   long rows = 1;
   for (int d = 0; d < s.rank - 1; d++) rows *= s.shape[d];
   const long n = s.shape[s.rank - 1];
+  if (s.rank >= 2 && s.as[s.rank - 1] == 0) {
+    const long rows2 = rows / s.shape[s.rank - 2];
+    parallelFor(rows2, (double)rows * n, [&](long lo, long hi) { copyRepeatRows(x, out, s, lo, hi); });
+    return true;
+  }
   parallelFor(rows, (double)rows * n, [&](long lo, long hi) { copyRows(x, out, s, lo, hi); });
   return true;
 }

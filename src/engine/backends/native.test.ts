@@ -342,6 +342,14 @@ test('native copy = js copy: permuted, sliced, flipped and broadcast views, floa
     { shape: [7, 30], st: [0, 1], off: 5 }, // broadcast (expand)
     { shape: [3, 1, 50], st: [100, 0, 2], off: 0 }, // step slice
     { shape: [], st: [], off: 4 },
+    // Last axis repeated (nearest upsampling's [NC, H, f, W, f] view): f = 2 and 3, one
+    // row, a repeated axis right before it, enough rows for two threads.
+    { shape: [6, 7, 2, 7, 2], st: [49, 7, 0, 1, 0], off: 3 },
+    { shape: [2, 5, 3, 4, 3], st: [20, 4, 0, 1, 0], off: 0 },
+    { shape: [9, 3], st: [2, 0], off: 1 },
+    { shape: [5, 4, 2], st: [1, 5, 0], off: 2 },
+    { shape: [4, 3, 5, 2], st: [60, 5, 0, 0], off: 7 },
+    { shape: [24, 14, 2, 14, 2], st: [196, 14, 0, 1, 0], off: 0 },
   ];
   withThreads((threads) => {
     for (const c of cases) {
