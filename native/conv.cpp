@@ -4,9 +4,9 @@
 // from the NCHW input (Caffe's im2col, one packed panel at a time), and the GEMM writes
 // its [Cout, N*oh*ow] result straight into the NCHW output, so no layout transposes or
 // column buffers surround the GEMM.
-// - 3x3 stride 1 with at least 16 channels each side: Winograd F(2x2, 3x3), or F(4x4,
-//   3x3) where 4x4 tiles cover the output exactly, in blocks of tiles (winograd.cpp):
-//   forward, data gradient and weight gradient.
+// - 3x3 (and 2x2) stride 1 with at least 16 channels each side: Winograd F(2x2, 3x3),
+//   or F(4x4, 3x3) where 4x4 tiles cover the output exactly (F(2x2, 2x2) for 2x2), in
+//   blocks of tiles (winograd.cpp): forward, data gradient and weight gradient.
 // - Stride 1 with AVX-512: the padded images are read in place through a table of row
 //   pointers (indirectForward): no packing of the input at all.
 // - Stride 1 otherwise, images at least 14 wide: the images are padded once and the
@@ -14,8 +14,9 @@
 //   contiguous run (shiftedView): packing is a copy per row and image instead of one
 //   per output row. Their weight gradients do the same, with the output gradient
 //   widened by zero columns.
-// - Stride 2 with even kernels, forward: a stride-1 convolution over the input's four
-//   phase images (phasedForward), so the paths above.
+// - Stride 2 with even kernels: a stride-1 convolution over the input's four phase
+//   images (phasedForward), so the paths above; its gradients too when that 2x2
+//   convolution takes Winograd F(2x2, 2x2).
 // - The stride-1 data gradient is the convolution of the output gradient with the
 //   flipped kernel, another forward; otherwise it goes through a column buffer per chunk
 //   of images (col2im must add overlapping windows), scattered in parallel over (image,
@@ -773,15 +774,17 @@ void convForwardImpl(const float* x, const float* w, const float* bias, const Co
 // y = conv(z, w') with w'[o, (c, a, b), u, v] = w[o, c, 2u + a, 2v + b], a kh/2 x kw/2
 // kernel with no padding, which takes the stride-1 paths above (with AVX-512 the
 // indirect GEMM: no packing of the input). Forward only: 2 threads, batch 64, 64 -> 128
-// channels 14 -> 7 6.4 -> 5.7 ms, 32 -> 64 2.0 -> 1.6 ms. The same split made the data
-// gradient slower (6.7 -> 7.4 ms: the phase images' 8x8 gradients waste a quarter of
-// the indirect tiles) and the weight gradient no faster, so those keep im2col.
+// channels 14 -> 7 6.4 -> 5.7 ms, 32 -> 64 2.0 -> 1.6 ms. Through the indirect GEMM the
+// same split made the data gradient slower (6.7 -> 7.4 ms: the phase images' 8x8
+// gradients waste a quarter of the indirect tiles) and the weight gradient no faster;
+// the gradients take it only where the 2x2 convolution goes through Winograd
+// (phasedBackwardData / phasedBackwardWeight below), else im2col.
 bool phaseable(const ConvShape& s) {
   return s.sh == 2 && s.sw == 2 && s.dh == 1 && s.dw == 1 && s.kh % 2 == 0 && s.kw % 2 == 0 && s.oh > 0 && s.ow > 0;
 }
 
 // The stride-1 convolution over the phase images of up to `chunk` images, and w' (null
-// when out of memory; the caller frees it).
+// when w is or when out of memory; the caller frees it).
 struct Phases {
   ConvShape z;
   long chunk, zImage;
@@ -804,7 +807,7 @@ Phases phasesOf(const ConvShape& s, const float* w) {
   P.chunk = n < 1 ? 1 : n > s.N ? s.N : n;
   z.N = P.chunk;
   const long Cg = s.Cin / s.groups, kk = s.kh * s.kw, zk = z.kh * z.kw;
-  P.wz = alignedFloats((size_t)s.Cout * 4 * Cg * zk);
+  P.wz = w ? alignedFloats((size_t)s.Cout * 4 * Cg * zk) : nullptr;
   if (P.wz)
     for (long o = 0; o < s.Cout; o++)
       for (long c = 0; c < Cg; c++)
@@ -859,6 +862,90 @@ bool phasedForward(const float* x, const float* w, const float* bias, const Conv
   return true;
 }
 
+// The gradients of a stride-2 convolution through its phase images, where the 2x2
+// convolution over them takes Winograd F(2x2, 2x2) (9 products per 4 outputs instead of
+// 16; with AVX-512's indirect GEMM instead, the data gradient had lost, see
+// phaseable): the data gradient is the phase images' gradient (a stride-1 data
+// gradient, its 8x8 grid exactly 4x4 tiles at 7x7 outputs) scattered back to the pixels
+// it came from (each pixel is in one phase image: no sums), the weight gradient that of
+// the 2x2 kernel over the phase images, its taps put back in place. 2 threads: dcgan's
+// 64 -> 128 k4 s2 at 14x14, batch 64, data gradient 6.5-6.7 -> 5.3 ms, weight gradient
+// 5.8 -> 5.4 (forward 6.0 -> 4.8 through the same F(2x2, 2x2)); conv-vae's 32 -> 64,
+// batch 128, 4.4-4.6 -> 3.0-3.1 and 3.7-3.8 -> 3.1-3.2. dcgan 91 -> 80-83 ms a step,
+// conv-vae 32-33 -> 26-28.
+bool phasedWinograd(const ConvShape& s, const Phases& P) { return s.groups == 1 && winogradShape(P.z); }
+
+// x [n, C, H, W] += the pixels of the phase images' gradient dz [n, 4 C, Hz, Wz].
+void fromPhases(const float* dz, long n, const ConvShape& s, const ConvShape& z, float* x) {
+  forRange(n * s.Cin, (double)n * z.Cin * z.H * z.W, [&](long lo, long hi) {
+    for (long t = lo; t < hi; t++) {
+      float* xc = x + t * s.H * s.W;
+      for (long ab = 0; ab < 4; ab++) {
+        const long a = ab >> 1, b = ab & 1;
+        const float* d = dz + (t * 4 + ab) * z.H * z.W;
+        for (long i = 0; i < z.H; i++, d += z.W) {
+          const long y = 2 * i + a - s.ph;
+          if (y < 0 || y >= s.H) continue;
+          float* xr = xc + y * s.W;
+          for (long j = 0; j < z.W; j++) {
+            const long q = 2 * j + b - s.pw;
+            if (q >= 0 && q < s.W) xr[q] += d[j];
+          }
+        }
+      }
+    }
+  });
+}
+
+bool phasedBackwardData(const float* y, const float* w, const ConvShape& s, float* out) {
+  if (!phaseable(s)) return false;
+  Phases P = phasesOf(s, w);
+  float* dz = P.wz && phasedWinograd(s, P) ? scratchBuffer(3, (size_t)P.chunk * P.zImage) : nullptr;
+  if (!dz) {
+    free(P.wz);
+    return false;
+  }
+  for (long n0 = 0; n0 < s.N; n0 += P.chunk) {
+    const long nb = s.N - n0 < P.chunk ? s.N - n0 : P.chunk;
+    ConvShape z = P.z;
+    z.N = nb;
+    memset(dz, 0, (size_t)nb * P.zImage * sizeof(float));
+    convBackwardData(y + n0 * s.Cout * s.oh * s.ow, P.wz, z, dz);
+    fromPhases(dz, nb, s, z, out + n0 * s.Cin * s.H * s.W);
+  }
+  free(P.wz);
+  return true;
+}
+
+bool phasedBackwardWeight(const float* x, const float* y, const ConvShape& s, float* out) {
+  if (!phaseable(s)) return false;
+  const Phases P = phasesOf(s, nullptr);
+  const long zk = P.z.kh * P.z.kw, nw = s.Cout * P.z.Cin * zk;
+  float* zb = phasedWinograd(s, P) ? scratchBuffer(3, (size_t)P.chunk * P.zImage) : nullptr;
+  float* dwz = zb ? alignedFloats((size_t)2 * nw) : nullptr;
+  if (!dwz) return false;
+  float* part = dwz + nw;
+  for (long n0 = 0; n0 < s.N; n0 += P.chunk) {
+    const long nb = s.N - n0 < P.chunk ? s.N - n0 : P.chunk;
+    ConvShape z = P.z;
+    z.N = nb;
+    toPhases(x + n0 * s.Cin * s.H * s.W, nb, s, z, zb);
+    convBackwardWeight(zb, y + n0 * s.Cout * s.oh * s.ow, z, n0 == 0 ? dwz : part);
+    if (n0 > 0)
+      for (long i = 0; i < nw; i++) dwz[i] += part[i];
+  }
+  // w[o, c, 2u + a, 2v + b] = w'[o, (c, a, b), u, v], as phasesOf.
+  const long kk = s.kh * s.kw;
+  for (long o = 0; o < s.Cout; o++)
+    for (long c = 0; c < s.Cin; c++)
+      for (long ki = 0; ki < s.kh; ki++)
+        for (long kj = 0; kj < s.kw; kj++)
+          out[(o * s.Cin + c) * kk + ki * s.kw + kj] =
+              dwz[((o * s.Cin + c) * 4 + (ki & 1) * 2 + (kj & 1)) * zk + (ki >> 1) * P.z.kw + (kj >> 1)];
+  free(dwz);
+  return true;
+}
+
 }  // namespace
 
 void convForward(const float* x, const float* w, const float* bias, const ConvShape& s, float* out) {
@@ -869,6 +956,7 @@ void convBackwardData(const float* y, const float* w, const ConvShape& s, float*
   const long L = s.oh * s.ow, Og = s.Cout / s.groups, Cg = s.Cin / s.groups, K = Cg * s.kh * s.kw;
   const long HW = s.H * s.W, CK = s.Cin * s.kh * s.kw;
   if (s.N * s.Cin * HW == 0 || L == 0 || Og == 0) return;
+  if (phasedBackwardData(y, w, s, out)) return;
   if (s.sh == 1 && s.sw == 1 && !isDirect(s) && s.dh * (s.kh - 1) >= s.ph && s.dw * (s.kw - 1) >= s.pw &&
       s.H == s.oh + s.dh * (s.kh - 1) - 2 * s.ph && s.W == s.ow + s.dw * (s.kw - 1) - 2 * s.pw) {
     // Stride 1: the data gradient is itself a convolution, of y with the spatially
@@ -975,7 +1063,9 @@ void convBackwardWeight(const float* x, const float* y, const ConvShape& s, floa
   const long L = s.oh * s.ow, Og = s.Cout / s.groups, Cg = s.Cin / s.groups, K = Cg * s.kh * s.kw;
   const long HW = s.H * s.W;
   if (Og * K == 0) return;
-  if (smallKWeight(x, y, s, out) || winogradWeight(x, y, s, out) || shiftedWeight(x, y, s, out)) return;
+  if (smallKWeight(x, y, s, out) || phasedBackwardWeight(x, y, s, out) || winogradWeight(x, y, s, out) ||
+      shiftedWeight(x, y, s, out))
+    return;
   const bool direct = isDirect(s);
   // dw^T [K, Og] = im2col(x) [K, N*L] . y^T: the large im2col operand is the one whose
   // rows are copied as they are (packAV), and the few rows of y are packed transposed.

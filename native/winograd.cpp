@@ -1,4 +1,5 @@
-// Winograd F(m x m, 3x3), m = 2 or 4, for 3x3 stride-1 convolutions (Lavin & Gray 2016,
+// Winograd F(m x m, 3x3), m = 2 or 4, for 3x3 stride-1 convolutions, and F(2x2, 2x2) for
+// the 2x2 ones over a stride-2 convolution's phase images (conv.cpp) (Lavin & Gray 2016,
 // "Fast Algorithms for Convolutional Neural Networks", arXiv:1509.09308), included by
 // conv.cpp inside its anonymous namespace (namespace gl). Each m x m block of outputs
 // ("tile") of an output channel is A^T [sum_c (G g_oc G^T) . (B^T d_c B)] A, with d_c the
@@ -15,21 +16,22 @@
 // F(4x4, 3x3)'s transforms (points 0, +-1, +-2) round a little more than F(2x2, 3x3)'s;
 // both stay within the tests' tolerances against the direct sums.
 
-// A 3x3, stride-1, undilated convolution of one group with at least 16 channels on
-// each side (fewer leave the GEMMs too thin to pay for the transforms).
+// A 3x3 or 2x2 (the phase images' kernel of a k4 s2 forward), stride-1, undilated
+// convolution of one group with at least 16 channels on each side (fewer leave the GEMMs
+// too thin to pay for the transforms).
 bool winogradShape(const ConvShape& s) {
-  return s.groups == 1 && s.kh == 3 && s.kw == 3 && paddedStride1(s) && s.Cin >= 16 && s.Cout >= 16 &&
-         s.oh >= 2 && s.ow >= 2;
+  return s.groups == 1 && s.kh == s.kw && (s.kh == 3 || s.kh == 2) && paddedStride1(s) && s.Cin >= 16 &&
+         s.Cout >= 16 && s.oh >= 2 && s.ow >= 2;
 }
 
-// The 1-D transforms of F(m, 3) on T = one float or a vector of them: in (B^T d, m + 2
-// values), out (A^T y, m + 2 -> m), grad (A dy, m -> m + 2), weight (G g, 3 -> m + 2) and
-// weightBack (G^T d, m + 2 -> 3).
-template <int M>
+// The 1-D transforms of F(m, r) on T = one float or a vector of them, a = m + r - 1: in
+// (B^T d, a values), out (A^T y, a -> m), grad (A dy, m -> a), weight (G g, r -> a) and
+// weightBack (G^T d, a -> r).
+template <int M, int R>
 struct Wino;
 
 template <>
-struct Wino<2> {
+struct Wino<2, 3> {
   // B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], A^T = [1 1 1 0; 0 1 -1 -1],
   // G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1].
   template <class T>
@@ -65,7 +67,7 @@ struct Wino<2> {
 };
 
 template <>
-struct Wino<4> {
+struct Wino<4, 3> {
   // B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0;
   // 0 4 0 -5 0 1], A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1],
   // G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1].
@@ -113,12 +115,44 @@ struct Wino<4> {
   }
 };
 
+template <>
+struct Wino<2, 2> {
+  // B^T = [1 -1 0; 0 1 0; 0 -1 1], A^T = [1 1 0; 0 1 1], G = [1 0; 1 1; 0 1]: 9
+  // products per 4 outputs instead of 16.
+  template <class T>
+  static inline __attribute__((always_inline)) void in(const T* d, T* v) {
+    v[0] = d[0] - d[1];
+    v[1] = d[1];
+    v[2] = d[2] - d[1];
+  }
+  template <class T>
+  static inline __attribute__((always_inline)) void out(const T* y, T* o) {
+    o[0] = y[0] + y[1];
+    o[1] = y[1] + y[2];
+  }
+  template <class T>
+  static inline __attribute__((always_inline)) void grad(const T* dy, T* m) {
+    m[0] = dy[0];
+    m[1] = dy[0] + dy[1];
+    m[2] = dy[1];
+  }
+  static inline void weight(const float* g, float* u) {
+    u[0] = g[0];
+    u[1] = g[0] + g[1];
+    u[2] = g[1];
+  }
+  static inline void weightBack(const float* d, float* g) {
+    g[0] = d[0] + d[1];
+    g[1] = d[1] + d[2];
+  }
+};
+
 // Tile geometry and block size of one call.
 struct WinoPlan {
-  int m, a;     // outputs per tile side (2 or 4) and the patch side m + 2
+  int m, r, a;  // outputs per tile side (2 or 4), kernel side (3 or 2), patch side m + r - 1
   long nx;      // matrices per block: a^2
   long th, tw;  // tiles per image column and row: ceil(oh / m), ceil(ow / m)
-  long Hq, Wq;  // the padded images' size, m th + 2 by m tw + 2 (every tile's patch inside)
+  long Hq, Wq;  // the padded images' size, m th + r - 1 by m tw + r - 1 (every tile's patch inside)
   long rows;    // tile rows in all: N * th
   long R;       // tile rows per block
   long P;       // rows of a block's matrices: R * tw tiles rounded up to a multiple of 6
@@ -131,12 +165,13 @@ struct WinoPlan {
 WinoPlan winoPlan(const ConvShape& s, int m) {
   WinoPlan p;
   p.m = m;
-  p.a = m + 2;
+  p.r = (int)s.kh;
+  p.a = m + p.r - 1;
   p.nx = (long)p.a * p.a;
   p.th = (s.oh + m - 1) / m;
   p.tw = (s.ow + m - 1) / m;
-  p.Hq = m * p.th + 2;
-  p.Wq = m * p.tw + 2;
+  p.Hq = m * p.th + p.r - 1;
+  p.Wq = m * p.tw + p.r - 1;
   p.rows = s.N * p.th;
   // A block's V [nx, P, Cin] and M [nx, P, Cout] within ~1 MB, and P at most the GEMM's
   // row block (its operands are then read in place, nothing packed).
@@ -151,22 +186,22 @@ WinoPlan winoPlan(const ConvShape& s, int m) {
   return p;
 }
 
-// UT [nx, C, O] = G g G^T for every 3x3 kernel g = w[o, c], input channels [c0, c1):
+// UT [nx, C, O] = G g G^T for every r x r kernel g = w[o, c], input channels [c0, c1):
 // o innermost, so that each of the nx outputs is written in order. (Serial and o-outer,
 // this pass took ~15 % of a 128 -> 128 forward at 7x7.)
-template <int M>
+template <int M, int R>
 void winoWeights(const float* w, long O, long C, long c0, long c1, float* UT) {
-  constexpr int A = M + 2;
+  constexpr int A = M + R - 1;
   const long CO = C * O;
   for (long c = c0; c < c1; c++)
     for (long o = 0; o < O; o++) {
-      const float* g = w + (o * C + c) * 9;
-      float t[3][A], u[A][A];  // g G^T per kernel row, then G (g G^T) per column
-      for (int i = 0; i < 3; i++) Wino<M>::weight(g + 3 * i, t[i]);
+      const float* g = w + (o * C + c) * R * R;
+      float t[R][A], u[A][A];  // g G^T per kernel row, then G (g G^T) per column
+      for (int i = 0; i < R; i++) Wino<M, R>::weight(g + R * i, t[i]);
       for (int j = 0; j < A; j++) {
-        const float col[3] = {t[0][j], t[1][j], t[2][j]};
-        float v[A];
-        Wino<M>::weight(col, v);
+        float col[R], v[A];
+        for (int i = 0; i < R; i++) col[i] = t[i][j];
+        Wino<M, R>::weight(col, v);
         for (int i = 0; i < A; i++) u[i][j] = v[i];
       }
       for (int i = 0; i < A; i++)
@@ -263,19 +298,19 @@ ChannelLast inputLayout(const ConvShape& s, const WinoPlan& p) { return {s.Cin, 
 
 // B^T d B of the patch whose rows are d + i ldd and columns d + j step, into the nx
 // outputs v + xi vs; T = F16 (16 channels at a time) or float.
-template <int M, class T>
+template <int M, int R, class T>
 __attribute__((always_inline)) inline void inputTile(const float* d, long step, long ldd, float* v, long vs) {
-  constexpr int A = M + 2;
+  constexpr int A = M + R - 1;
   T u[A][A];
   for (int j = 0; j < A; j++) {  // B^T d, a column at a time
     T col[A], t[A];
     for (int i = 0; i < A; i++) col[i] = ld<T>(d + i * ldd + j * step);
-    Wino<M>::in(col, t);
+    Wino<M, R>::in(col, t);
     for (int i = 0; i < A; i++) u[i][j] = t[i];
   }
   for (int i = 0; i < A; i++) {  // (B^T d) B, a row at a time
     T t[A];
-    Wino<M>::in(u[i], t);
+    Wino<M, R>::in(u[i], t);
     for (int j = 0; j < A; j++) st<T>(v + (i * A + j) * vs, t[j]);
   }
 }
@@ -283,7 +318,7 @@ __attribute__((always_inline)) inline void inputTile(const float* d, long step, 
 // V [nx, P, C] (matrices vs apart), row p = (r - r0) tw + tx: B^T d B of the patch d of
 // tile (r, tx) of the padded channel-last images xq, for the tile rows [r0, r1) (row r =
 // (n, ty)). Rows past the last tile are zeroed.
-template <int M>
+template <int M, int R>
 __attribute__((always_inline)) inline void inputTiles(const float* GL_RESTRICT xq, long C, const WinoPlan& p, long r0,
                                                       long r1, float* GL_RESTRICT V) {
   const long vs = p.vs, rowLen = p.Wq * C;
@@ -293,8 +328,8 @@ __attribute__((always_inline)) inline void inputTiles(const float* GL_RESTRICT x
       const float* d = xq + ((n * p.Hq + M * ty) * p.Wq + M * tx) * C;
       float* v = V + ((r - r0) * p.tw + tx) * C;
       long c = 0;
-      for (; c + 16 <= C; c += 16) inputTile<M, F16>(d + c, C, rowLen, v + c, vs);
-      for (; c < C; c++) inputTile<M, float>(d + c, C, rowLen, v + c, vs);
+      for (; c + 16 <= C; c += 16) inputTile<M, R, F16>(d + c, C, rowLen, v + c, vs);
+      for (; c < C; c++) inputTile<M, R, float>(d + c, C, rowLen, v + c, vs);
     }
   }
   for (long xi = 0; xi < p.nx; xi++)
@@ -303,31 +338,32 @@ __attribute__((always_inline)) inline void inputTiles(const float* GL_RESTRICT x
 
 GL_CLONES void winoInput(const float* GL_RESTRICT xq, long C, const WinoPlan& p, long r0, long r1,
                          float* GL_RESTRICT V) {
-  if (p.m == 2) inputTiles<2>(xq, C, p, r0, r1, V);
-  else inputTiles<4>(xq, C, p, r0, r1, V);
+  if (p.r == 2) inputTiles<2, 2>(xq, C, p, r0, r1, V);
+  else if (p.m == 2) inputTiles<2, 3>(xq, C, p, r0, r1, V);
+  else inputTiles<4, 3>(xq, C, p, r0, r1, V);
 }
 
 // A^T y A of the nx values y + xi ms into the m x m outputs o + i ldo + j step.
-template <int M, class T>
+template <int M, int R, class T>
 __attribute__((always_inline)) inline void outputTile(const float* y, long ms, float* o, long step, long ldo) {
-  constexpr int A = M + 2;
+  constexpr int A = M + R - 1;
   T u[M][A];
   for (int j = 0; j < A; j++) {  // A^T y, a column at a time
     T col[A], t[M];
     for (int i = 0; i < A; i++) col[i] = ld<T>(y + (i * A + j) * ms);
-    Wino<M>::out(col, t);
+    Wino<M, R>::out(col, t);
     for (int i = 0; i < M; i++) u[i][j] = t[i];
   }
   for (int i = 0; i < M; i++) {
     T t[M];
-    Wino<M>::out(u[i], t);
+    Wino<M, R>::out(u[i], t);
     for (int j = 0; j < M; j++) st<T>(o + i * ldo + j * step, t[j]);
   }
 }
 
 // A^T y A for every tile of Y [nx, P, O] (matrices ms apart) into channel-last rows
 // Z [R, m, m tw, O] (tile p = (r, tx) at rows (r, 0..m - 1), columns m tx..m tx + m - 1).
-template <int M>
+template <int M, int R>
 __attribute__((always_inline)) inline void outputTiles(const float* GL_RESTRICT Y, long O, const WinoPlan& p, long tiles,
                                                        float* GL_RESTRICT Z) {
   const long rowLen = M * p.tw * O;
@@ -336,14 +372,15 @@ __attribute__((always_inline)) inline void outputTiles(const float* GL_RESTRICT 
     const float* y = Y + t * O;
     float* z = Z + (M * r * M * p.tw + M * tx) * O;
     long o = 0;
-    for (; o + 16 <= O; o += 16) outputTile<M, F16>(y + o, p.ms, z + o, O, rowLen);
-    for (; o < O; o++) outputTile<M, float>(y + o, p.ms, z + o, O, rowLen);
+    for (; o + 16 <= O; o += 16) outputTile<M, R, F16>(y + o, p.ms, z + o, O, rowLen);
+    for (; o < O; o++) outputTile<M, R, float>(y + o, p.ms, z + o, O, rowLen);
   }
 }
 
 GL_CLONES void winoOutput(const float* GL_RESTRICT Y, long O, const WinoPlan& p, long tiles, float* GL_RESTRICT Z) {
-  if (p.m == 2) outputTiles<2>(Y, O, p, tiles, Z);
-  else outputTiles<4>(Y, O, p, tiles, Z);
+  if (p.r == 2) outputTiles<2, 2>(Y, O, p, tiles, Z);
+  else if (p.m == 2) outputTiles<2, 3>(Y, O, p, tiles, Z);
+  else outputTiles<4, 3>(Y, O, p, tiles, Z);
 }
 
 // out (+)= the channel-last rows Z [R, m, m tw, O] of tile rows [r0, r1) in NCHW, + bias
@@ -411,7 +448,7 @@ void forBlocks(long blocks, double cost, F f) {
 // 14x14 and 7x7, where 4x4 tiles overhang (16 or 8 outputs per 14 or 7), and with more
 // channels, whose 36 transformed kernels no longer stay in cache across a block,
 // F(4x4, 3x3) lost (128 -> 128 at 7x7 2.1 -> 3.6-3.9 ms).
-int winoTile(const ConvShape& s) { return s.oh % 4 == 0 && s.ow % 4 == 0 && s.oh * s.ow >= 256 ? 4 : 2; }
+int winoTile(const ConvShape& s) { return s.kh == 3 && s.oh % 4 == 0 && s.ow % 4 == 0 && s.oh * s.ow >= 256 ? 4 : 2; }
 
 bool winogradForward(const float* x, const float* w, const float* bias, const ConvShape& s, float* out,
                      bool accumulate) {
@@ -429,8 +466,9 @@ bool winogradForward(const float* x, const float* w, const float* bias, const Co
     return false;
   }
   forRange(C, 40.0 * C * O * nx, [&](long lo, long hi) {
-    if (p.m == 2) winoWeights<2>(w, O, C, lo, hi, UT);
-    else winoWeights<4>(w, O, C, lo, hi, UT);
+    if (p.r == 2) winoWeights<2, 2>(w, O, C, lo, hi, UT);
+    else if (p.m == 2) winoWeights<2, 3>(w, O, C, lo, hi, UT);
+    else winoWeights<4, 3>(w, O, C, lo, hi, UT);
   });
   const ChannelLast lx = inputLayout(s, p);
   forRange(s.N, (double)s.N * p.Hq * p.Wq * C, [&](long lo, long hi) { toChannelLast(x, lo, hi, lx, xq); });
@@ -450,26 +488,26 @@ bool winogradForward(const float* x, const float* w, const float* bias, const Co
 }
 
 // A dy A^T of the m x m output gradient at dy + i ldy + j step into the nx values m + xi ms.
-template <int M, class T>
+template <int M, int R, class T>
 __attribute__((always_inline)) inline void gradTile(const float* dy, long step, long ldy, float* m, long ms) {
-  constexpr int A = M + 2;
+  constexpr int A = M + R - 1;
   T u[A][M];
   for (int j = 0; j < M; j++) {  // A dy, a column at a time
     T col[M], t[A];
     for (int i = 0; i < M; i++) col[i] = ld<T>(dy + i * ldy + j * step);
-    Wino<M>::grad(col, t);
+    Wino<M, R>::grad(col, t);
     for (int i = 0; i < A; i++) u[i][j] = t[i];
   }
   for (int i = 0; i < A; i++) {
     T t[A];
-    Wino<M>::grad(u[i], t);
+    Wino<M, R>::grad(u[i], t);
     for (int j = 0; j < A; j++) st<T>(m + (i * A + j) * ms, t[j]);
   }
 }
 
 // dM [nx, P, O] (matrices ms apart): A dy A^T for the tiles of tile rows [r0, r1) of the
 // channel-last output gradients yq [N, m th, m tw, O]; rows past the last tile zeroed.
-template <int M>
+template <int M, int R>
 __attribute__((always_inline)) inline void gradTiles(const float* GL_RESTRICT yq, long O, const WinoPlan& p, long r0,
                                                      long r1, float* GL_RESTRICT dM) {
   const long rowLen = M * p.tw * O;
@@ -479,8 +517,8 @@ __attribute__((always_inline)) inline void gradTiles(const float* GL_RESTRICT yq
       const float* dy = yq + ((n * M * p.th + M * ty) * M * p.tw + M * tx) * O;
       float* m = dM + ((r - r0) * p.tw + tx) * O;
       long o = 0;
-      for (; o + 16 <= O; o += 16) gradTile<M, F16>(dy + o, O, rowLen, m + o, p.ms);
-      for (; o < O; o++) gradTile<M, float>(dy + o, O, rowLen, m + o, p.ms);
+      for (; o + 16 <= O; o += 16) gradTile<M, R, F16>(dy + o, O, rowLen, m + o, p.ms);
+      for (; o < O; o++) gradTile<M, R, float>(dy + o, O, rowLen, m + o, p.ms);
     }
   }
   for (long xi = 0; xi < p.nx; xi++)
@@ -488,14 +526,15 @@ __attribute__((always_inline)) inline void gradTiles(const float* GL_RESTRICT yq
 }
 
 GL_CLONES void winoGrad(const float* GL_RESTRICT yq, long O, const WinoPlan& p, long r0, long r1, float* GL_RESTRICT dM) {
-  if (p.m == 2) gradTiles<2>(yq, O, p, r0, r1, dM);
-  else gradTiles<4>(yq, O, p, r0, r1, dM);
+  if (p.r == 2) gradTiles<2, 2>(yq, O, p, r0, r1, dM);
+  else if (p.m == 2) gradTiles<2, 3>(yq, O, p, r0, r1, dM);
+  else gradTiles<4, 3>(yq, O, p, r0, r1, dM);
 }
 
-// dw [O, C, 3, 3] = G^T dU G from dU [nx, O, C] (the sum of `parts` partials dUs apart).
-template <int M>
+// dw [O, C, r, r] = G^T dU G from dU [nx, O, C] (the sum of `parts` partials dUs apart).
+template <int M, int R>
 void winoWeightGrad(const float* dU, long parts, long dUs, long O, long C, float* dw) {
-  constexpr int A = M + 2;
+  constexpr int A = M + R - 1;
   const long OC = O * C;
   for (long oc = 0; oc < OC; oc++) {
     float d[A][A];
@@ -504,14 +543,14 @@ void winoWeightGrad(const float* dU, long parts, long dUs, long O, long C, float
       for (long t = 0; t < parts; t++) v += dU[t * dUs + xi * OC + oc];
       d[xi / A][xi % A] = v;
     }
-    float t[3][A];  // G^T d, a column at a time
+    float t[R][A];  // G^T d, a column at a time
     for (int j = 0; j < A; j++) {
-      float col[A], g[3];
+      float col[A], g[R];
       for (int i = 0; i < A; i++) col[i] = d[i][j];
-      Wino<M>::weightBack(col, g);
-      for (int i = 0; i < 3; i++) t[i][j] = g[i];
+      Wino<M, R>::weightBack(col, g);
+      for (int i = 0; i < R; i++) t[i][j] = g[i];
     }
-    for (int i = 0; i < 3; i++) Wino<M>::weightBack(t[i], dw + oc * 9 + i * 3);
+    for (int i = 0; i < R; i++) Wino<M, R>::weightBack(t[i], dw + (oc * R + i) * R);
   }
 }
 
@@ -615,7 +654,8 @@ bool winogradWeight(const float* x, const float* y, const ConvShape& s, float* d
         gemmSerial(true, false, O, C, P, dM + xi * p.ms, O, V + xi * p.vs, C, true, dU + xi * OC, C);
   });
   const float* dU = scratch + nx * (p.vs + p.ms);
-  if (p.m == 2) winoWeightGrad<2>(dU, nt, per, O, C, dw);
-  else winoWeightGrad<4>(dU, nt, per, O, C, dw);
+  if (p.r == 2) winoWeightGrad<2, 2>(dU, nt, per, O, C, dw);
+  else if (p.m == 2) winoWeightGrad<2, 3>(dU, nt, per, O, C, dw);
+  else winoWeightGrad<4, 3>(dU, nt, per, O, C, dw);
   return true;
 }

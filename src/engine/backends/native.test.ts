@@ -467,6 +467,12 @@ const CONV_CASES: ConvGeometry[] = [
   // kernel, uneven padding and groups.
   [3, 4, 9, 7, 5, 2, 2, 2, 2, 0, 0, 1, 1, 1],
   [2, 4, 10, 11, 6, 4, 4, 2, 2, 2, 1, 1, 1, 2],
+  // ... whose 2x2 convolution over the phase images takes Winograd F(2x2, 2x2) (>= 16
+  // phase channels and outputs), gradients too: odd sizes, uneven padding, a 2x2 kernel.
+  [3, 4, 14, 14, 16, 4, 4, 2, 2, 1, 1, 1, 1, 1],
+  [2, 8, 13, 11, 20, 4, 4, 2, 2, 1, 1, 1, 1, 1],
+  [2, 6, 10, 12, 17, 4, 4, 2, 2, 2, 1, 1, 1, 1],
+  [3, 5, 9, 9, 16, 2, 2, 2, 2, 0, 0, 1, 1, 1],
 ].map(([N, Cin, H, W, Cout, kh, kw, sh, sw, ph, pw, dh, dw, groups]) => ({
   N, Cin, H, W, Cout, kh, kw, sh, sw, ph, pw, dh, dw, groups,
   oh: Math.floor((H + 2 * ph - dh * (kh - 1) - 1) / sh) + 1,
@@ -598,6 +604,26 @@ test('native Winograd F(4x4, 3x3): forward, data and weight gradients = float64 
   for (const [name, e] of [['forward', worst(y, sums.y, sums.yMag)], ['data', worst(dx, sums.dx, sums.dxMag)],
     ['weight', worst(dw, sums.dw, sums.dwMag)]] as const)
     assert.ok(e < 1e-5, `${name}: worst error relative to sum |terms| ${e}`);
+});
+
+test('native stride-2 gradients over phase images in two passes = the sum and concatenation of one-image passes', { skip }, () => {
+  // 4 * 256 * 47 * 47 phase floats an image: one image per pass.
+  const g: ConvGeometry = { N: 2, Cin: 256, H: 92, W: 92, Cout: 16, kh: 4, kw: 4, sh: 2, sw: 2, ph: 1, pw: 1, dh: 1, dw: 1, groups: 1, oh: 46, ow: 46 };
+  const one: ConvGeometry = { ...g, N: 1 };
+  const rng = new Rng(23);
+  const nx = g.Cin * g.H * g.W, ny = g.Cout * g.oh * g.ow, nw = g.Cout * g.Cin * 16;
+  const x = rand(rng, 2 * nx), w = rand(rng, nw), y = rand(rng, 2 * ny);
+  const dw = new Float32Array(nw), dw0 = new Float32Array(nw), dw1 = new Float32Array(nw);
+  backendNative!.conv2dBackwardWeight(x, y, g, dw);
+  backendNative!.conv2dBackwardWeight(x.subarray(0, nx), y.subarray(0, ny), one, dw0);
+  backendNative!.conv2dBackwardWeight(x.subarray(nx), y.subarray(ny), one, dw1);
+  close(dw, dw0.map((v, i) => v + dw1[i]), 1e-5, 1e-3, 'weight gradient over two passes');
+  const dx = new Float32Array(2 * nx), dx0 = new Float32Array(nx), dx1 = new Float32Array(nx);
+  backendNative!.conv2dBackwardData(y, w, g, dx);
+  backendNative!.conv2dBackwardData(y.subarray(0, ny), w, one, dx0);
+  backendNative!.conv2dBackwardData(y.subarray(ny), w, one, dx1);
+  close(dx.subarray(0, nx), dx0, 0, 0, 'data gradient, first pass');
+  close(dx.subarray(nx), dx1, 0, 0, 'data gradient, second pass');
 });
 
 test('native conv2d kernels reject a meta of the wrong length or an impossible geometry', { skip }, () => {
