@@ -809,12 +809,14 @@ Phases phasesOf(const ConvShape& s, const float* w) {
   const long Cg = s.Cin / s.groups, kk = s.kh * s.kw, zk = z.kh * z.kw;
   P.wz = w ? alignedFloats((size_t)s.Cout * 4 * Cg * zk) : nullptr;
   if (P.wz)
-    for (long o = 0; o < s.Cout; o++)
-      for (long c = 0; c < Cg; c++)
-        for (long ki = 0; ki < s.kh; ki++)
-          for (long kj = 0; kj < s.kw; kj++)
-            P.wz[((o * Cg + c) * 4 + (ki & 1) * 2 + (kj & 1)) * zk + (ki >> 1) * z.kw + (kj >> 1)] =
-                w[(o * Cg + c) * kk + ki * s.kw + kj];
+    forRange(s.Cout, 2.0 * s.Cout * Cg * kk, [&](long lo, long hi) {
+      for (long o = lo; o < hi; o++)
+        for (long c = 0; c < Cg; c++)
+          for (long ki = 0; ki < s.kh; ki++)
+            for (long kj = 0; kj < s.kw; kj++)
+              P.wz[((o * Cg + c) * 4 + (ki & 1) * 2 + (kj & 1)) * zk + (ki >> 1) * z.kw + (kj >> 1)] =
+                  w[(o * Cg + c) * kk + ki * s.kw + kj];
+    });
   return P;
 }
 
@@ -936,12 +938,14 @@ bool phasedBackwardWeight(const float* x, const float* y, const ConvShape& s, fl
   }
   // w[o, c, 2u + a, 2v + b] = w'[o, (c, a, b), u, v], as phasesOf.
   const long kk = s.kh * s.kw;
-  for (long o = 0; o < s.Cout; o++)
-    for (long c = 0; c < s.Cin; c++)
-      for (long ki = 0; ki < s.kh; ki++)
-        for (long kj = 0; kj < s.kw; kj++)
-          out[(o * s.Cin + c) * kk + ki * s.kw + kj] =
-              dwz[((o * s.Cin + c) * 4 + (ki & 1) * 2 + (kj & 1)) * zk + (ki >> 1) * P.z.kw + (kj >> 1)];
+  forRange(s.Cout, 2.0 * s.Cout * s.Cin * kk, [&](long lo, long hi) {
+    for (long o = lo; o < hi; o++)
+      for (long c = 0; c < s.Cin; c++)
+        for (long ki = 0; ki < s.kh; ki++)
+          for (long kj = 0; kj < s.kw; kj++)
+            out[(o * s.Cin + c) * kk + ki * s.kw + kj] =
+                dwz[((o * s.Cin + c) * 4 + (ki & 1) * 2 + (kj & 1)) * zk + (ki >> 1) * P.z.kw + (kj >> 1)];
+  });
   free(dwz);
   return true;
 }
@@ -965,11 +969,14 @@ void convBackwardData(const float* y, const float* w, const ConvShape& s, float*
     const long khw = s.kh * s.kw;
     float* wf = alignedFloats((size_t)s.Cout * K);
     if (wf) {
-      for (long g = 0; g < s.groups; g++)
-        for (long o = 0; o < Og; o++)
+      forRange(s.groups * Og, 2.0 * s.Cout * K, [&](long lo, long hi) {
+        for (long go = lo; go < hi; go++) {
+          const long g = go / Og, o = go % Og;
           for (long c = 0; c < Cg; c++)
             for (long t = 0; t < khw; t++)
               wf[((g * Cg + c) * Og + o) * khw + (khw - 1 - t)] = w[((g * Og + o) * Cg + c) * khw + t];
+        }
+      });
       ConvShape f = s;
       f.Cin = s.Cout;
       f.H = s.oh;

@@ -531,12 +531,13 @@ GL_CLONES void winoGrad(const float* GL_RESTRICT yq, long O, const WinoPlan& p, 
   else gradTiles<4, 3>(yq, O, p, r0, r1, dM);
 }
 
-// dw [O, C, r, r] = G^T dU G from dU [nx, O, C] (the sum of `parts` partials dUs apart).
+// dw [O, C, r, r] = G^T dU G from dU [nx, O, C] (the sum of `parts` partials dUs apart),
+// kernels (o, c) in [oc0, oc1).
 template <int M, int R>
-void winoWeightGrad(const float* dU, long parts, long dUs, long O, long C, float* dw) {
+void winoWeightGrad(const float* dU, long parts, long dUs, long O, long C, long oc0, long oc1, float* dw) {
   constexpr int A = M + R - 1;
   const long OC = O * C;
-  for (long oc = 0; oc < OC; oc++) {
+  for (long oc = oc0; oc < oc1; oc++) {
     float d[A][A];
     for (int xi = 0; xi < A * A; xi++) {
       float v = 0.f;
@@ -654,8 +655,10 @@ bool winogradWeight(const float* x, const float* y, const ConvShape& s, float* d
         gemmSerial(true, false, O, C, P, dM + xi * p.ms, O, V + xi * p.vs, C, true, dU + xi * OC, C);
   });
   const float* dU = scratch + nx * (p.vs + p.ms);
-  if (p.r == 2) winoWeightGrad<2, 2>(dU, nt, per, O, C, dw);
-  else if (p.m == 2) winoWeightGrad<2, 3>(dU, nt, per, O, C, dw);
-  else winoWeightGrad<4, 3>(dU, nt, per, O, C, dw);
+  forRange(OC, 8.0 * OC * nx, [&](long lo, long hi) {
+    if (p.r == 2) winoWeightGrad<2, 2>(dU, nt, per, O, C, lo, hi, dw);
+    else if (p.m == 2) winoWeightGrad<2, 3>(dU, nt, per, O, C, lo, hi, dw);
+    else winoWeightGrad<4, 3>(dU, nt, per, O, C, lo, hi, dw);
+  });
   return true;
 }
