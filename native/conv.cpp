@@ -292,12 +292,16 @@ struct VTask {
 };
 
 void vTask(void* ctx, int tid, int nt) {
-  (void)nt;
   VTask& t = *(VTask*)ctx;
   bool started = false;
+  // Row or column chunks (disjoint parts of C) from a shared counter; K chunks (partial
+  // sums per thread) in a fixed split, tid taking [tid chunks / nt, (tid + 1) chunks /
+  // nt), so that the sums, added in thread order, round the same in every run.
+  long c = t.mode == 2 ? t.chunks * tid / nt - 1 : 0;
+  const long cEnd = t.mode == 2 ? t.chunks * (tid + 1) / nt : t.chunks;
   for (;;) {
-    const long c = __atomic_fetch_add(&t.next, 1, __ATOMIC_RELAXED);
-    if (c >= t.chunks) break;
+    c = t.mode == 2 ? c + 1 : __atomic_fetch_add(&t.next, 1, __ATOMIC_RELAXED);
+    if (c >= cEnd) break;
     const long a = c * t.step;
     if (t.mode == 0) {
       const long n = t.N - a < t.step ? t.N - a : t.step;
@@ -697,7 +701,6 @@ struct SmallKWeightTask {
   const ConvShape* s;
   float* partial;  // [threads, Cout, K], zeroed
   float* cols;     // [threads, K, L]
-  long next;
 };
 
 bool smallKWeight(const float* x, const float* y, const ConvShape& s, float* out) {
@@ -713,17 +716,17 @@ bool smallKWeight(const float* x, const float* y, const ConvShape& s, float* out
     return false;
   }
   for (long i = 0; i < nt * n; i++) partial[i] = 0.f;
-  SmallKWeightTask t = {x, y, &s, partial, cols, 0};
-  auto task = [](void* c, int tid, int) {
+  SmallKWeightTask t = {x, y, &s, partial, cols};
+  auto task = [](void* c, int tid, int nt) {
     SmallKWeightTask& t = *(SmallKWeightTask*)c;
     const ConvShape& s = *t.s;
     const long K = s.Cin * s.kh * s.kw, L = s.oh * s.ow;
     float* col = t.cols + (long)tid * K * L;
     float* dw = t.partial + (long)tid * s.Cout * K;
-    // dw [Cout, K] += y_n [Cout, L] . col_n^T, an image at a time from a shared counter.
-    for (;;) {
-      const long img = __atomic_fetch_add(&t.next, 1, __ATOMIC_RELAXED);
-      if (img >= s.N) break;
+    // dw [Cout, K] += y_n [Cout, L] . col_n^T, an image at a time, thread tid taking
+    // images [tid N / nt, (tid + 1) N / nt): a fixed split, so that the partial sums,
+    // added in thread order, round the same in every run.
+    for (long img = s.N * tid / nt; img < s.N * (tid + 1) / nt; img++) {
       imageCols(t.x + img * s.Cin * s.H * s.W, s, col);
       gemmSerial(false, true, s.Cout, K, L, t.y + img * s.Cout * L, L, col, L, true, dw, K);
     }

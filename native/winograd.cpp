@@ -450,6 +450,23 @@ void forBlocks(long blocks, double cost, F f) {
 // F(4x4, 3x3) lost (128 -> 128 at 7x7 2.1 -> 3.6-3.9 ms).
 int winoTile(const ConvShape& s) { return s.kh == 3 && s.oh % 4 == 0 && s.ow % 4 == 0 && s.oh * s.ow >= 256 ? 4 : 2; }
 
+// Runs f(tid, block) with thread tid taking blocks [tid B / nt, (tid + 1) B / nt): a
+// fixed split, so that per-thread partial sums, added in thread order, round the same in
+// every run (blocks from a shared counter made dcgan's losses differ from run to run).
+template <class F>
+void forBlocksFixed(long blocks, int nt, F f) {
+  struct Ctx {
+    F* f;
+    long n;
+  } ctx = {&f, blocks};
+  auto task = [](void* c, int tid, int nt) {
+    Ctx& x = *(Ctx*)c;
+    for (long b = x.n * tid / nt; b < x.n * (tid + 1) / nt; b++) (*x.f)(tid, b);
+  };
+  if (nt > 1) parallel(nt, task, &ctx);
+  else task(&ctx, 0, 1);
+}
+
 bool winogradForward(const float* x, const float* w, const float* bias, const ConvShape& s, float* out,
                      bool accumulate) {
   if (!winogradShape(s)) return false;
@@ -643,7 +660,7 @@ bool winogradWeight(const float* x, const float* y, const ConvShape& s, float* d
     toChannelLast(y, lo, hi, ly, yq);
   });
   for (int t = 0; t < nt; t++) memset(scratch + t * per + nx * (p.vs + p.ms), 0, nx * OC * sizeof(float));
-  forBlocks(p.blocks, 2.0 * nx * O * C * p.rows * p.tw, [&](int tid, long b) {
+  forBlocksFixed(p.blocks, nt, [&](int tid, long b) {
     float* V = scratch + tid * per;
     float* dM = V + nx * p.vs;
     float* dU = dM + nx * p.ms;

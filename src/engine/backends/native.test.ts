@@ -626,6 +626,32 @@ test('native stride-2 gradients over phase images in two passes = the sum and co
   close(dx.subarray(nx), dx1, 0, 0, 'data gradient, second pass');
 });
 
+test('native weight gradients are the same bits on every call: partial sums split across threads in a fixed way', { skip }, () => {
+  // Winograd F(2x2, 3x3), few im2col rows (image by image), and a K-split GEMM (32 -> 1).
+  const cases: ConvGeometry[] = [
+    { N: 16, Cin: 32, H: 14, W: 14, Cout: 32, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, dh: 1, dw: 1, groups: 1, oh: 14, ow: 14 },
+    { N: 32, Cin: 1, H: 28, W: 28, Cout: 32, kh: 4, kw: 4, sh: 2, sw: 2, ph: 1, pw: 1, dh: 1, dw: 1, groups: 1, oh: 14, ow: 14 },
+    { N: 16, Cin: 32, H: 28, W: 28, Cout: 1, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, dh: 1, dw: 1, groups: 1, oh: 28, ow: 28 },
+  ];
+  const rng = new Rng(31);
+  const prev = N().threads();
+  try {
+    N().setThreads(2);
+    for (const g of cases) {
+      const x = rand(rng, g.N * g.Cin * g.H * g.W), y = rand(rng, g.N * g.Cout * g.oh * g.ow);
+      const first = new Float32Array(g.Cout * g.Cin * g.kh * g.kw);
+      backendNative!.conv2dBackwardWeight(x, y, g, first);
+      for (let rep = 0; rep < 12; rep++) {
+        const again = new Float32Array(first.length);
+        backendNative!.conv2dBackwardWeight(x, y, g, again);
+        assert.deepEqual(again, first, `conv2dBackwardWeight ${JSON.stringify(g)}, call ${rep + 2}`);
+      }
+    }
+  } finally {
+    N().setThreads(prev);
+  }
+});
+
 test('native conv2d kernels reject a meta of the wrong length or an impossible geometry', { skip }, () => {
   const g = CONV_CASES[1];
   const x = new Float32Array(g.N * g.Cin * g.H * g.W), w = new Float32Array(g.Cout * g.Cin * 9), y = new Float32Array(g.N * g.Cout * g.oh * g.ow);
