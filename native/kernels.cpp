@@ -250,31 +250,42 @@ bool binary(int op, const float* a, const int64_t* aStrides, const float* b, con
 
 namespace {
 
-// Odometer over the outer axes of a merged shape; rows [r0, r1) of the copy.
+// The source offset of consecutive rows of a merged shape's axes [0, axes): start at
+// row r0, then next() for each row after.
+struct Odometer {
+  const BinShape& s;
+  int axes;
+  long idx[16];
+  long at = 0;
+  Odometer(const BinShape& sh, int n, long r0) : s(sh), axes(n) {
+    for (int d = axes - 1; d >= 0; d--) {
+      idx[d] = r0 % s.shape[d];
+      r0 /= s.shape[d];
+      at += idx[d] * s.as[d];
+    }
+  }
+  void next() {
+    for (int d = axes - 1; d >= 0; d--) {
+      idx[d]++;
+      at += s.as[d];
+      if (idx[d] < s.shape[d]) break;
+      at -= s.as[d] * s.shape[d];
+      idx[d] = 0;
+    }
+  }
+};
+
+// Rows [r0, r1) of the copy: rows over all but the last axis.
 void copyRows(const uint32_t* x, uint32_t* out, const BinShape& s, long r0, long r1) {
   const int rank = s.rank;
   const long n = s.shape[rank - 1], sx = s.as[rank - 1];
-  long idx[16];
-  long xi = 0, rem = r0;
-  for (int d = rank - 2; d >= 0; d--) {
-    idx[d] = rem % s.shape[d];
-    rem /= s.shape[d];
-    xi += idx[d] * s.as[d];
-  }
-  for (long r = r0; r < r1; r++) {
-    const uint32_t* src = x + xi;
-    uint32_t* dst = out + r * n;
+  for (Odometer o(s, rank - 1, r0); r0 < r1; r0++, o.next()) {
+    const uint32_t* src = x + o.at;
+    uint32_t* dst = out + r0 * n;
     if (sx == 1) {
       for (long j = 0; j < n; j++) dst[j] = src[j];
     } else {
       for (long j = 0; j < n; j++) dst[j] = src[j * sx];
-    }
-    for (int d = rank - 2; d >= 0; d--) {
-      idx[d]++;
-      xi += s.as[d];
-      if (idx[d] < s.shape[d]) break;
-      xi -= s.as[d] * s.shape[d];
-      idx[d] = 0;
     }
   }
 }
@@ -286,28 +297,14 @@ void copyRows(const uint32_t* x, uint32_t* out, const BinShape& s, long r0, long
 void copyRepeatRows(const uint32_t* x, uint32_t* out, const BinShape& s, long r0, long r1) {
   const int rank = s.rank;
   const long f = s.shape[rank - 1], w = s.shape[rank - 2], sw = s.as[rank - 2], n = w * f;
-  long idx[16];
-  long xi = 0, rem = r0;
-  for (int d = rank - 3; d >= 0; d--) {
-    idx[d] = rem % s.shape[d];
-    rem /= s.shape[d];
-    xi += idx[d] * s.as[d];
-  }
-  for (long r = r0; r < r1; r++) {
-    const uint32_t* src = x + xi;
-    uint32_t* dst = out + r * n;
+  for (Odometer o(s, rank - 2, r0); r0 < r1; r0++, o.next()) {
+    const uint32_t* src = x + o.at;
+    uint32_t* dst = out + r0 * n;
     if (f == 2)
       for (long j = 0; j < w; j++) dst[2 * j] = dst[2 * j + 1] = src[j * sw];
     else
       for (long j = 0; j < w; j++)
         for (long k = 0; k < f; k++) dst[j * f + k] = src[j * sw];
-    for (int d = rank - 3; d >= 0; d--) {
-      idx[d]++;
-      xi += s.as[d];
-      if (idx[d] < s.shape[d]) break;
-      xi -= s.as[d] * s.shape[d];
-      idx[d] = 0;
-    }
   }
 }
 
@@ -368,27 +365,13 @@ bool addStrided(const float* src, float* dst, const int64_t* dstStrides, const i
   for (int d = 0; d < s.rank - 1; d++) rows *= s.shape[d];
   const long n = s.shape[s.rank - 1], sd = s.as[s.rank - 1];
   parallelFor(rows, (double)rows * n, [&](long lo, long hi) {
-    long idx[16];
-    long di = 0, rem = lo;
-    for (int d = s.rank - 2; d >= 0; d--) {
-      idx[d] = rem % s.shape[d];
-      rem /= s.shape[d];
-      di += idx[d] * s.as[d];
-    }
-    for (long r = lo; r < hi; r++) {
-      const float* sr = src + r * n;
-      float* dr = dst + di;
+    for (Odometer o(s, s.rank - 1, lo); lo < hi; lo++, o.next()) {
+      const float* sr = src + lo * n;
+      float* dr = dst + o.at;
       if (sd == 1)
         for (long j = 0; j < n; j++) dr[j] += sr[j];
       else
         for (long j = 0; j < n; j++) dr[j * sd] += sr[j];
-      for (int d = s.rank - 2; d >= 0; d--) {
-        idx[d]++;
-        di += s.as[d];
-        if (idx[d] < s.shape[d]) break;
-        di -= s.as[d] * s.shape[d];
-        idx[d] = 0;
-      }
     }
   });
   return true;

@@ -296,23 +296,33 @@ GL_CLONES void toChannelLast(const float* GL_RESTRICT x, long n0, long n1, const
 // The padded channel-last copy of a convolution's input that the tiles read.
 ChannelLast inputLayout(const ConvShape& s, const WinoPlan& p) { return {s.Cin, s.H, s.W, s.ph, s.pw, p.Hq, p.Wq}; }
 
+// The 2-D transform of an IN x IN patch by a 1-D transform f (IN -> OUT values): f
+// down each column (get(i, j) reads value i, j), then along each row of the result,
+// put(i, j, v) taking the OUT x OUT values. T = F16 (16 channels at a time) or float.
+template <int IN, int OUT, class T, class F, class Get, class Put>
+__attribute__((always_inline)) inline void transform2d(F f, Get get, Put put) {
+  T u[OUT][IN];
+  for (int j = 0; j < IN; j++) {
+    T col[IN], t[OUT];
+    for (int i = 0; i < IN; i++) col[i] = get(i, j);
+    f(col, t);
+    for (int i = 0; i < OUT; i++) u[i][j] = t[i];
+  }
+  for (int i = 0; i < OUT; i++) {
+    T t[OUT];
+    f(u[i], t);
+    for (int j = 0; j < OUT; j++) put(i, j, t[j]);
+  }
+}
+
 // B^T d B of the patch whose rows are d + i ldd and columns d + j step, into the nx
-// outputs v + xi vs; T = F16 (16 channels at a time) or float.
+// outputs v + xi vs.
 template <int M, int R, class T>
 __attribute__((always_inline)) inline void inputTile(const float* d, long step, long ldd, float* v, long vs) {
   constexpr int A = M + R - 1;
-  T u[A][A];
-  for (int j = 0; j < A; j++) {  // B^T d, a column at a time
-    T col[A], t[A];
-    for (int i = 0; i < A; i++) col[i] = ld<T>(d + i * ldd + j * step);
-    Wino<M, R>::in(col, t);
-    for (int i = 0; i < A; i++) u[i][j] = t[i];
-  }
-  for (int i = 0; i < A; i++) {  // (B^T d) B, a row at a time
-    T t[A];
-    Wino<M, R>::in(u[i], t);
-    for (int j = 0; j < A; j++) st<T>(v + (i * A + j) * vs, t[j]);
-  }
+  transform2d<A, A, T>([](const T* a, T* b) { Wino<M, R>::in(a, b); },
+                       [&](int i, int j) { return ld<T>(d + i * ldd + j * step); },
+                       [&](int i, int j, T x) { st<T>(v + (i * A + j) * vs, x); });
 }
 
 // V [nx, P, C] (matrices vs apart), row p = (r - r0) tw + tx: B^T d B of the patch d of
@@ -347,18 +357,9 @@ GL_CLONES void winoInput(const float* GL_RESTRICT xq, long C, const WinoPlan& p,
 template <int M, int R, class T>
 __attribute__((always_inline)) inline void outputTile(const float* y, long ms, float* o, long step, long ldo) {
   constexpr int A = M + R - 1;
-  T u[M][A];
-  for (int j = 0; j < A; j++) {  // A^T y, a column at a time
-    T col[A], t[M];
-    for (int i = 0; i < A; i++) col[i] = ld<T>(y + (i * A + j) * ms);
-    Wino<M, R>::out(col, t);
-    for (int i = 0; i < M; i++) u[i][j] = t[i];
-  }
-  for (int i = 0; i < M; i++) {
-    T t[M];
-    Wino<M, R>::out(u[i], t);
-    for (int j = 0; j < M; j++) st<T>(o + i * ldo + j * step, t[j]);
-  }
+  transform2d<A, M, T>([](const T* a, T* b) { Wino<M, R>::out(a, b); },
+                       [&](int i, int j) { return ld<T>(y + (i * A + j) * ms); },
+                       [&](int i, int j, T x) { st<T>(o + i * ldo + j * step, x); });
 }
 
 // A^T y A for every tile of Y [nx, P, O] (matrices ms apart) into channel-last rows
@@ -508,18 +509,9 @@ bool winogradForward(const float* x, const float* w, const float* bias, const Co
 template <int M, int R, class T>
 __attribute__((always_inline)) inline void gradTile(const float* dy, long step, long ldy, float* m, long ms) {
   constexpr int A = M + R - 1;
-  T u[A][M];
-  for (int j = 0; j < M; j++) {  // A dy, a column at a time
-    T col[M], t[A];
-    for (int i = 0; i < M; i++) col[i] = ld<T>(dy + i * ldy + j * step);
-    Wino<M, R>::grad(col, t);
-    for (int i = 0; i < A; i++) u[i][j] = t[i];
-  }
-  for (int i = 0; i < A; i++) {
-    T t[A];
-    Wino<M, R>::grad(u[i], t);
-    for (int j = 0; j < A; j++) st<T>(m + (i * A + j) * ms, t[j]);
-  }
+  transform2d<M, A, T>([](const T* a, T* b) { Wino<M, R>::grad(a, b); },
+                       [&](int i, int j) { return ld<T>(dy + i * ldy + j * step); },
+                       [&](int i, int j, T x) { st<T>(m + (i * A + j) * ms, x); });
 }
 
 // dM [nx, P, O] (matrices ms apart): A dy A^T for the tiles of tile rows [r0, r1) of the
