@@ -456,12 +456,13 @@ void col2imBatch(const float* cols, long ld, long bs, long m, const ConvShape& s
 
 // Scratch buffers kept between calls (the addon is called from one JS thread), grown
 // as needed: 0 the column buffer of strided data gradients, 1 and 2 the padded images
-// and widened results of the shifted and indirect paths, 3 the phase images of a
-// stride-2 forward. Allocating such buffers per call made
+// and widened results of the shifted and indirect paths (Winograd's channel-last input
+// and output gradient), 3 the phase images of a stride-2 convolution (or their
+// gradient), 4 Winograd's per-thread blocks. Allocating such buffers per call made
 // malloc keep the freed blocks and raised a training step's peak (ddpm-unet +25 MB).
 float* scratchBuffer(int slot, size_t n) {
-  static float* buf[6] = {nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
-  static size_t cap[6] = {0, 0, 0, 0, 0, 0};
+  static float* buf[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
+  static size_t cap[5] = {0, 0, 0, 0, 0};
   if (n > cap[slot]) {
     free(buf[slot]);
     buf[slot] = alignedFloats(n);
@@ -775,13 +776,14 @@ void convForwardImpl(const float* x, const float* w, const float* bias, const Co
 // and kj = 2v + b, x[c, 2 oy + ki - ph, 2 ox + kj - pw] is z[(c, a, b), oy + u, ox + v]
 // of the phase images z [N, 4 Cin, oh - 1 + kh/2, ow - 1 + kw/2] (zero outside x), so
 // y = conv(z, w') with w'[o, (c, a, b), u, v] = w[o, c, 2u + a, 2v + b], a kh/2 x kw/2
-// kernel with no padding, which takes the stride-1 paths above (with AVX-512 the
-// indirect GEMM: no packing of the input). Forward only: 2 threads, batch 64, 64 -> 128
-// channels 14 -> 7 6.4 -> 5.7 ms, 32 -> 64 2.0 -> 1.6 ms. Through the indirect GEMM the
-// same split made the data gradient slower (6.7 -> 7.4 ms: the phase images' 8x8
-// gradients waste a quarter of the indirect tiles) and the weight gradient no faster;
-// the gradients take it only where the 2x2 convolution goes through Winograd
-// (phasedBackwardData / phasedBackwardWeight below), else im2col.
+// kernel with no padding, which takes the stride-1 paths above (Winograd F(2x2, 2x2)
+// with 16 or more phase channels and outputs; else, with AVX-512, the indirect GEMM: no
+// packing of the input). 2 threads, batch 64, 64 -> 128 channels 14 -> 7: im2col 6.4
+// ms, indirect GEMM 5.7, Winograd 4.8; 32 -> 64 2.0 -> 1.6 through the indirect GEMM.
+// Through the indirect GEMM the same split made the data gradient slower (6.7 -> 7.4
+// ms: the phase images' 8x8 gradients waste a quarter of the indirect tiles) and the
+// weight gradient no faster; the gradients take it only where the 2x2 convolution goes
+// through Winograd (phasedBackwardData / phasedBackwardWeight below), else im2col.
 bool phaseable(const ConvShape& s) {
   return s.sh == 2 && s.sw == 2 && s.dh == 1 && s.dw == 1 && s.kh % 2 == 0 && s.kw % 2 == 0 && s.oh > 0 && s.ow > 0;
 }

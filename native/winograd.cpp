@@ -3,9 +3,10 @@
 // "Fast Algorithms for Convolutional Neural Networks", arXiv:1509.09308), included by
 // conv.cpp inside its anonymous namespace (namespace gl). Each m x m block of outputs
 // ("tile") of an output channel is A^T [sum_c (G g_oc G^T) . (B^T d_c B)] A, with d_c the
-// (m + 2) x (m + 2) input patch under the tile and "." the elementwise product: (m + 2)^2
-// multiplications per m^2 outputs and input channel instead of 9 m^2 (F(2x2): 16 per 4,
-// F(4x4): 36 per 16), as (m + 2)^2 independent GEMMs V[xi] [tiles, Cin] . U[xi]^T [Cin, Cout].
+// a x a input patch under the tile (a = m + r - 1 for an r x r kernel) and "." the
+// elementwise product: a^2 multiplications per m^2 outputs and input channel instead of
+// r^2 m^2 (F(2x2, 3x3): 16 per 4, F(4x4, 3x3): 36 per 16, F(2x2, 2x2): 9 per 4), as a^2
+// independent GEMMs V[xi] [tiles, Cin] . U[xi]^T [Cin, Cout].
 // The tiles are taken a block of whole tile rows at a time (so that a block's transformed
 // inputs and products stay in L2), each thread transforming, multiplying and
 // transforming back its own blocks: nothing of a batch-sized transform goes through
@@ -13,8 +14,9 @@
 // attempt in the fourth session transformed the whole batch in memory passes and lost to
 // the implicit GEMM.) The weight gradient is the same algebra transposed: dU[xi] [Cout,
 // Cin] = sum over tiles of dM[xi]^T V[xi], dM = A dy_tile A^T, then dw = G^T dU G.
-// F(4x4, 3x3)'s transforms (points 0, +-1, +-2) round a little more than F(2x2, 3x3)'s;
-// both stay within the tests' tolerances against the direct sums.
+// F(4x4, 3x3)'s transforms (points 0, +-1, +-2) round ~10x more than a direct sum
+// (~2.5e-6 of the sum of |terms|, tested against float64 sums); F(2x2, ...)'s about as
+// a direct sum.
 
 // A 3x3 or 2x2 (the phase images' kernel of a k4 s2 forward), stride-1, undilated
 // convolution of one group with at least 16 channels on each side (fewer leave the GEMMs
@@ -154,7 +156,7 @@ struct WinoPlan {
   long th, tw;  // tiles per image column and row: ceil(oh / m), ceil(ow / m)
   long Hq, Wq;  // the padded images' size, m th + r - 1 by m tw + r - 1 (every tile's patch inside)
   long rows;    // tile rows in all: N * th
-  long R;       // tile rows per block
+  long rb;      // tile rows per block
   long P;       // rows of a block's matrices: R * tw tiles rounded up to a multiple of 6
   long blocks;
   // The nx matrices of a block lie vs = P Cin + 16, ms = P Cout + 16 floats apart: at
@@ -177,10 +179,10 @@ WinoPlan winoPlan(const ConvShape& s, int m) {
   // row block (its operands are then read in place, nothing packed).
   long target = (1L << 18) / (p.nx * (s.Cin + s.Cout));
   target = target < 24 ? 24 : target > 144 ? 144 : target;
-  p.R = target / p.tw < 1 ? 1 : target / p.tw;
-  if (p.R > p.rows) p.R = p.rows;
-  p.P = (p.R * p.tw + 5) / 6 * 6;  // whole 6-row panels for the GEMMs (rows past the tiles are zero)
-  p.blocks = (p.rows + p.R - 1) / p.R;
+  p.rb = target / p.tw < 1 ? 1 : target / p.tw;
+  if (p.rb > p.rows) p.rb = p.rows;
+  p.P = (p.rb * p.tw + 5) / 6 * 6;  // whole 6-row panels for the GEMMs (rows past the tiles are zero)
+  p.blocks = (p.rows + p.rb - 1) / p.rb;
   p.vs = p.P * s.Cin + 16;
   p.ms = p.P * s.Cout + 16;
   return p;
@@ -363,7 +365,7 @@ __attribute__((always_inline)) inline void outputTile(const float* y, long ms, f
 }
 
 // A^T y A for every tile of Y [nx, P, O] (matrices ms apart) into channel-last rows
-// Z [R, m, m tw, O] (tile p = (r, tx) at rows (r, 0..m - 1), columns m tx..m tx + m - 1).
+// Z [rb, m, m tw, O] (tile p = (r, tx) at rows (r, 0..m - 1), columns m tx..m tx + m - 1).
 template <int M, int R>
 __attribute__((always_inline)) inline void outputTiles(const float* GL_RESTRICT Y, long O, const WinoPlan& p, long tiles,
                                                        float* GL_RESTRICT Z) {
@@ -384,7 +386,7 @@ GL_CLONES void winoOutput(const float* GL_RESTRICT Y, long O, const WinoPlan& p,
   else outputTiles<4, 3>(Y, O, p, tiles, Z);
 }
 
-// out (+)= the channel-last rows Z [R, m, m tw, O] of tile rows [r0, r1) in NCHW, + bias
+// out (+)= the channel-last rows Z [rb, m, m tw, O] of tile rows [r0, r1) in NCHW, + bias
 // when not accumulating; rows and columns past oh, ow are dropped. The block's output
 // rows of image n are one run of its planes, whose pixel q = (oy, ox) is at Z row
 // m (n th - r0) + oy: 16 pixels by 16 channels at a time through a register transpose.
@@ -474,7 +476,7 @@ bool winogradForward(const float* x, const float* w, const float* bias, const Co
   const WinoPlan p = winoPlan(s, winoTile(s));
   const long C = s.Cin, O = s.Cout, P = p.P, nx = p.nx;
   const int nt = numThreads();
-  // Per thread: V [nx, P, C], Y [nx, P, O] and the output rows Z [R, m, m tw, O].
+  // Per thread: V [nx, P, C], Y [nx, P, O] and the output rows Z [rb, m, m tw, O].
   const long per = nx * (p.vs + p.ms) + (long)p.m * p.m * P * O;
   float* UT = alignedFloats((size_t)nx * C * O);
   float* xq = scratchBuffer(1, (size_t)s.N * p.Hq * p.Wq * C);
@@ -494,7 +496,7 @@ bool winogradForward(const float* x, const float* w, const float* bias, const Co
     float* V = scratch + tid * per;
     float* Y = V + nx * p.vs;
     float* Z = Y + nx * p.ms;
-    const long r0 = b * p.R, r1 = r0 + p.R < p.rows ? r0 + p.R : p.rows;
+    const long r0 = b * p.rb, r1 = r0 + p.rb < p.rows ? r0 + p.rb : p.rows;
     winoInput(xq, C, p, r0, r1, V);
     for (long xi = 0; xi < nx; xi++)
       gemmSerial(false, false, P, O, C, V + xi * p.vs, C, UT + xi * C * O, O, false, Y + xi * p.ms, O);
@@ -656,7 +658,7 @@ bool winogradWeight(const float* x, const float* y, const ConvShape& s, float* d
     float* V = scratch + tid * per;
     float* dM = V + nx * p.vs;
     float* dU = dM + nx * p.ms;
-    const long r0 = b * p.R, r1 = r0 + p.R < p.rows ? r0 + p.R : p.rows;
+    const long r0 = b * p.rb, r1 = r0 + p.rb < p.rows ? r0 + p.rb : p.rows;
     winoInput(xq, C, p, r0, r1, V);
     winoGrad(yq, O, p, r0, r1, dM);
     for (long xi = 0; xi < nx; xi++)
