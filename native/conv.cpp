@@ -905,9 +905,10 @@ void fromPhases(const float* dz, long n, const ConvShape& s, const ConvShape& z,
 }
 
 bool phasedBackwardData(const float* y, const float* w, const ConvShape& s, float* out) {
-  if (!phaseable(s)) return false;
+  // (The shape first: w' is only worth building when the phase images take Winograd.)
+  if (!phaseable(s) || !phasedWinograd(s, phasesOf(s, nullptr))) return false;
   Phases P = phasesOf(s, w);
-  float* dz = P.wz && phasedWinograd(s, P) ? scratchBuffer(3, (size_t)P.chunk * P.zImage) : nullptr;
+  float* dz = P.wz ? scratchBuffer(3, (size_t)P.chunk * P.zImage) : nullptr;
   if (!dz) {
     free(P.wz);
     return false;

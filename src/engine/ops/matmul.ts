@@ -80,15 +80,17 @@ function matmulNd(a: Tensor, b: Tensor): Tensor {
   const aBatchStr = batchStrides(A.t, batch);
   const bBatchStr = batchStrides(B.t, batch);
 
+  // Items at one stride on each side (e.g. [B, M, K] x [B, K, N]), or null.
+  const aStep = batch.length > 0 ? uniformStride(aBatchStr, batch) : null;
+  const bStep = batch.length > 0 ? uniformStride(bBatchStr, batch) : null;
+
   if (nb > 0 && M > 0 && N > 0) {
     if (!A.trans && bBatchStr.every((s) => s === 0) && collapsible(A.t, batch, A.ld)) {
       // One GEMM for all batches: (nb*M, K) x (K, N).
       bk.gemm(false, B.trans, nb * M, N, K, aData, A.t.offset, A.ld, bData, B.t.offset, B.ld, 0, out, 0, N);
-    } else if (batch.length > 0 && uniformStride(aBatchStr, batch) !== null && uniformStride(bBatchStr, batch) !== null) {
-      // Items at one stride on each side (e.g. [B, M, K] x [B, K, N]): one call, which
-      // spreads small products over the threads.
-      const as = uniformStride(aBatchStr, batch)!, bs = uniformStride(bBatchStr, batch)!;
-      bk.gemmBatched(A.trans, B.trans, nb, M, N, K, aData, A.t.offset, as, A.ld, bData, B.t.offset, bs, B.ld, 0, out, 0, M * N, N);
+    } else if (aStep !== null && bStep !== null) {
+      // One call, which spreads small products over the threads.
+      bk.gemmBatched(A.trans, B.trans, nb, M, N, K, aData, A.t.offset, aStep, A.ld, bData, B.t.offset, bStep, B.ld, 0, out, 0, M * N, N);
     } else {
       const idx = new Array<number>(batch.length).fill(0);
       for (let i = 0; i < nb; i++) {
