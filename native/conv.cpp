@@ -4,9 +4,9 @@
 // from the NCHW input (Caffe's im2col, one packed panel at a time), and the GEMM writes
 // its [Cout, N*oh*ow] result straight into the NCHW output, so no layout transposes or
 // column buffers surround the GEMM.
-// - 3x3 (and 2x2) stride 1 with at least 16 channels each side: Winograd F(2x2, 3x3),
-//   or F(4x4, 3x3) where 4x4 tiles cover the output exactly (F(2x2, 2x2) for 2x2), in
-//   blocks of tiles (winograd.cpp): forward, data gradient and weight gradient.
+// - 3x3 (and 2x2) stride 1 with at least 16 channels each side: Winograd F(4x4, r x r)
+//   or F(2x2, r x r), whichever needs fewer products for the output size, in blocks of
+//   tiles (winograd.cpp): forward, data gradient and weight gradient.
 // - Stride 1 with AVX-512: the padded images are read in place through a table of row
 //   pointers (indirectForward): no packing of the input at all.
 // - Stride 1 otherwise, images at least 14 wide: the images are padded once and the
@@ -16,7 +16,7 @@
 //   widened by zero columns.
 // - Stride 2 with even kernels: a stride-1 convolution over the input's four phase
 //   images (phasedForward), so the paths above; its gradients too when that 2x2
-//   convolution takes Winograd F(2x2, 2x2).
+//   convolution takes Winograd.
 // - The stride-1 data gradient is the convolution of the output gradient with the
 //   flipped kernel, another forward; otherwise it goes through a column buffer per chunk
 //   of images (col2im must add overlapping windows), scattered in parallel over (image,
@@ -458,11 +458,15 @@ void col2imBatch(const float* cols, long ld, long bs, long m, const ConvShape& s
 // as needed: 0 the column buffer of strided data gradients, 1 and 2 the padded images
 // and widened results of the shifted and indirect paths (Winograd's channel-last input
 // and output gradient), 3 the phase images of a stride-2 convolution (or their
-// gradient), 4 Winograd's per-thread blocks. Allocating such buffers per call made
-// malloc keep the freed blocks and raised a training step's peak (ddpm-unet +25 MB).
+// gradient), 4 Winograd's per-thread blocks, 5 its transformed kernels, 6 a stride-2
+// convolution's rearranged kernel (7 its weight gradient and partial sums), 8 the
+// flipped kernel of a stride-1 data gradient. Allocating such buffers per call made
+// malloc keep the freed blocks and raised a training step's peak (ddpm-unet +25 MB;
+// dcgan's peak rose from ~200 to ~300 MB in every other run once Winograd's kernels
+// grew to 3.3 MB).
 float* scratchBuffer(int slot, size_t n) {
-  static float* buf[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
-  static size_t cap[5] = {0, 0, 0, 0, 0};
+  static float* buf[9] = {};
+  static size_t cap[9] = {};
   if (n > cap[slot]) {
     free(buf[slot]);
     buf[slot] = alignedFloats(n);
@@ -776,10 +780,11 @@ void convForwardImpl(const float* x, const float* w, const float* bias, const Co
 // and kj = 2v + b, x[c, 2 oy + ki - ph, 2 ox + kj - pw] is z[(c, a, b), oy + u, ox + v]
 // of the phase images z [N, 4 Cin, oh - 1 + kh/2, ow - 1 + kw/2] (zero outside x), so
 // y = conv(z, w') with w'[o, (c, a, b), u, v] = w[o, c, 2u + a, 2v + b], a kh/2 x kw/2
-// kernel with no padding, which takes the stride-1 paths above (Winograd F(2x2, 2x2)
-// with 16 or more phase channels and outputs; else, with AVX-512, the indirect GEMM: no
-// packing of the input). 2 threads, batch 64, 64 -> 128 channels 14 -> 7: im2col 6.4
-// ms, indirect GEMM 5.7, Winograd 4.8; 32 -> 64 2.0 -> 1.6 through the indirect GEMM.
+// kernel with no padding, which takes the stride-1 paths above (Winograd with 16 or more
+// phase channels and outputs; else, with AVX-512, the indirect GEMM: no packing of the
+// input). 2 threads, batch 64, 64 -> 128 channels 14 -> 7: im2col 6.4 ms, indirect GEMM
+// 5.7, Winograd F(2x2, 2x2) 4.8 (F(4x4, 2x2) later: 4.05 -> 3.2-3.5 in another hour's
+// timings); 32 -> 64 2.0 -> 1.6 through the indirect GEMM.
 // Through the indirect GEMM the same split made the data gradient slower (6.7 -> 7.4
 // ms: the phase images' 8x8 gradients waste a quarter of the indirect tiles) and the
 // weight gradient no faster; the gradients take it only where the 2x2 convolution goes
@@ -789,7 +794,7 @@ bool phaseable(const ConvShape& s) {
 }
 
 // The stride-1 convolution over the phase images of up to `chunk` images, and w' (null
-// when w is or when out of memory; the caller frees it).
+// when w is or when out of memory; scratch slot 6).
 struct Phases {
   ConvShape z;
   long chunk, zImage;
@@ -812,7 +817,7 @@ Phases phasesOf(const ConvShape& s, const float* w) {
   P.chunk = n < 1 ? 1 : n > s.N ? s.N : n;
   z.N = P.chunk;
   const long Cg = s.Cin / s.groups, kk = s.kh * s.kw, zk = z.kh * z.kw;
-  P.wz = w ? alignedFloats((size_t)s.Cout * 4 * Cg * zk) : nullptr;
+  P.wz = w ? scratchBuffer(6, (size_t)s.Cout * 4 * Cg * zk) : nullptr;
   if (P.wz)
     forRange(s.Cout, 2.0 * s.Cout * Cg * kk, [&](long lo, long hi) {
       for (long o = lo; o < hi; o++)
@@ -854,10 +859,7 @@ bool phasedForward(const float* x, const float* w, const float* bias, const Conv
   if (!phaseable(s)) return false;
   Phases P = phasesOf(s, w);
   float* zb = P.wz ? scratchBuffer(3, (size_t)P.chunk * P.zImage) : nullptr;
-  if (!zb) {
-    free(P.wz);
-    return false;
-  }
+  if (!zb) return false;
   for (long n0 = 0; n0 < s.N; n0 += P.chunk) {
     const long nb = s.N - n0 < P.chunk ? s.N - n0 : P.chunk;
     toPhases(x + n0 * s.Cin * s.H * s.W, nb, s, P.z, zb);
@@ -865,15 +867,14 @@ bool phasedForward(const float* x, const float* w, const float* bias, const Conv
     z.N = nb;
     convForwardImpl(zb, P.wz, bias, z, out + n0 * s.Cout * s.oh * s.ow, false);
   }
-  free(P.wz);
   return true;
 }
 
 // The gradients of a stride-2 convolution through its phase images, where the 2x2
-// convolution over them takes Winograd F(2x2, 2x2) (9 products per 4 outputs instead of
+// convolution over them takes Winograd (F(2x2, 2x2): 9 products per 4 outputs instead of
 // 16; with AVX-512's indirect GEMM instead, the data gradient had lost, see
 // phaseable): the data gradient is the phase images' gradient (a stride-1 data
-// gradient, its 8x8 grid exactly 4x4 tiles at 7x7 outputs) scattered back to the pixels
+// gradient, its 8x8 grid exactly 2x2 tiles of 4x4 at 7x7 outputs) scattered back to the pixels
 // it came from (each pixel is in one phase image: no sums), the weight gradient that of
 // the 2x2 kernel over the phase images, its taps put back in place. 2 threads: dcgan's
 // 64 -> 128 k4 s2 at 14x14, batch 64, data gradient 6.5-6.7 -> 5.3 ms, weight gradient
@@ -909,10 +910,7 @@ bool phasedBackwardData(const float* y, const float* w, const ConvShape& s, floa
   if (!phaseable(s) || !phasedWinograd(s, phasesOf(s, nullptr))) return false;
   Phases P = phasesOf(s, w);
   float* dz = P.wz ? scratchBuffer(3, (size_t)P.chunk * P.zImage) : nullptr;
-  if (!dz) {
-    free(P.wz);
-    return false;
-  }
+  if (!dz) return false;
   for (long n0 = 0; n0 < s.N; n0 += P.chunk) {
     const long nb = s.N - n0 < P.chunk ? s.N - n0 : P.chunk;
     ConvShape z = P.z;
@@ -921,7 +919,6 @@ bool phasedBackwardData(const float* y, const float* w, const ConvShape& s, floa
     convBackwardData(y + n0 * s.Cout * s.oh * s.ow, P.wz, z, dz);
     fromPhases(dz, nb, s, z, out + n0 * s.Cin * s.H * s.W);
   }
-  free(P.wz);
   return true;
 }
 
@@ -930,7 +927,7 @@ bool phasedBackwardWeight(const float* x, const float* y, const ConvShape& s, fl
   const Phases P = phasesOf(s, nullptr);
   const long zk = P.z.kh * P.z.kw, nw = s.Cout * P.z.Cin * zk;
   float* zb = phasedWinograd(s, P) ? scratchBuffer(3, (size_t)P.chunk * P.zImage) : nullptr;
-  float* dwz = zb ? alignedFloats((size_t)2 * nw) : nullptr;
+  float* dwz = zb ? scratchBuffer(7, (size_t)2 * nw) : nullptr;
   if (!dwz) return false;
   float* part = dwz + nw;
   for (long n0 = 0; n0 < s.N; n0 += P.chunk) {
@@ -952,7 +949,6 @@ bool phasedBackwardWeight(const float* x, const float* y, const ConvShape& s, fl
             out[(o * s.Cin + c) * kk + ki * s.kw + kj] =
                 dwz[((o * s.Cin + c) * 4 + (ki & 1) * 2 + (kj & 1)) * zk + (ki >> 1) * P.z.kw + (kj >> 1)];
   });
-  free(dwz);
   return true;
 }
 
@@ -973,7 +969,7 @@ void convBackwardData(const float* y, const float* w, const ConvShape& s, float*
     // flipped kernel (channels swapped per group) and padding d (k - 1) - p: one
     // implicit GEMM over K = Cout/groups * kh * kw, with no column buffer or col2im.
     const long khw = s.kh * s.kw;
-    float* wf = alignedFloats((size_t)s.Cout * K);
+    float* wf = scratchBuffer(8, (size_t)s.Cout * K);
     if (wf) {
       forRange(s.groups * Og, 2.0 * s.Cout * K, [&](long lo, long hi) {
         for (long go = lo; go < hi; go++) {
@@ -993,7 +989,6 @@ void convBackwardData(const float* y, const float* w, const ConvShape& s, float*
       f.ph = s.dh * (s.kh - 1) - s.ph;
       f.pw = s.dw * (s.kw - 1) - s.pw;
       convForwardImpl(y, wf, nullptr, f, out, true);
-      free(wf);
       return;
     }
   }

@@ -1,12 +1,12 @@
-// Winograd F(m x m, 3x3), m = 2 or 4, for 3x3 stride-1 convolutions, and F(2x2, 2x2) for
-// the 2x2 ones over a stride-2 convolution's phase images (conv.cpp) (Lavin & Gray 2016,
-// "Fast Algorithms for Convolutional Neural Networks", arXiv:1509.09308), included by
-// conv.cpp inside its anonymous namespace (namespace gl). Each m x m block of outputs
-// ("tile") of an output channel is A^T [sum_c (G g_oc G^T) . (B^T d_c B)] A, with d_c the
-// a x a input patch under the tile (a = m + r - 1 for an r x r kernel) and "." the
-// elementwise product: a^2 multiplications per m^2 outputs and input channel instead of
-// r^2 m^2 (F(2x2, 3x3): 16 per 4, F(4x4, 3x3): 36 per 16, F(2x2, 2x2): 9 per 4), as a^2
-// independent GEMMs V[xi] [tiles, Cin] . U[xi]^T [Cin, Cout].
+// Winograd F(m x m, r x r), m = 2 or 4, for 3x3 stride-1 convolutions and the 2x2 ones
+// over a stride-2 convolution's phase images (conv.cpp) (Lavin & Gray 2016, "Fast
+// Algorithms for Convolutional Neural Networks", arXiv:1509.09308), included by conv.cpp
+// inside its anonymous namespace (namespace gl). Each m x m block of outputs ("tile") of
+// an output channel is A^T [sum_c (G g_oc G^T) . (B^T d_c B)] A, with d_c the a x a input
+// patch under the tile (a = m + r - 1) and "." the elementwise product: a^2
+// multiplications per m^2 outputs and input channel instead of r^2 m^2 (F(2x2, 3x3): 16
+// per 4, F(4x4, 3x3): 36 per 16, F(2x2, 2x2): 9 per 4, F(4x4, 2x2): 25 per 16), as a^2
+// independent GEMMs V[xi] [tiles, Cin] . U[xi]^T [Cin, Cout]; winoTile picks m.
 // The tiles are taken a block of whole tile rows at a time (so that a block's transformed
 // inputs and products stay in L2), each thread transforming, multiplying and
 // transforming back its own blocks: nothing of a batch-sized transform goes through
@@ -14,9 +14,9 @@
 // attempt in the fourth session transformed the whole batch in memory passes and lost to
 // the implicit GEMM.) The weight gradient is the same algebra transposed: dU[xi] [Cout,
 // Cin] = sum over tiles of dM[xi]^T V[xi], dM = A dy_tile A^T, then dw = G^T dU G.
-// F(4x4, 3x3)'s transforms (points 0, +-1, +-2) round ~10x more than a direct sum
-// (~2.5e-6 of the sum of |terms|, tested against float64 sums); F(2x2, ...)'s about as
-// a direct sum.
+// The F(4x4, ...) transforms (points 0, +-1 and +-2 or -2) round ~10x more than a direct
+// sum (~1e-6 to 2.5e-6 of the sum of |terms|, tested against float64 sums); F(2x2, ...)'s
+// about as a direct sum.
 
 // A 3x3 or 2x2 (the phase images' kernel of a k4 s2 forward), stride-1, undilated
 // convolution of one group with at least 16 channels on each side (fewer leave the GEMMs
@@ -55,13 +55,15 @@ struct Wino<2, 3> {
     m[2] = dy[0] - dy[1];
     m[3] = -dy[1];
   }
-  static inline void weight(const float* g, float* u) {
+  template <class T>
+  static inline __attribute__((always_inline)) void weight(const T* g, T* u) {
     u[0] = g[0];
     u[1] = 0.5f * (g[0] + g[1] + g[2]);
     u[2] = 0.5f * (g[0] - g[1] + g[2]);
     u[3] = g[2];
   }
-  static inline void weightBack(const float* d, float* g) {
+  template <class T>
+  static inline __attribute__((always_inline)) void weightBack(const T* d, T* g) {
     g[0] = d[0] + 0.5f * (d[1] + d[2]);
     g[1] = 0.5f * (d[1] - d[2]);
     g[2] = 0.5f * (d[1] + d[2]) + d[3];
@@ -102,18 +104,23 @@ struct Wino<4, 3> {
     m[4] = c - e;
     m[5] = dy[3];
   }
-  static inline void weight(const float* g, float* u) {
-    u[0] = g[0] / 4.f;
-    u[1] = -(g[0] + g[1] + g[2]) / 6.f;
-    u[2] = -(g[0] - g[1] + g[2]) / 6.f;
-    u[3] = g[0] / 24.f + g[1] / 12.f + g[2] / 6.f;
-    u[4] = g[0] / 24.f - g[1] / 12.f + g[2] / 6.f;
+  // (Multiplied by 1/6, 1/12 and 1/24, not divided: see winoWeights.)
+  template <class T>
+  static inline __attribute__((always_inline)) void weight(const T* g, T* u) {
+    constexpr float s6 = 1.f / 6.f, s12 = 1.f / 12.f, s24 = 1.f / 24.f;
+    u[0] = 0.25f * g[0];
+    u[1] = -s6 * (g[0] + g[1] + g[2]);
+    u[2] = -s6 * (g[0] - g[1] + g[2]);
+    u[3] = s24 * g[0] + s12 * g[1] + s6 * g[2];
+    u[4] = s24 * g[0] - s12 * g[1] + s6 * g[2];
     u[5] = g[2];
   }
-  static inline void weightBack(const float* d, float* g) {
-    g[0] = d[0] / 4.f - (d[1] + d[2]) / 6.f + (d[3] + d[4]) / 24.f;
-    g[1] = (d[2] - d[1]) / 6.f + (d[3] - d[4]) / 12.f;
-    g[2] = -(d[1] + d[2]) / 6.f + (d[3] + d[4]) / 6.f + d[5];
+  template <class T>
+  static inline __attribute__((always_inline)) void weightBack(const T* d, T* g) {
+    constexpr float s6 = 1.f / 6.f, s12 = 1.f / 12.f, s24 = 1.f / 24.f;
+    g[0] = 0.25f * d[0] - s6 * (d[1] + d[2]) + s24 * (d[3] + d[4]);
+    g[1] = s6 * (d[2] - d[1]) + s12 * (d[3] - d[4]);
+    g[2] = s6 * (d[3] + d[4] - d[1] - d[2]) + d[5];
   }
 };
 
@@ -138,14 +145,66 @@ struct Wino<2, 2> {
     m[1] = dy[0] + dy[1];
     m[2] = dy[1];
   }
-  static inline void weight(const float* g, float* u) {
+  template <class T>
+  static inline __attribute__((always_inline)) void weight(const T* g, T* u) {
     u[0] = g[0];
     u[1] = g[0] + g[1];
     u[2] = g[1];
   }
-  static inline void weightBack(const float* d, float* g) {
+  template <class T>
+  static inline __attribute__((always_inline)) void weightBack(const T* d, T* g) {
     g[0] = d[0] + d[1];
     g[1] = d[1] + d[2];
+  }
+};
+
+template <>
+struct Wino<4, 2> {
+  // Points 0, 1, -1, -2: B^T = [-2 -1 2 1 0; 0 2 3 1 0; 0 -2 1 1 0; 0 -1 0 1 0;
+  // 0 -2 -1 2 1], A^T = [1 1 1 1 0; 0 1 -1 -2 0; 0 1 1 4 0; 0 1 -1 -8 1],
+  // G = [-1/2 0; 1/6 1/6; 1/2 -1/2; -1/6 1/3; 0 1]: 25 products per 16 outputs instead of
+  // 64 (of the point sets 0, +-1 and one of +-2, +-1/2, this one rounded least: ~7e-7 of
+  // the sum of |terms| at 256 channels, float32 against float64).
+  template <class T>
+  static inline __attribute__((always_inline)) void in(const T* d, T* v) {
+    const T a = d[3] - d[1], b = d[2] + d[3];
+    v[0] = 2.f * (d[2] - d[0]) + a;
+    v[1] = b + 2.f * (d[1] + d[2]);
+    v[2] = b - 2.f * d[1];
+    v[3] = a;
+    v[4] = 2.f * a + d[4] - d[2];
+  }
+  template <class T>
+  static inline __attribute__((always_inline)) void out(const T* y, T* o) {
+    const T a = y[1] + y[2], b = y[1] - y[2];
+    o[0] = y[0] + a + y[3];
+    o[1] = b - 2.f * y[3];
+    o[2] = a + 4.f * y[3];
+    o[3] = b - 8.f * y[3] + y[4];
+  }
+  template <class T>
+  static inline __attribute__((always_inline)) void grad(const T* dy, T* m) {
+    const T a = dy[0] + dy[2], b = dy[1] + dy[3];
+    m[0] = dy[0];
+    m[1] = a + b;
+    m[2] = a - b;
+    m[3] = dy[0] - 2.f * dy[1] + 4.f * dy[2] - 8.f * dy[3];
+    m[4] = dy[3];
+  }
+  template <class T>
+  static inline __attribute__((always_inline)) void weight(const T* g, T* u) {
+    constexpr float s6 = 1.f / 6.f;
+    u[0] = -0.5f * g[0];
+    u[1] = s6 * (g[0] + g[1]);
+    u[2] = 0.5f * (g[0] - g[1]);
+    u[3] = s6 * (2.f * g[1] - g[0]);
+    u[4] = g[1];
+  }
+  template <class T>
+  static inline __attribute__((always_inline)) void weightBack(const T* d, T* g) {
+    constexpr float s6 = 1.f / 6.f;
+    g[0] = 0.5f * (d[2] - d[0]) + s6 * (d[1] - d[3]);
+    g[1] = s6 * (d[1] + 2.f * d[3]) - 0.5f * d[2] + d[4];
   }
 };
 
@@ -181,34 +240,20 @@ WinoPlan winoPlan(const ConvShape& s, int m) {
   target = target < 24 ? 24 : target > 144 ? 144 : target;
   p.rb = target / p.tw < 1 ? 1 : target / p.tw;
   if (p.rb > p.rows) p.rb = p.rows;
-  p.P = (p.rb * p.tw + 5) / 6 * 6;  // whole 6-row panels for the GEMMs (rows past the tiles are zero)
+  // The GEMMs take whole 6-row panels (rows past the tiles are zero, computed for
+  // nothing) and the threads whole blocks: of the heights down to half this one, the one
+  // that leaves the busiest thread the fewest panel rows (13 tile rows of 2 tiles made
+  // 30-row blocks with 4 empty rows; 12 make 24, none; 15 tile rows of 4 instead of 16
+  // would fill their panels but make 9 blocks of 128 rows, 5 for one of 2 threads).
+  const long nt = numThreads();
+  const auto cost = [&](long rb) { return ((p.rows + rb - 1) / rb + nt - 1) / nt * ((rb * p.tw + 5) / 6 * 6); };
+  for (long q = p.rb - 1, top = p.rb; 2 * q >= top; q--)
+    if (cost(q) < cost(p.rb)) p.rb = q;
+  p.P = (p.rb * p.tw + 5) / 6 * 6;
   p.blocks = (p.rows + p.rb - 1) / p.rb;
   p.vs = p.P * s.Cin + 16;
   p.ms = p.P * s.Cout + 16;
   return p;
-}
-
-// UT [nx, C, O] = G g G^T for every r x r kernel g = w[o, c], input channels [c0, c1):
-// o innermost, so that each of the nx outputs is written in order. (Serial and o-outer,
-// this pass took ~15 % of a 128 -> 128 forward at 7x7.)
-template <int M, int R>
-void winoWeights(const float* w, long O, long C, long c0, long c1, float* UT) {
-  constexpr int A = M + R - 1;
-  const long CO = C * O;
-  for (long c = c0; c < c1; c++)
-    for (long o = 0; o < O; o++) {
-      const float* g = w + (o * C + c) * R * R;
-      float t[R][A], u[A][A];  // g G^T per kernel row, then G (g G^T) per column
-      for (int i = 0; i < R; i++) Wino<M, R>::weight(g + R * i, t[i]);
-      for (int j = 0; j < A; j++) {
-        float col[R], v[A];
-        for (int i = 0; i < R; i++) col[i] = t[i][j];
-        Wino<M, R>::weight(col, v);
-        for (int i = 0; i < A; i++) u[i][j] = v[i];
-      }
-      for (int i = 0; i < A; i++)
-        for (int j = 0; j < A; j++) UT[(i * A + j) * CO + c * O + o] = u[i][j];
-    }
 }
 
 // 16 floats as one value (GCC vector extension: one AVX-512 register, two AVX2 ones or
@@ -317,6 +362,83 @@ __attribute__((always_inline)) inline void transform2d(F f, Get get, Put put) {
   }
 }
 
+// UT [nx, C, O] = G g G^T for every r x r kernel g = w[o, c], input channels [c0, c1):
+// 16 output channels at a time as vectors, so that each store to the nx rows (4 C O bytes
+// apart) is a whole cache line. (One kernel at a time, one float per row and store,
+// this pass took a quarter of a 256 -> 128 forward at 7x7 through F(4x4, 2x2).)
+template <int M, int R>
+__attribute__((always_inline)) inline void kernelTiles(const float* GL_RESTRICT w, long O, long C, long c0, long c1,
+                                                       float* GL_RESTRICT UT) {
+  constexpr int A = M + R - 1, RR = R * R;
+  const long CO = C * O;
+  for (long c = c0; c < c1; c++) {
+    long o = 0;
+    for (; o + 16 <= O; o += 16) {
+      F16 g[RR];
+      for (int k = 0; k < RR; k++)
+        for (int l = 0; l < 16; l++) g[k][l] = w[((o + l) * C + c) * RR + k];
+      transform2d<R, A, F16>([](const F16* a, F16* b) { Wino<M, R>::weight(a, b); },
+                             [&](int i, int j) { return g[i * R + j]; },
+                             [&](int i, int j, F16 v) { st<F16>(UT + (i * A + j) * CO + c * O + o, v); });
+    }
+    for (; o < O; o++) {
+      const float* g = w + (o * C + c) * RR;
+      transform2d<R, A, float>([](const float* a, float* b) { Wino<M, R>::weight(a, b); },
+                               [&](int i, int j) { return g[i * R + j]; },
+                               [&](int i, int j, float v) { UT[(i * A + j) * CO + c * O + o] = v; });
+    }
+  }
+}
+
+GL_CLONES void winoWeights(const WinoPlan& p, const float* GL_RESTRICT w, long O, long C, long c0, long c1,
+                           float* GL_RESTRICT UT) {
+  if (p.r == 2 && p.m == 2) kernelTiles<2, 2>(w, O, C, c0, c1, UT);
+  else if (p.r == 2) kernelTiles<4, 2>(w, O, C, c0, c1, UT);
+  else if (p.m == 2) kernelTiles<2, 3>(w, O, C, c0, c1, UT);
+  else kernelTiles<4, 3>(w, O, C, c0, c1, UT);
+}
+
+// dw [O, C, r, r] = G^T dU G from dU [nx, O, C] (the sum of `parts` partials dUs apart,
+// added in order), kernels oc = (o, c) in [oc0, oc1): 16 kernels at a time as vectors, a
+// whole cache line from each of the nx rows.
+template <int M, int R>
+__attribute__((always_inline)) inline void kernelGrads(const float* GL_RESTRICT dU, long parts, long dUs, long OC,
+                                                       long oc0, long oc1, float* GL_RESTRICT dw) {
+  constexpr int A = M + R - 1, RR = R * R;
+  long oc = oc0;
+  for (; oc + 16 <= oc1; oc += 16) {
+    F16 d[A * A];
+    for (int xi = 0; xi < A * A; xi++) {
+      F16 v = ld<F16>(dU + xi * OC + oc);
+      for (long t = 1; t < parts; t++) v += ld<F16>(dU + t * dUs + xi * OC + oc);
+      d[xi] = v;
+    }
+    float g[16 * RR];  // the 16 kernels' taps, in dw's order
+    transform2d<A, R, F16>([](const F16* a, F16* b) { Wino<M, R>::weightBack(a, b); },
+                           [&](int i, int j) { return d[i * A + j]; },
+                           [&](int i, int j, F16 v) {
+                             for (int l = 0; l < 16; l++) g[l * RR + i * R + j] = v[l];
+                           });
+    memcpy(dw + oc * RR, g, sizeof g);
+  }
+  for (; oc < oc1; oc++)
+    transform2d<A, R, float>([](const float* a, float* b) { Wino<M, R>::weightBack(a, b); },
+                             [&](int i, int j) {
+                               float v = dU[(i * A + j) * OC + oc];
+                               for (long t = 1; t < parts; t++) v += dU[t * dUs + (i * A + j) * OC + oc];
+                               return v;
+                             },
+                             [&](int i, int j, float v) { dw[oc * RR + i * R + j] = v; });
+}
+
+GL_CLONES void winoWeightGrad(const WinoPlan& p, const float* GL_RESTRICT dU, long parts, long dUs, long OC, long oc0,
+                              long oc1, float* GL_RESTRICT dw) {
+  if (p.r == 2 && p.m == 2) kernelGrads<2, 2>(dU, parts, dUs, OC, oc0, oc1, dw);
+  else if (p.r == 2) kernelGrads<4, 2>(dU, parts, dUs, OC, oc0, oc1, dw);
+  else if (p.m == 2) kernelGrads<2, 3>(dU, parts, dUs, OC, oc0, oc1, dw);
+  else kernelGrads<4, 3>(dU, parts, dUs, OC, oc0, oc1, dw);
+}
+
 // B^T d B of the patch whose rows are d + i ldd and columns d + j step, into the nx
 // outputs v + xi vs.
 template <int M, int R, class T>
@@ -350,7 +472,8 @@ __attribute__((always_inline)) inline void inputTiles(const float* GL_RESTRICT x
 
 GL_CLONES void winoInput(const float* GL_RESTRICT xq, long C, const WinoPlan& p, long r0, long r1,
                          float* GL_RESTRICT V) {
-  if (p.r == 2) inputTiles<2, 2>(xq, C, p, r0, r1, V);
+  if (p.r == 2 && p.m == 2) inputTiles<2, 2>(xq, C, p, r0, r1, V);
+  else if (p.r == 2) inputTiles<4, 2>(xq, C, p, r0, r1, V);
   else if (p.m == 2) inputTiles<2, 3>(xq, C, p, r0, r1, V);
   else inputTiles<4, 3>(xq, C, p, r0, r1, V);
 }
@@ -381,7 +504,8 @@ __attribute__((always_inline)) inline void outputTiles(const float* GL_RESTRICT 
 }
 
 GL_CLONES void winoOutput(const float* GL_RESTRICT Y, long O, const WinoPlan& p, long tiles, float* GL_RESTRICT Z) {
-  if (p.r == 2) outputTiles<2, 2>(Y, O, p, tiles, Z);
+  if (p.r == 2 && p.m == 2) outputTiles<2, 2>(Y, O, p, tiles, Z);
+  else if (p.r == 2) outputTiles<4, 2>(Y, O, p, tiles, Z);
   else if (p.m == 2) outputTiles<2, 3>(Y, O, p, tiles, Z);
   else outputTiles<4, 3>(Y, O, p, tiles, Z);
 }
@@ -445,13 +569,19 @@ void forBlocks(long blocks, double cost, F f) {
   else task(&ctx, 0, 1);
 }
 
-// F(4x4, 3x3) where its tiles cover the output exactly (28x28 images: 36 products per
-// 16 outputs instead of 16 per 4); F(2x2, 3x3) otherwise. Measured (2 threads, batch 32):
-// 28x28, 32 -> 32 channels, forward 1.9 -> 1.5 ms, 64 -> 64 5.7-5.9 -> 4.8-5.0; but at
-// 14x14 and 7x7, where 4x4 tiles overhang (16 or 8 outputs per 14 or 7), and with more
-// channels, whose 36 transformed kernels no longer stay in cache across a block,
-// F(4x4, 3x3) lost (128 -> 128 at 7x7 2.1 -> 3.6-3.9 ms).
-int winoTile(const ConvShape& s) { return s.kh == 3 && s.oh % 4 == 0 && s.ow % 4 == 0 && s.oh * s.ow >= 256 ? 4 : 2; }
+// F(4x4, r x r) where its products (a^2 per tile: 36 for 3x3 kernels, 25 for 2x2) come
+// to at most 0.8 of F(2x2, r x r)'s (16 or 9 per tile), tiles past the edges counted: at
+// 7x7 (both tile sizes cover 8x8), 14x14 and 28x28, not at 5x5 or 6x6. Measured (2
+// threads, batch 32): 128 -> 128 at 7x7, forward 1.51 -> 1.05 ms, weight gradient 1.55 ->
+// 1.26; 64 -> 64 at 14x14 1.23 -> 1.04; dcgan's 64 -> 128 k4 s2 (256 -> 128 phase channels
+// at 7x7, batch 64) 4.05 -> 3.2-3.5, its data gradient 4.38 -> 3.4-3.7. (Before the kernel
+// transforms went 16 kernels at a time, without divisions, F(4x4, 3x3) had lost at 7x7:
+// 2.1 -> 3.6-3.9 ms.)
+int winoTile(const ConvShape& s) {
+  const long a2 = (2 + s.kh - 1) * (2 + s.kh - 1), a4 = (4 + s.kh - 1) * (4 + s.kh - 1);
+  const long t2 = (s.oh + 1) / 2 * ((s.ow + 1) / 2), t4 = (s.oh + 3) / 4 * ((s.ow + 3) / 4);
+  return 5 * a4 * t4 <= 4 * a2 * t2 ? 4 : 2;
+}
 
 // Runs f(tid, block) with thread tid taking blocks [tid B / nt, (tid + 1) B / nt): a
 // fixed split, so that per-thread partial sums, added in thread order, round the same in
@@ -478,18 +608,11 @@ bool winogradForward(const float* x, const float* w, const float* bias, const Co
   const int nt = numThreads();
   // Per thread: V [nx, P, C], Y [nx, P, O] and the output rows Z [rb, m, m tw, O].
   const long per = nx * (p.vs + p.ms) + (long)p.m * p.m * P * O;
-  float* UT = alignedFloats((size_t)nx * C * O);
+  float* UT = scratchBuffer(5, (size_t)nx * C * O);
   float* xq = scratchBuffer(1, (size_t)s.N * p.Hq * p.Wq * C);
   float* scratch = scratchBuffer(4, (size_t)nt * per);
-  if (!UT || !xq || !scratch) {
-    free(UT);
-    return false;
-  }
-  forRange(C, 40.0 * C * O * nx, [&](long lo, long hi) {
-    if (p.r == 2) winoWeights<2, 2>(w, O, C, lo, hi, UT);
-    else if (p.m == 2) winoWeights<2, 3>(w, O, C, lo, hi, UT);
-    else winoWeights<4, 3>(w, O, C, lo, hi, UT);
-  });
+  if (!UT || !xq || !scratch) return false;
+  forRange(C, 40.0 * C * O * nx, [&](long lo, long hi) { winoWeights(p, w, O, C, lo, hi, UT); });
   const ChannelLast lx = inputLayout(s, p);
   forRange(s.N, (double)s.N * p.Hq * p.Wq * C, [&](long lo, long hi) { toChannelLast(x, lo, hi, lx, xq); });
   forBlocks(p.blocks, 2.0 * nx * O * C * p.rows * p.tw, [&](int tid, long b) {
@@ -503,7 +626,6 @@ bool winogradForward(const float* x, const float* w, const float* bias, const Co
     winoOutput(Y, O, p, (r1 - r0) * p.tw, Z);
     winoStore(Z, s, p, r0, r1, bias, accumulate, out);
   });
-  free(UT);
   return true;
 }
 
@@ -537,33 +659,10 @@ __attribute__((always_inline)) inline void gradTiles(const float* GL_RESTRICT yq
 }
 
 GL_CLONES void winoGrad(const float* GL_RESTRICT yq, long O, const WinoPlan& p, long r0, long r1, float* GL_RESTRICT dM) {
-  if (p.r == 2) gradTiles<2, 2>(yq, O, p, r0, r1, dM);
+  if (p.r == 2 && p.m == 2) gradTiles<2, 2>(yq, O, p, r0, r1, dM);
+  else if (p.r == 2) gradTiles<4, 2>(yq, O, p, r0, r1, dM);
   else if (p.m == 2) gradTiles<2, 3>(yq, O, p, r0, r1, dM);
   else gradTiles<4, 3>(yq, O, p, r0, r1, dM);
-}
-
-// dw [O, C, r, r] = G^T dU G from dU [nx, O, C] (the sum of `parts` partials dUs apart),
-// kernels (o, c) in [oc0, oc1).
-template <int M, int R>
-void winoWeightGrad(const float* dU, long parts, long dUs, long O, long C, long oc0, long oc1, float* dw) {
-  constexpr int A = M + R - 1;
-  const long OC = O * C;
-  for (long oc = oc0; oc < oc1; oc++) {
-    float d[A][A];
-    for (int xi = 0; xi < A * A; xi++) {
-      float v = 0.f;
-      for (long t = 0; t < parts; t++) v += dU[t * dUs + xi * OC + oc];
-      d[xi / A][xi % A] = v;
-    }
-    float t[R][A];  // G^T d, a column at a time
-    for (int j = 0; j < A; j++) {
-      float col[A], g[R];
-      for (int i = 0; i < A; i++) col[i] = d[i][j];
-      Wino<M, R>::weightBack(col, g);
-      for (int i = 0; i < R; i++) t[i][j] = g[i];
-    }
-    for (int i = 0; i < R; i++) Wino<M, R>::weightBack(t[i], dw + (oc * R + i) * R);
-  }
 }
 
 #if defined(__x86_64__)
@@ -666,10 +765,6 @@ bool winogradWeight(const float* x, const float* y, const ConvShape& s, float* d
         gemmSerial(true, false, O, C, P, dM + xi * p.ms, O, V + xi * p.vs, C, true, dU + xi * OC, C);
   });
   const float* dU = scratch + nx * (p.vs + p.ms);
-  forRange(OC, 8.0 * OC * nx, [&](long lo, long hi) {
-    if (p.r == 2) winoWeightGrad<2, 2>(dU, nt, per, O, C, lo, hi, dw);
-    else if (p.m == 2) winoWeightGrad<2, 3>(dU, nt, per, O, C, lo, hi, dw);
-    else winoWeightGrad<4, 3>(dU, nt, per, O, C, lo, hi, dw);
-  });
+  forRange(OC, 8.0 * OC * nx, [&](long lo, long hi) { winoWeightGrad(p, dU, nt, per, OC, lo, hi, dw); });
   return true;
 }
