@@ -601,20 +601,23 @@ namespace {
 GL_CLONES void adamLoop(float* GL_RESTRICT param, const float* GL_RESTRICT grad, float* GL_RESTRICT m,
                         float* GL_RESTRICT v, long n, double lr, double beta1, double beta2, double eps, double wd,
                         bool decoupled, double stepSize, double bc2Sqrt) {
-  // Same double-precision arithmetic as js.ts, rounded to float at the same points.
-  const double decay = 1.0 - lr * wd;
+  // In float, 16 lanes at a time (js.ts works in double and rounds to float at the same
+  // points: PyTorch's float arithmetic, which moves m and v by an ulp or so from js's):
+  // 65536 parameters 82 -> 21 us. The step multiplies by 1 / sqrt(bc2) rather than divide.
+  const float decay = (float)(1.0 - lr * wd), wdf = (float)wd;
+  const float ss = (float)stepSize, inv = (float)(1.0 / bc2Sqrt), e = (float)eps;
+  const float b1 = (float)beta1, b2 = (float)beta2, ob1 = (float)(1.0 - beta1), ob2 = (float)(1.0 - beta2);
   for (long i = 0; i < n; i++) {
-    double g = grad[i];
-    double p = param[i];
+    float g = grad[i], p = param[i];
     if (wd != 0.0) {
-      if (decoupled) p = (float)(p * decay);
-      else g += wd * p;
+      if (decoupled) p *= decay;
+      else g += wdf * p;
     }
-    const float mi = (float)(beta1 * m[i] + (1.0 - beta1) * g);
-    const float vi = (float)(beta2 * v[i] + (1.0 - beta2) * g * g);
+    const float mi = b1 * m[i] + ob1 * g;
+    const float vi = b2 * v[i] + ob2 * g * g;
     m[i] = mi;
     v[i] = vi;
-    param[i] = (float)(p - (stepSize * mi) / (__builtin_sqrt((double)vi) / bc2Sqrt + eps));
+    param[i] = p - ss * mi / (__builtin_sqrtf(vi) * inv + e);
   }
 }
 double powInt(double b, double e) {

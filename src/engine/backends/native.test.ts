@@ -695,8 +695,10 @@ test('native adam = js adam (Adam and AdamW, weight decay, several steps)', { sk
       N().adam(pn, g, mn, vn, n, 1e-3, 0.9, 0.999, 1e-8, wd, decoupled, step);
       jsBackend.adam(p, g, m, v, n, 1e-3, 0.9, 0.999, 1e-8, wd, decoupled, step);
     }
+    // Native works in float (js in double, rounded to float): an ulp or so apart, more
+    // relative to a moment that nearly cancels.
     close(pn, p, 1e-6, 1e-9, `adam param wd=${wd} decoupled=${decoupled}`);
-    close(mn, m, 1e-6, 0, 'adam m');
+    close(mn, m, 1e-6, 1e-7, 'adam m');
     close(vn, v, 1e-6, 0, 'adam v');
   }
 });
