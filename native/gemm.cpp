@@ -683,7 +683,11 @@ bool gemmThin(bool tA, bool tB, long M, long N, long K, const float* A, long lda
   ThinTask t = {tA, tB, accumulate, M <= THIN, M, N, K, lda, ldb, ldc, A, B, C};
   const long side = t.rows ? N : M;
   int nt = numThreads();
-  if (2.0 * (double)M * (double)N * (double)K < 4e6 || side < 64) nt = 1;
+  // Two threads from ~4 MFLOP; dot products of rows (N <= THIN, A read along K) from a
+  // 64k-float A (realnvp-2d's 512x2x256 layers to two outputs: 31 -> 19 us in a training
+  // step; its axpy forms, 2x256x512 and 256x2x512 A^T B, lost 2-4x split in two).
+  const bool dots = !t.rows && !tA && (double)M * K >= 65536;
+  if ((2.0 * (double)M * (double)N * (double)K < 4e6 && !dots) || side < 64) nt = 1;
   if (nt <= 1) {
     thinRange(t, 0, side);
     return true;
@@ -711,24 +715,42 @@ struct ShortTask {
   long ldb, M, N, K;
   float* C;
   long ldc;
+  GemmEpilogue epi;
+  long next;  // next row to take (atomic)
 };
 
-GL_CLONES void shortRows(const ShortTask& t, long i0, long i1) {
-  for (long i = i0; i < i1; i++) {
-    float* GL_RESTRICT c = t.C + i * t.ldc;
-    for (long k = 0; k < t.K; k++) {
-      const float a = t.tA ? t.A[k * t.lda + i] : t.A[i * t.lda + k];
-      const float* GL_RESTRICT b = t.Bt + k * t.ldb;
-      if (k == 0 && !t.accumulate)
-        for (long j = 0; j < t.N; j++) c[j] = a * b[j];
-      else
-        for (long j = 0; j < t.N; j++) c[j] += a * b[j];
-    }
+// Row c (+)= sum_k a[k] b[k] and the epilogue, in one pass over the row.
+template <int K>
+__attribute__((always_inline)) inline void shortRow(const ShortTask& t, long i, const float* GL_RESTRICT bias,
+                                                    bool relu) {
+  float* GL_RESTRICT c = t.C + i * t.ldc;
+  float a[K];
+  const float* GL_RESTRICT b[K];
+  for (int k = 0; k < K; k++) {
+    a[k] = t.tA ? t.A[k * t.lda + i] : t.A[i * t.lda + k];
+    b[k] = t.Bt + k * t.ldb;
+  }
+  for (long j = 0; j < t.N; j++) {
+    float s = t.accumulate ? c[j] + a[0] * b[0][j] : a[0] * b[0][j];
+    for (int k = 1; k < K; k++) s += a[k] * b[k][j];
+    if (bias) s += bias[j];
+    c[j] = relu ? (0.f > s ? 0.f : s) : s;
   }
 }
 
+GL_CLONES void shortRows(const ShortTask& t, long i0, long i1) {
+  const float* bias = t.epi.bias;
+  const bool relu = t.epi.relu;
+  for (long i = i0; i < i1; i++) switch (t.K) {
+      case 1: shortRow<1>(t, i, bias, relu); break;
+      case 2: shortRow<2>(t, i, bias, relu); break;
+      case 3: shortRow<3>(t, i, bias, relu); break;
+      default: shortRow<4>(t, i, bias, relu); break;
+    }
+}
+
 bool gemmShort(bool tA, bool tB, long M, long N, long K, const float* A, long lda, const float* B, long ldb,
-               bool accumulate, float* C, long ldc) {
+               bool accumulate, float* C, long ldc, const GemmEpilogue& epi) {
   if (K <= 0 || K > SHORT_K || M <= THIN || N <= THIN) return false;
   float* bt = nullptr;
   if (tB) {
@@ -742,15 +764,22 @@ bool gemmShort(bool tA, bool tB, long M, long N, long K, const float* A, long ld
       for (long k = 0; k < K; k++) bt[k * N + j] = B[j * ldb + k];
 #endif
   }
-  ShortTask t = {A, lda, tA, accumulate, tB ? bt : B, tB ? N : ldb, M, N, K, C, ldc};
+  ShortTask t = {A, lda, tA, accumulate, tB ? bt : B, tB ? N : ldb, M, N, K, C, ldc, epi, 0};
   int nt = numThreads();
-  if ((double)M * N * (K + 1) < 2e6) nt = 1;
+  // Two threads from ~64k outputs each (the caller does a late worker's share itself).
+  if ((double)M * N < 131072) nt = 1;
   if (nt <= 1) {
     shortRows(t, 0, M);
   } else {
-    parallel(nt, [](void* c, int tid, int n) {
-      const ShortTask& x = *(const ShortTask*)c;
-      shortRows(x, x.M * tid / n, x.M * (tid + 1) / n);
+    // Rows in chunks of 64 from a shared counter: a worker that joins late takes only
+    // what is left (fixed halves made 512x256x2 slower in a training step than one thread).
+    parallel(nt, [](void* c, int, int) {
+      ShortTask& x = *(ShortTask*)c;
+      for (;;) {
+        const long i = __atomic_fetch_add(&x.next, 64, __ATOMIC_RELAXED);
+        if (i >= x.M) break;
+        shortRows(x, i, x.M - i < 64 ? x.M : i + 64);
+      }
     }, &t);
   }
 #if !GL_WASM
@@ -763,8 +792,8 @@ bool gemmShort(bool tA, bool tB, long M, long N, long K, const float* A, long ld
 void gemm(bool transA, bool transB, long M, long N, long K, const float* A, long lda, const float* B, long ldb,
           float beta, float* C, long ldc, const GemmEpilogue& epi) {
   const bool accumulate = beta != 0.f;
-  if (gemmThin(transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc) ||
-      gemmShort(transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc)) {
+  if (gemmShort(transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc, epi)) return;
+  if (gemmThin(transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc)) {
     if (epi.bias || epi.relu) finish(C, ldc, M, N, epi.bias, epi.relu);
     return;
   }

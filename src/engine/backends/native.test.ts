@@ -61,7 +61,7 @@ test('native gemm = js gemm: every microkernel, transposes, odd sizes, offsets, 
   const sizes: [number, number, number][] = [
     [1, 1, 1], [7, 63, 65], [65, 7, 63], [257, 65, 7], [63, 257, 33], [6, 64, 16], [13, 1100, 20], [150, 70, 500],
     // Thin products (at most 4 rows or columns), one and two threads' worth of work.
-    [1, 1100, 37], [4, 77, 129], [5, 4, 33], [3, 700, 2000], [1000, 1, 40], [2000, 3, 700],
+    [1, 1100, 37], [4, 77, 129], [5, 4, 33], [3, 700, 2000], [1000, 1, 40], [2000, 3, 700], [520, 2, 130],
     // A^T . B split into row chunks that read B in place (one chunk, and more than MC rows).
     [100, 300, 200], [300, 400, 64],
     // Short K (rank-1 to rank-4 updates), one and two threads' worth.
@@ -118,10 +118,12 @@ test('native gemm = js gemm: every microkernel, transposes, odd sizes, offsets, 
 test('native gemm epilogue (bias, ReLU) = js: threaded, thin, transposed-B and empty-K paths, NaN kept', { skip }, () => {
   const rng = new Rng(7);
   // [M, N, K, tA, tB]: threaded tiles, a thin C (rows, columns), the transposed-B path
-  // (tB with M < N), K = 0, and a product small enough for one thread.
+  // (tB with M < N), K = 0, a product small enough for one thread, and short K (the
+  // epilogue applied row by row; threaded, and one thread).
   const cases: [number, number, number, boolean, boolean][] = [
     [150, 70, 300, false, false], [512, 256, 64, false, true], [3, 700, 200, false, false], [900, 2, 300, true, false],
-    [40, 600, 300, false, true], [20, 30, 0, false, false], [7, 9, 5, true, true],
+    [40, 600, 300, false, true], [20, 30, 0, false, false], [7, 9, 5, true, true], [530, 260, 2, false, true],
+    [40, 30, 3, true, false],
   ];
   const prevThreads = N().threads();
   try {
