@@ -31,6 +31,8 @@ export const SLAB_MAX = 1 << 12;
 interface Stored {
   readonly data: ArrayLike<number> & { readonly buffer: ArrayBufferLike };
   readonly shape: readonly number[];
+  /** Drop the storage: reading `data` throws releasedError afterwards. */
+  release(): void;
 }
 
 interface Scope {
@@ -156,7 +158,7 @@ export function closeScope(keep: Iterable<ArrayBufferLike>, abandon = false): vo
   }
   for (const t of s.tensors) {
     const b = t.data.buffer;
-    if (released.has(b) && !keepSet.has(b)) poison(t);
+    if (released.has(b) && !keepSet.has(b)) t.release();
     else if (parent !== null && lent.has(b)) parent.tensors.push(t);
   }
   if (parent === null) trim();
@@ -193,16 +195,10 @@ export function pooledFloats(): number {
   return n;
 }
 
-/** Make reading a released tensor's storage throw a clear error. */
-function poison(t: Stored): void {
-  const shape = `[${t.shape.join(', ')}]`;
-  Object.defineProperty(t, 'data', {
-    configurable: true,
-    get(): never {
-      throw new Error(
-        `tensor of shape ${shape} was released when the tidy() scope that made it ended; ` +
-          'return it from the tidy callback or keep() it to use it afterwards',
-      );
-    },
-  });
+/** The error that reading a released tensor's storage throws. */
+export function releasedError(shape: readonly number[]): Error {
+  return new Error(
+    `tensor of shape [${shape.join(', ')}] was released when the tidy() scope that made it ended; ` +
+      'return it from the tidy callback or keep() it to use it afterwards',
+  );
 }

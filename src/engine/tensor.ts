@@ -145,8 +145,8 @@ export interface TensorInit {
 }
 
 export class Tensor {
-  /** Storage; a view shares it with its base. */
-  readonly data: TypedArray;
+  /** Storage, or null once a tidy() scope has released it (see `data`). */
+  #data: TypedArray | null;
   readonly shape: readonly number[];
   readonly strides: readonly number[];
   readonly offset: number;
@@ -159,7 +159,7 @@ export class Tensor {
   node: GradNode | null = null;
 
   constructor(data: TypedArray, shape: Shape, init: TensorInit = {}) {
-    this.data = data;
+    this.#data = data;
     if (init === OP_RESULT) {
       // fromOp's results: row-major from offset 0, dtype from the array. One loop
       // copies the shape and makes the strides (this is on every op's path).
@@ -193,6 +193,26 @@ export class Tensor {
       throw new RangeError(`Tensor: shape ${fmtShape(shape)} needs ${sizeOf(shape)} elements, storage has ${data.length - this.offset}`);
     }
     if (P.scopeDepth > 0) P.trackTensor(this);
+  }
+
+  /**
+   * Storage; a view shares it with its base. Reading it throws once the tidy() scope that
+   * made the tensor has ended and returned its storage to the pool.
+   */
+  get data(): TypedArray {
+    const d = this.#data;
+    if (d === null) throw P.releasedError(this.shape);
+    return d;
+  }
+
+  /**
+   * The pool took the storage back (its tidy() scope ended): later reads of `data`
+   * throw. (A getter over a private field: redefining `data` as a throwing accessor on
+   * each released tensor took V8's slow path, a new hidden class per tensor.)
+   * @internal
+   */
+  release(): void {
+    this.#data = null;
   }
 
   /** Number of elements. */
