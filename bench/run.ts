@@ -18,7 +18,8 @@
  *
  * Method. Every framework runs in its own child process (one per case), so peak memory
  * (VmHWM from /proc/self/status) is that framework's alone, and the children never run
- * at the same time. Per case: warm-up steps in each; then PyTorch is tried under each
+ * at the same time. Per case: warm-up steps in each (~2 s of genlab's: a JS runtime is
+ * still compiling during its first steps); then PyTorch is tried under each
  * thread setting (torch.set_num_threads(2) always; OPENBLAS_NUM_THREADS=1 and/or
  * OMP_WAIT_POLICY=PASSIVE, because Debian's torch runs OpenMP and OpenBLAS threads on
  * the same cores) and the fastest setting is kept; then rounds alternate a few genlab
@@ -57,28 +58,33 @@ interface CaseSpec {
 const train = (o: Partial<CaseSpec> = {}): CaseSpec => ({ kind: 'train', warmup: 3, probe: 3, perRound: 3, min: 15, target: 15, budgetS: Infinity, ...o });
 const quickTrain = (o: Partial<CaseSpec> = {}): CaseSpec => train({ warmup: 1, probe: 2, perRound: 2, min: 4, target: 8, budgetS: 20, ...o });
 
+// Warm-up: ~2 s of genlab's steps (PyTorch runs as many). V8 still compiles a JS
+// program's hot functions during its first seconds (realnvp-2d's genlab step: ~30 ms
+// after 3 steps, ~26 ms after 150), and a training run spends nearly all its time past
+// that; a fixed count keeps the printed losses comparable from run to run.
 const FULL: Record<string, CaseSpec> = {
-  'dcgan': train(),
-  'conv-vae': train(),
-  'lstm-lm': train(),
-  'gpt': train(),
-  'realnvp-2d': train(),
-  'ddpm-unet': train(),
-  'ntm-copy': train(),
-  'gpt-sample': train({ kind: 'sample', warmup: 1, probe: 2 }),
-  // One run is 50 U-Net forwards at batch 16 (seconds even in PyTorch): 5 runs.
+  'dcgan': train({ warmup: 30 }),
+  'conv-vae': train({ warmup: 60 }),
+  'lstm-lm': train({ warmup: 10 }),
+  'gpt': train({ warmup: 10 }),
+  'realnvp-2d': train({ warmup: 60 }),
+  'ddpm-unet': train({ warmup: 8 }),
+  'ntm-copy': train({ warmup: 60 }),
+  'gpt-sample': train({ kind: 'sample', warmup: 20, probe: 2 }),
+  // One run is 50 U-Net forwards at batch 16 (seconds even in PyTorch): 5 runs, after
+  // one warm-up run.
   'ddim-sample': train({ kind: 'sample', warmup: 1, probe: 1, perRound: 1, min: 5, target: 5 }),
 };
 
 const QUICK: Record<string, CaseSpec> = {
-  'dcgan': quickTrain(),
-  'conv-vae': quickTrain(),
-  'lstm-lm': quickTrain({ min: 2, perRound: 1 }),
-  'gpt': quickTrain(),
-  'realnvp-2d': quickTrain(),
-  'ddpm-unet': quickTrain({ min: 2, perRound: 1 }),
-  'ntm-copy': quickTrain(),
-  'gpt-sample': quickTrain({ kind: 'sample', probe: 1 }),
+  'dcgan': quickTrain({ warmup: 8 }),
+  'conv-vae': quickTrain({ warmup: 15 }),
+  'lstm-lm': quickTrain({ warmup: 2, min: 2, perRound: 1 }),
+  'gpt': quickTrain({ warmup: 2 }),
+  'realnvp-2d': quickTrain({ warmup: 15 }),
+  'ddpm-unet': quickTrain({ warmup: 2, min: 2, perRound: 1 }),
+  'ntm-copy': quickTrain({ warmup: 15 }),
+  'gpt-sample': quickTrain({ kind: 'sample', warmup: 5, probe: 1 }),
   // No warm-up: the first of the 50 forwards of a run warms the JIT.
   'ddim-sample': quickTrain({ kind: 'sample', warmup: 0, probe: 1, perRound: 1, min: 2, target: 2 }),
 };
