@@ -704,7 +704,8 @@ bool gemmThin(bool tA, bool tB, long M, long N, long K, const float* A, long lda
 // ---------------------------------------------------------------- short products
 // C with K <= 4 (a rank-1 update: a one-output layer's input gradient g [B, 1] . W [1, N]):
 // packing and register tiles are all overhead there. Each row of C is the sum of K
-// scaled rows of op(B), kept in L1 (dcgan's 64x6272x1: 231 us in the model, 37 alone after).
+// scaled rows of op(B), with the epilogue, in one pass (dcgan's 64x6272x1: 231 us in the
+// model, 37 alone after).
 constexpr long SHORT_K = 4;
 
 struct ShortTask {
