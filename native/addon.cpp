@@ -406,12 +406,13 @@ napi_value Conv2dBackwardData(napi_env env, napi_callback_info info) {
   gl::ConvShape s;
   if (!convShape(a, 2, &s)) return nullptr;
   float* x = a.f32(3, &lx);
+  const bool overwrite = a.argc > 4 && a.flag(4);  // (optional: older callers add)
   if (a.failed) return nullptr;
   a.within(0, s.N * s.Cout * s.oh * s.ow, ly, "conv y");
   a.within(0, s.Cout * (s.Cin / s.groups) * s.kh * s.kw, lw, "conv weight");
   a.within(0, s.N * s.Cin * s.H * s.W, lx, "conv x");
   if (a.failed) return nullptr;
-  gl::convBackwardData(y, w, s, x);
+  gl::convBackwardData(y, w, s, x, overwrite);
   return undef(env);
 }
 

@@ -82,8 +82,8 @@ struct ConvShape {
 #if !GL_WASM
 // y = conv(x, w) + bias (bias nullable); overwrites y.
 void convForward(const float* x, const float* w, const float* bias, const ConvShape& s, float* y);
-// x += conv^T(y, w) (x holds zeros or a bias).
-void convBackwardData(const float* y, const float* w, const ConvShape& s, float* x);
+// x += conv^T(y, w) (x holds zeros or a bias), or x = conv^T(y, w) when overwrite.
+void convBackwardData(const float* y, const float* w, const ConvShape& s, float* x, bool overwrite = false);
 // dw = sum_n y_n . im2col(x_n)^T; overwrites dw.
 void convBackwardWeight(const float* x, const float* y, const ConvShape& s, float* dw);
 #endif

@@ -915,8 +915,7 @@ bool phasedBackwardData(const float* y, const float* w, const ConvShape& s, floa
     const long nb = s.N - n0 < P.chunk ? s.N - n0 : P.chunk;
     ConvShape z = P.z;
     z.N = nb;
-    memset(dz, 0, (size_t)nb * P.zImage * sizeof(float));
-    convBackwardData(y + n0 * s.Cout * s.oh * s.ow, P.wz, z, dz);
+    convBackwardData(y + n0 * s.Cout * s.oh * s.ow, P.wz, z, dz, true);
     fromPhases(dz, nb, s, z, out + n0 * s.Cin * s.H * s.W);
   }
   return true;
@@ -958,13 +957,29 @@ void convForward(const float* x, const float* w, const float* bias, const ConvSh
   if (!phasedForward(x, w, bias, s, out)) convForwardImpl(x, w, bias, s, out, false);
 }
 
-void convBackwardData(const float* y, const float* w, const ConvShape& s, float* out) {
+namespace {
+// p[0..n) = 0, on the pool from ~1 MB.
+void zeroFloats(float* p, long n) {
+  constexpr long CH = 1L << 16;
+  forRange((n + CH - 1) / CH, (double)n, [&](long lo, long hi) {
+    const long e = hi * CH < n ? hi * CH : n;
+    memset(p + lo * CH, 0, (size_t)(e - lo * CH) * sizeof(float));
+  });
+}
+}  // namespace
+
+void convBackwardData(const float* y, const float* w, const ConvShape& s, float* out, bool overwrite) {
   const long L = s.oh * s.ow, Og = s.Cout / s.groups, Cg = s.Cin / s.groups, K = Cg * s.kh * s.kw;
   const long HW = s.H * s.W, CK = s.Cin * s.kh * s.kw;
-  if (s.N * s.Cin * HW == 0 || L == 0 || Og == 0) return;
+  if (s.N * s.Cin * HW == 0) return;
+  const bool flip = s.sh == 1 && s.sw == 1 && !isDirect(s) && s.dh * (s.kh - 1) >= s.ph && s.dw * (s.kw - 1) >= s.pw &&
+                    s.H == s.oh + s.dh * (s.kh - 1) - 2 * s.ph && s.W == s.ow + s.dw * (s.kw - 1) - 2 * s.pw;
+  // Overwriting: the flipped-kernel forward and the 1x1 product write every element;
+  // the other paths add into out (the phase images' scatter, col2im), so it starts at 0.
+  if (overwrite && (L == 0 || Og == 0 || (!flip && !isDirect(s)))) zeroFloats(out, s.N * s.Cin * HW);
+  if (L == 0 || Og == 0) return;
   if (phasedBackwardData(y, w, s, out)) return;
-  if (s.sh == 1 && s.sw == 1 && !isDirect(s) && s.dh * (s.kh - 1) >= s.ph && s.dw * (s.kw - 1) >= s.pw &&
-      s.H == s.oh + s.dh * (s.kh - 1) - 2 * s.ph && s.W == s.ow + s.dw * (s.kw - 1) - 2 * s.pw) {
+  if (flip) {
     // Stride 1: the data gradient is itself a convolution, of y with the spatially
     // flipped kernel (channels swapped per group) and padding d (k - 1) - p: one
     // implicit GEMM over K = Cout/groups * kh * kw, with no column buffer or col2im.
@@ -988,14 +1003,15 @@ void convBackwardData(const float* y, const float* w, const ConvShape& s, float*
       f.ow = s.W;
       f.ph = s.dh * (s.kh - 1) - s.ph;
       f.pw = s.dw * (s.kw - 1) - s.pw;
-      convForwardImpl(y, wf, nullptr, f, out, true);
+      convForwardImpl(y, wf, nullptr, f, out, !overwrite);
       return;
     }
+    if (overwrite) zeroFloats(out, s.N * s.Cin * HW);  // (no buffer: col2im below adds)
   }
   if (isDirect(s)) {
     for (long g = 0; g < s.groups; g++) {
       const Out C = {out + g * Cg * HW, HW, HW, s.Cin * HW};
-      gemmV(true, false, K, s.N * L, Og, dense(w + g * Og * K, K), blocked(y + g * Og * L, L, L, s.Cout * L), true, C);
+      gemmV(true, false, K, s.N * L, Og, dense(w + g * Og * K, K), blocked(y + g * Og * L, L, L, s.Cout * L), !overwrite, C);
     }
     return;
   }

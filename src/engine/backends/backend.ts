@@ -138,8 +138,12 @@ export interface Backend {
   /** y = conv(x, w) + bias (PyTorch's conv2d; bias [Cout] or null); overwrites y. */
   conv2dForward(x: Float32Array, w: Float32Array, bias: Float32Array | null, g: ConvGeometry, y: Float32Array): void;
 
-  /** x += conv^T(y, w): the adjoint of conv2dForward in x (conv_transpose2d); adds into x. */
-  conv2dBackwardData(y: Float32Array, w: Float32Array, g: ConvGeometry, x: Float32Array): void;
+  /**
+   * x += conv^T(y, w): the adjoint of conv2dForward in x (conv_transpose2d); adds into x,
+   * or with `overwrite` writes x = conv^T(y, w) without reading it (no zeroed array to
+   * make and read back).
+   */
+  conv2dBackwardData(y: Float32Array, w: Float32Array, g: ConvGeometry, x: Float32Array, overwrite?: boolean): void;
 
   /** dw = sum_n y_n . im2col(x_n)^T: the gradient of conv2dForward in w; overwrites dw. */
   conv2dBackwardWeight(x: Float32Array, y: Float32Array, g: ConvGeometry, dw: Float32Array): void;

@@ -753,7 +753,8 @@ export const jsBackend: Backend = {
     convForwardVia(jsBackend, x, w, bias, g, y);
   },
 
-  conv2dBackwardData(y, w, g, x) {
+  conv2dBackwardData(y, w, g, x, overwrite) {
+    if (overwrite) x.fill(0, 0, g.N * g.Cin * g.H * g.W);
     convBackwardDataVia(jsBackend, y, w, g, x);
   },
 

@@ -522,6 +522,11 @@ function checkConvAgainstJs(be: Backend, rng: Rng, g: ConvGeometry, what: string
   be.conv2dBackwardData(y, w, g, xb);
   jsBackend.conv2dBackwardData(y, w, g, xj);
   close(xb, xj, tolData, tolData, `conv2dBackwardData ${what}`);
+  // Overwriting: x's prior contents (NaN here) are never read.
+  const xo = new Float32Array(nx).fill(NaN), xz = new Float32Array(nx);
+  be.conv2dBackwardData(y, w, g, xo, true);
+  jsBackend.conv2dBackwardData(y, w, g, xz);
+  close(xo, xz, tolData, tolData, `conv2dBackwardData overwriting ${what}`);
   const wb = new Float32Array(nw).fill(NaN), wj = new Float32Array(nw);
   be.conv2dBackwardWeight(x, y, g, wb);
   jsBackend.conv2dBackwardWeight(x, y, g, wj);

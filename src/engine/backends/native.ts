@@ -47,7 +47,7 @@ export interface NativeAddon {
   ): void;
   /** Implicit-GEMM convolutions (native/conv.cpp); meta is convMeta's [N, Cin, H, W, Cout, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, groups]. */
   conv2dForward(x: Float32Array, w: Float32Array, bias: Float32Array | null, meta: Int32Array, y: Float32Array): void;
-  conv2dBackwardData(y: Float32Array, w: Float32Array, meta: Int32Array, x: Float32Array): void;
+  conv2dBackwardData(y: Float32Array, w: Float32Array, meta: Int32Array, x: Float32Array, overwrite: boolean): void;
   conv2dBackwardWeight(x: Float32Array, y: Float32Array, meta: Int32Array, dw: Float32Array): void;
   adam(
     param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number,
@@ -276,8 +276,8 @@ export function loadNative(): Backend {
     conv2dForward(x, w, bias, g, y) {
       a.conv2dForward(x, w, bias, convMeta(g, cmeta), y);
     },
-    conv2dBackwardData(y, w, g, x) {
-      a.conv2dBackwardData(y, w, convMeta(g, cmeta), x);
+    conv2dBackwardData(y, w, g, x, overwrite) {
+      a.conv2dBackwardData(y, w, convMeta(g, cmeta), x, overwrite === true);
     },
     conv2dBackwardWeight(x, y, g, dw) {
       a.conv2dBackwardWeight(x, y, convMeta(g, cmeta), dw);

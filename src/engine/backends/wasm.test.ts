@@ -195,6 +195,10 @@ test('wasm conv2d kernels (im2col + GEMM over wasm kernels) = js: strides, paddi
     W().conv2dBackwardData(y, w, g, xw);
     jsBackend.conv2dBackwardData(y, w, g, xj);
     close(xw, xj, 1e-5, 1e-5, `conv2dBackwardData ${JSON.stringify(g)}`);
+    const xo = new Float32Array(nx).fill(NaN), xz = new Float32Array(nx);
+    W().conv2dBackwardData(y, w, g, xo, true);
+    jsBackend.conv2dBackwardData(y, w, g, xz);
+    close(xo, xz, 1e-5, 1e-5, `conv2dBackwardData overwriting ${JSON.stringify(g)}`);
     const ww = new Float32Array(nw), wj = new Float32Array(nw);
     W().conv2dBackwardWeight(x, y, g, ww);
     jsBackend.conv2dBackwardWeight(x, y, g, wj);

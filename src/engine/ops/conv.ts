@@ -115,11 +115,13 @@ function convFwdRaw(xv: Float32Array, wv: Float32Array, bv: Float32Array | null,
 function convBwdDataRaw(yv: Float32Array, wv: Float32Array, bv: Float32Array | null, G: ConvGeom): Float32Array {
   const { N, Cin } = G;
   const HW = G.H * G.W;
-  const out = allocF32(N * Cin * HW);
+  // Without a bias the backend writes every element (nothing to zero first).
+  const empty = bv === null && G.oh * G.ow > 0 && G.Cout > 0;
+  const out = empty ? emptyF32(N * Cin * HW) : allocF32(N * Cin * HW);
   if (out.length === 0) return out;
   if (bv) for (let n = 0; n < N; n++) for (let c = 0; c < Cin; c++) out.fill(bv[c], (n * Cin + c) * HW, (n * Cin + c + 1) * HW);
   if (G.oh * G.ow === 0 || G.Cout === 0) return out;
-  backend().conv2dBackwardData(yv, wv, G, out);
+  backend().conv2dBackwardData(yv, wv, G, out, empty);
   return out;
 }
 
