@@ -1,6 +1,6 @@
 // Elementwise, reduction, softmax, im2col/col2im and Adam kernels with the js
 // backend's semantics (src/engine/backends/js.ts is the definition, NaN propagation
-// included). Loops are plain C++ that the compiler vectorizes (AVX-512 / AVX2 clones
+// included; Adam's arithmetic is float here, double there, see adamLoop). Loops are plain C++ that the compiler vectorizes (AVX-512 / AVX2 clones
 // on x86, simd128 in wasm); big ones are split across the thread pool.
 #include "common.h"
 #include "fmath.h"

@@ -362,6 +362,21 @@ __attribute__((always_inline)) inline void transform2d(F f, Get get, Put put) {
   }
 }
 
+// f(Tile<m, r>()) for plan p's F(m x m, r x r): the one place that turns the plan's
+// sizes into template arguments (the GL_CLONES entry points below each call it with an
+// always-inlined lambda, so the vector code stays in each clone).
+template <int M_, int R_>
+struct Tile {
+  static constexpr int M = M_, R = R_;
+};
+template <class F>
+__attribute__((always_inline)) inline void withTile(const WinoPlan& p, F f) {
+  if (p.r == 2 && p.m == 2) f(Tile<2, 2>());
+  else if (p.r == 2) f(Tile<4, 2>());
+  else if (p.m == 2) f(Tile<2, 3>());
+  else f(Tile<4, 3>());
+}
+
 // UT [nx, C, O] = G g G^T for every r x r kernel g = w[o, c], input channels [c0, c1):
 // 16 output channels at a time as vectors, so that each store to the nx rows (4 C O bytes
 // apart) is a whole cache line. (One kernel at a time, one float per row and store,
@@ -392,10 +407,7 @@ __attribute__((always_inline)) inline void kernelTiles(const float* GL_RESTRICT 
 
 GL_CLONES void winoWeights(const WinoPlan& p, const float* GL_RESTRICT w, long O, long C, long c0, long c1,
                            float* GL_RESTRICT UT) {
-  if (p.r == 2 && p.m == 2) kernelTiles<2, 2>(w, O, C, c0, c1, UT);
-  else if (p.r == 2) kernelTiles<4, 2>(w, O, C, c0, c1, UT);
-  else if (p.m == 2) kernelTiles<2, 3>(w, O, C, c0, c1, UT);
-  else kernelTiles<4, 3>(w, O, C, c0, c1, UT);
+  withTile(p, [&](auto t) __attribute__((always_inline)) { kernelTiles<decltype(t)::M, decltype(t)::R>(w, O, C, c0, c1, UT); });
 }
 
 // dw [O, C, r, r] = G^T dU G from dU [nx, O, C] (the sum of `parts` partials dUs apart,
@@ -433,10 +445,7 @@ __attribute__((always_inline)) inline void kernelGrads(const float* GL_RESTRICT 
 
 GL_CLONES void winoWeightGrad(const WinoPlan& p, const float* GL_RESTRICT dU, long parts, long dUs, long OC, long oc0,
                               long oc1, float* GL_RESTRICT dw) {
-  if (p.r == 2 && p.m == 2) kernelGrads<2, 2>(dU, parts, dUs, OC, oc0, oc1, dw);
-  else if (p.r == 2) kernelGrads<4, 2>(dU, parts, dUs, OC, oc0, oc1, dw);
-  else if (p.m == 2) kernelGrads<2, 3>(dU, parts, dUs, OC, oc0, oc1, dw);
-  else kernelGrads<4, 3>(dU, parts, dUs, OC, oc0, oc1, dw);
+  withTile(p, [&](auto t) __attribute__((always_inline)) { kernelGrads<decltype(t)::M, decltype(t)::R>(dU, parts, dUs, OC, oc0, oc1, dw); });
 }
 
 // B^T d B of the patch whose rows are d + i ldd and columns d + j step, into the nx
@@ -472,10 +481,7 @@ __attribute__((always_inline)) inline void inputTiles(const float* GL_RESTRICT x
 
 GL_CLONES void winoInput(const float* GL_RESTRICT xq, long C, const WinoPlan& p, long r0, long r1,
                          float* GL_RESTRICT V) {
-  if (p.r == 2 && p.m == 2) inputTiles<2, 2>(xq, C, p, r0, r1, V);
-  else if (p.r == 2) inputTiles<4, 2>(xq, C, p, r0, r1, V);
-  else if (p.m == 2) inputTiles<2, 3>(xq, C, p, r0, r1, V);
-  else inputTiles<4, 3>(xq, C, p, r0, r1, V);
+  withTile(p, [&](auto t) __attribute__((always_inline)) { inputTiles<decltype(t)::M, decltype(t)::R>(xq, C, p, r0, r1, V); });
 }
 
 // A^T y A of the nx values y + xi ms into the m x m outputs o + i ldo + j step.
@@ -504,10 +510,7 @@ __attribute__((always_inline)) inline void outputTiles(const float* GL_RESTRICT 
 }
 
 GL_CLONES void winoOutput(const float* GL_RESTRICT Y, long O, const WinoPlan& p, long tiles, float* GL_RESTRICT Z) {
-  if (p.r == 2 && p.m == 2) outputTiles<2, 2>(Y, O, p, tiles, Z);
-  else if (p.r == 2) outputTiles<4, 2>(Y, O, p, tiles, Z);
-  else if (p.m == 2) outputTiles<2, 3>(Y, O, p, tiles, Z);
-  else outputTiles<4, 3>(Y, O, p, tiles, Z);
+  withTile(p, [&](auto t) __attribute__((always_inline)) { outputTiles<decltype(t)::M, decltype(t)::R>(Y, O, p, tiles, Z); });
 }
 
 // out (+)= the channel-last rows Z [rb, m, m tw, O] of tile rows [r0, r1) in NCHW, + bias
@@ -659,10 +662,7 @@ __attribute__((always_inline)) inline void gradTiles(const float* GL_RESTRICT yq
 }
 
 GL_CLONES void winoGrad(const float* GL_RESTRICT yq, long O, const WinoPlan& p, long r0, long r1, float* GL_RESTRICT dM) {
-  if (p.r == 2 && p.m == 2) gradTiles<2, 2>(yq, O, p, r0, r1, dM);
-  else if (p.r == 2) gradTiles<4, 2>(yq, O, p, r0, r1, dM);
-  else if (p.m == 2) gradTiles<2, 3>(yq, O, p, r0, r1, dM);
-  else gradTiles<4, 3>(yq, O, p, r0, r1, dM);
+  withTile(p, [&](auto t) __attribute__((always_inline)) { gradTiles<decltype(t)::M, decltype(t)::R>(yq, O, p, r0, r1, dM); });
 }
 
 #if defined(__x86_64__)
