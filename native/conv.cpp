@@ -389,33 +389,6 @@ void gemmV(bool tA, bool tB, long M, long N, long K, const Mat& A, const Mat& B,
   gemmSerialV(tA, tB, 0, M, 0, N, 0, K, A, B, accumulate, C);
 }
 
-// Runs f(lo, hi) over [0, n) split across the pool when the work (cost) is large enough.
-template <class F>
-void forRange(long n, double cost, F f) {
-  int nt = numThreads();
-  if (cost < 2e5 || n < 2) nt = 1;
-  if (nt > n) nt = (int)n;
-  if (nt <= 1) {
-    f(0L, n);
-    return;
-  }
-  struct Ctx {
-    F* f;
-    long n, next, step;
-  } ctx = {&f, n, 0, 0};
-  // Several chunks per thread, so that a descheduled thread does not hold the others up.
-  long chunks = 4L * nt < n ? 4L * nt : n;
-  ctx.step = (n + chunks - 1) / chunks;
-  parallel(nt, [](void* c, int, int) {
-    Ctx& x = *(Ctx*)c;
-    for (;;) {
-      const long lo = __atomic_fetch_add(&x.next, x.step, __ATOMIC_RELAXED);
-      if (lo >= x.n) break;
-      (*x.f)(lo, lo + x.step < x.n ? lo + x.step : x.n);
-    }
-  }, &ctx);
-}
-
 bool isDirect(const ConvShape& s) {
   return s.kh == 1 && s.kw == 1 && s.sh == 1 && s.sw == 1 && s.ph == 0 && s.pw == 0 && s.oh == s.H && s.ow == s.W;
 }

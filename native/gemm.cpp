@@ -524,6 +524,34 @@ void gemmThreaded(bool transA, bool transB, long M, long N, long K, const float*
   gemmSerial(transA, transB, M, N, K, A, lda, B, ldb, accumulate, C, ldc, epi);
 }
 
+// Runs f(lo, hi) over [0, n) split across the pool when the work (cost) is large enough
+// (also conv.cpp's, included below).
+template <class F>
+void forRange(long n, double cost, F f) {
+  int nt = numThreads();
+  if (cost < 2e5 || n < 2) nt = 1;
+  if (nt > n) nt = (int)n;
+  if (nt <= 1) {
+    f(0L, n);
+    return;
+  }
+  struct Ctx {
+    F* f;
+    long n, next, step;
+  } ctx = {&f, n, 0, 0};
+  // Several chunks per thread, so that a descheduled thread does not hold the others up.
+  long chunks = 4L * nt < n ? 4L * nt : n;
+  ctx.step = (n + chunks - 1) / chunks;
+  parallel(nt, [](void* c, int, int) {
+    Ctx& x = *(Ctx*)c;
+    for (;;) {
+      const long lo = __atomic_fetch_add(&x.next, x.step, __ATOMIC_RELAXED);
+      if (lo >= x.n) break;
+      (*x.f)(lo, lo + x.step < x.n ? lo + x.step : x.n);
+    }
+  }, &ctx);
+}
+
 // ---------------------------------------------------------------- thin products
 // C with at most THIN rows (decoding one token: x . W^T at M = 1; the weight gradient
 // of a one-output layer: dy^T . X) or at most THIN columns (a layer to one output).
@@ -717,7 +745,6 @@ struct ShortTask {
   float* C;
   long ldc;
   GemmEpilogue epi;
-  long next;  // next row to take (atomic)
 };
 
 // Row c (+)= sum_k a[k] b[k] and the epilogue, in one pass over the row.
@@ -765,24 +792,12 @@ bool gemmShort(bool tA, bool tB, long M, long N, long K, const float* A, long ld
       for (long k = 0; k < K; k++) bt[k * N + j] = B[j * ldb + k];
 #endif
   }
-  ShortTask t = {A, lda, tA, accumulate, tB ? bt : B, tB ? N : ldb, M, N, K, C, ldc, epi, 0};
-  int nt = numThreads();
-  // Two threads from ~64k outputs each (the caller does a late worker's share itself).
-  if ((double)M * N < 131072) nt = 1;
-  if (nt <= 1) {
-    shortRows(t, 0, M);
-  } else {
-    // Rows in chunks of 64 from a shared counter: a worker that joins late takes only
-    // what is left (fixed halves made 512x256x2 slower in a training step than one thread).
-    parallel(nt, [](void* c, int, int) {
-      ShortTask& x = *(ShortTask*)c;
-      for (;;) {
-        const long i = __atomic_fetch_add(&x.next, 64, __ATOMIC_RELAXED);
-        if (i >= x.M) break;
-        shortRows(x, i, x.M - i < 64 ? x.M : i + 64);
-      }
-    }, &t);
-  }
+  const ShortTask t = {A, lda, tA, accumulate, tB ? bt : B, tB ? N : ldb, M, N, K, C, ldc, epi};
+  // Rows in chunks of 64 (forRange hands them out from a counter: a worker that joins
+  // late takes only what is left; fixed halves made 512x256x2 slower in a training step
+  // than one thread), on two threads from ~64k outputs each (forRange splits from 2e5).
+  const double cost = (double)M * N * (2e5 / 131072);
+  forRange((M + 63) / 64, cost, [&](long lo, long hi) { shortRows(t, lo * 64, hi * 64 < M ? hi * 64 : M); });
 #if !GL_WASM
   free(bt);
 #endif

@@ -1,7 +1,8 @@
 // Elementwise, reduction, softmax, im2col/col2im and Adam kernels with the js
 // backend's semantics (src/engine/backends/js.ts is the definition, NaN propagation
-// included; Adam's arithmetic is float here, double there, see adamLoop). Loops are plain C++ that the compiler vectorizes (AVX-512 / AVX2 clones
-// on x86, simd128 in wasm); big ones are split across the thread pool.
+// included; Adam's arithmetic is float here, double there, see adamLoop). Loops are
+// plain C++ that the compiler vectorizes (AVX-512 / AVX2 clones on x86, simd128 in
+// wasm); big ones are split across the thread pool.
 #include "common.h"
 #include "fmath.h"
 
@@ -601,9 +602,9 @@ namespace {
 GL_CLONES void adamLoop(float* GL_RESTRICT param, const float* GL_RESTRICT grad, float* GL_RESTRICT m,
                         float* GL_RESTRICT v, long n, double lr, double beta1, double beta2, double eps, double wd,
                         bool decoupled, double stepSize, double bc2Sqrt) {
-  // In float, 16 lanes at a time (js.ts works in double and rounds to float at the same
-  // points: PyTorch's float arithmetic, which moves m and v by an ulp or so from js's):
-  // 65536 parameters 82 -> 21 us. The step multiplies by 1 / sqrt(bc2) rather than divide.
+  // In float, 16 lanes at a time, as PyTorch computes it (js.ts works in double and
+  // rounds to float; m and v then differ from js's by an ulp or so): 65536 parameters
+  // 82 -> 21 us. The step multiplies by 1 / sqrt(bc2) rather than dividing by it.
   const float decay = (float)(1.0 - lr * wd), wdf = (float)wd;
   const float ss = (float)stepSize, inv = (float)(1.0 / bc2Sqrt), e = (float)eps;
   const float b1 = (float)beta1, b2 = (float)beta2, ob1 = (float)(1.0 - beta1), ob2 = (float)(1.0 - beta2);

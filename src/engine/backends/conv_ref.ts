@@ -94,8 +94,9 @@ export function convForwardVia(bk: Backend, xv: Float32Array, wv: Float32Array, 
   }
 }
 
-/** out [N, Cin, H, W] += conv^T(y, w): the adjoint of convForwardVia in x. */
-export function convBackwardDataVia(bk: Backend, yv: Float32Array, wv: Float32Array, G: ConvGeometry, out: Float32Array): void {
+/** out [N, Cin, H, W] += conv^T(y, w) (= with `overwrite`): the adjoint of convForwardVia in x. */
+export function convBackwardDataVia(bk: Backend, yv: Float32Array, wv: Float32Array, G: ConvGeometry, out: Float32Array, overwrite = false): void {
+  if (overwrite) out.fill(0, 0, G.N * G.Cin * G.H * G.W);
   const { N, Cin, Cout, groups } = G;
   const L = G.oh * G.ow;
   const HW = G.H * G.W;

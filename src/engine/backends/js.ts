@@ -754,8 +754,7 @@ export const jsBackend: Backend = {
   },
 
   conv2dBackwardData(y, w, g, x, overwrite) {
-    if (overwrite) x.fill(0, 0, g.N * g.Cin * g.H * g.W);
-    convBackwardDataVia(jsBackend, y, w, g, x);
+    convBackwardDataVia(jsBackend, y, w, g, x, overwrite);
   },
 
   conv2dBackwardWeight(x, y, g, dw) {

@@ -527,10 +527,7 @@ export function loadWasm(): Backend {
   // Convolutions: im2col + GEMM over this backend's own kernels.
   const be: Backend = { ...jsBackend, name: 'wasm', ...overrides };
   be.conv2dForward = (x, w, bias, g, y) => convForwardVia(be, x, w, bias, g, y);
-  be.conv2dBackwardData = (y, w, g, x, overwrite) => {
-    if (overwrite) x.fill(0, 0, g.N * g.Cin * g.H * g.W);
-    convBackwardDataVia(be, y, w, g, x);
-  };
+  be.conv2dBackwardData = (y, w, g, x, overwrite) => convBackwardDataVia(be, y, w, g, x, overwrite);
   be.conv2dBackwardWeight = (x, y, g, dw) => convBackwardWeightVia(be, x, y, g, dw);
   return be;
 }
